@@ -1,0 +1,181 @@
+//! The per-request client, baseplate's `Experiments` object.
+
+use crate::config::{Config, Evaluation};
+use crate::dedupe::Dedupe;
+use crate::error::EvalError;
+use crate::event::{Event, EventSink, EventType};
+use crate::explain::{NoTrace, Observer};
+use crate::inputs::Inputs;
+
+/// What happened to the bucketing event of a `variant` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketingEvent {
+    /// A `choose` event was logged.
+    Logged,
+    /// No variant was chosen.
+    NoVariant,
+    /// The bucketing value is missing or falsy.
+    NoBucketingValue,
+    /// `bucketing_event_override` was `false`.
+    Suppressed,
+    /// The experiment does not log bucketing events (`feature_flag`, forced variants,
+    /// `log_bucketing` falsy).
+    NotLogged,
+    /// This request already logged the same key.
+    Duplicate,
+}
+
+/// The per-request experiments client: evaluates experiments of one config snapshot at one
+/// instant, logs `choose`/`expose` events to its sink, and dedupes bucketing events within
+/// the request. Create one per request (cheap, no heap allocation) or reuse one with
+/// [`Experiments::reset`].
+///
+/// ```
+/// use experiments_core::{Config, Experiments, Inputs, OwnedEvent};
+/// let config = Config::parse(r#"{"exp": {"id": 1, "name": "exp", "type": "feature_rollout",
+///     "start_ts": 0, "stop_ts": 4102444800,
+///     "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 1.0}]}}}"#)?;
+/// let mut events: Vec<OwnedEvent> = Vec::new();
+/// let mut client = Experiments::new(&config, 1_700_000_000.0, &mut events);
+/// let inputs = Inputs::new().with("user_id", "t2_1").with("logged_in", true);
+/// assert_eq!(client.variant("exp", &inputs, None)?, Some("on"));
+/// assert_eq!(client.variant("exp", &inputs, None)?, Some("on")); // deduped: no second event
+/// drop(client);
+/// assert_eq!(events.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Experiments<'c, S> {
+    config: &'c Config,
+    now: f64,
+    sink: S,
+    dedupe: Dedupe,
+}
+
+impl<'c, S: EventSink> Experiments<'c, S> {
+    /// A client for one request at `now` (seconds since the epoch).
+    pub fn new(config: &'c Config, now: f64, sink: S) -> Self {
+        Experiments {
+            config,
+            now,
+            sink,
+            dedupe: Dedupe::default(),
+        }
+    }
+
+    /// Starts a new request on the same object: new snapshot and instant, empty dedupe set
+    /// (its storage is kept, so a warmed client never allocates).
+    pub fn reset(&mut self, config: &'c Config, now: f64) {
+        self.config = config;
+        self.now = now;
+        self.dedupe.clear();
+    }
+
+    /// The config snapshot.
+    pub fn config(&self) -> &'c Config {
+        self.config
+    }
+
+    /// The instant of the request.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// The sink.
+    pub fn sink(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Consumes the client, returning the sink.
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+
+    /// Which variant of `experiment` the inputs get (`None`: no variant, unknown or invalid
+    /// experiment). Logs a `choose` event the first time this request is bucketed into a
+    /// variant, unless `bucketing_event_override` is `Some(false)`.
+    pub fn variant(
+        &mut self,
+        experiment: &str,
+        inputs: &Inputs,
+        bucketing_event_override: Option<bool>,
+    ) -> Result<Option<&'c str>, EvalError> {
+        self.variant_traced(experiment, inputs, bucketing_event_override, &mut NoTrace)
+            .map(|(v, _)| v)
+    }
+
+    /// [`Experiments::variant`] reporting every decision step to `obs`, and what happened to
+    /// the bucketing event.
+    pub fn variant_traced<O: Observer>(
+        &mut self,
+        experiment: &str,
+        inputs: &Inputs,
+        bucketing_event_override: Option<bool>,
+        obs: &mut O,
+    ) -> Result<(Option<&'c str>, Option<BucketingEvent>), EvalError> {
+        if experiment.is_empty() {
+            return Err(EvalError::EmptyExperimentName);
+        }
+        let config = self.config;
+        let Some(eval) = config.evaluate(experiment, inputs, self.now, obs)? else {
+            return Ok((None, None));
+        };
+        let outcome = self.bucketing_event(&eval, inputs, bucketing_event_override);
+        Ok((eval.variant, Some(outcome)))
+    }
+
+    fn bucketing_event(
+        &mut self,
+        eval: &Evaluation<'_, '_>,
+        inputs: &Inputs,
+        over: Option<bool>,
+    ) -> BucketingEvent {
+        let Some(value) = eval.bucketing_value else {
+            return BucketingEvent::NoBucketingValue;
+        };
+        if eval.variant.is_none() {
+            return BucketingEvent::NoVariant;
+        }
+        if over == Some(false) {
+            return BucketingEvent::Suppressed;
+        }
+        if !eval.log_bucketing {
+            return BucketingEvent::NotLogged;
+        }
+        if !self.dedupe.insert(eval.dedupe_prefix, value) {
+            return BucketingEvent::Duplicate;
+        }
+        let bucketing = eval.bucketing_field.map(|f| (f, value));
+        let event = Event::new(
+            EventType::Choose,
+            eval.variant,
+            eval.experiment,
+            inputs,
+            bucketing,
+        );
+        self.sink.log(&event);
+        BucketingEvent::Logged
+    }
+
+    /// Logs an `expose` event for `experiment` (nothing when it is unknown or invalid).
+    /// Returns whether an event was logged.
+    pub fn expose(&mut self, experiment: &str, variant: Option<&str>, inputs: &Inputs) -> bool {
+        let Some(exp) = self.config.experiment_ref(experiment, self.now) else {
+            return false;
+        };
+        let event = Event::new(EventType::Expose, variant, exp, inputs, None);
+        self.sink.log(&event);
+        true
+    }
+
+    /// Every config key in file order (`get_all_experiment_names`).
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &'c str> {
+        self.config.names()
+    }
+
+    /// Whether `experiment` is a valid experiment now (`is_valid_experiment`).
+    pub fn is_valid(&self, experiment: &str) -> bool {
+        self.config.is_valid(experiment, self.now)
+    }
+}

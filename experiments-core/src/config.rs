@@ -1,0 +1,207 @@
+//! The parsed, immutable snapshot of one `experiments.json` document.
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{ConfigError, EvalError, ValidationError};
+use crate::experiment::{Experiment, ExperimentRef};
+use crate::explain::Observer;
+use crate::inputs::Inputs;
+use crate::py;
+
+/// A parsed `experiments.json`: every experiment parsed once, independently. `Send + Sync`;
+/// share it behind an `Arc` and evaluate from any number of threads.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    entries: Vec<Result<Experiment, ValidationError>>,
+    keys: Vec<Box<str>>,
+    index: FxHashMap<Box<str>, usize>,
+}
+
+/// The outcome of evaluating one experiment for one call, before event handling.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation<'c, 'i> {
+    /// The chosen variant.
+    pub variant: Option<&'c str>,
+    /// The experiment as events describe it.
+    pub experiment: ExperimentRef<'c>,
+    /// Whether the experiment logs bucketing events (`should_log_bucketing()`).
+    pub log_bucketing: bool,
+    /// The truthy bucketing value from the original-case inputs (`get_unique_id`).
+    pub bucketing_value: Option<&'i Value>,
+    /// The configured bucketing field.
+    pub bucketing_field: Option<&'c str>,
+    pub(crate) dedupe_prefix: &'c str,
+}
+
+/// Validation summary of a config at one instant.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationReport {
+    /// Number of experiments (config keys).
+    pub experiments: usize,
+    /// Number of valid experiments.
+    pub valid: usize,
+    /// The invalid ones, in file order.
+    pub invalid: Vec<ValidationError>,
+}
+
+impl Config {
+    /// Parses a document. Fails only when it is not JSON or not a JSON object; broken
+    /// experiments are kept as invalid entries with their errors.
+    pub fn parse(json: &str) -> Result<Config, ConfigError> {
+        Self::from_value(serde_json::from_str(json)?)
+    }
+
+    /// [`Config::parse`] from bytes.
+    pub fn from_slice(json: &[u8]) -> Result<Config, ConfigError> {
+        Self::from_value(serde_json::from_slice(json)?)
+    }
+
+    /// Builds a config from an already parsed document.
+    pub fn from_value(document: Value) -> Result<Config, ConfigError> {
+        let Value::Object(map) = document else {
+            return Err(ConfigError::NotAnObject {
+                found: py::type_name(&document),
+            });
+        };
+        let mut config = Config {
+            entries: Vec::with_capacity(map.len()),
+            keys: Vec::with_capacity(map.len()),
+            index: FxHashMap::default(),
+        };
+        config.index.reserve(map.len());
+        for (key, value) in &map {
+            config
+                .index
+                .insert(key.as_str().into(), config.entries.len());
+            config.keys.push(key.as_str().into());
+            config.entries.push(Experiment::parse(key, value));
+        }
+        Ok(config)
+    }
+
+    /// Every config key in file order, valid or not (`get_all_experiment_names`).
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.keys.iter().map(|k| &**k)
+    }
+
+    /// Number of experiments (config keys).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the config has no experiments.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The parsed entry of a config key.
+    pub fn get(&self, key: &str) -> Option<&Result<Experiment, ValidationError>> {
+        self.index.get(key).map(|&i| &self.entries[i])
+    }
+
+    /// Every entry in file order.
+    pub fn entries(&self) -> impl Iterator<Item = &Result<Experiment, ValidationError>> {
+        self.entries.iter()
+    }
+
+    /// Why `key` is invalid at `now` (`None` when it is valid or unknown).
+    pub fn validation_error(&self, key: &str, now: f64) -> Option<&ValidationError> {
+        match self.get(key)? {
+            Err(e) => Some(e),
+            Ok(exp) => exp.resolve(now).err(),
+        }
+    }
+
+    /// Whether `key` names an experiment that parses at `now` (`is_valid_experiment`).
+    pub fn is_valid(&self, key: &str, now: f64) -> bool {
+        matches!(self.get(key), Some(Ok(exp)) if exp.resolve(now).is_ok())
+    }
+
+    /// The validation summary at `now`.
+    pub fn report(&self, now: f64) -> ValidationReport {
+        let invalid: Vec<ValidationError> = self
+            .names()
+            .filter_map(|k| self.validation_error(k, now).cloned())
+            .collect();
+        ValidationReport {
+            experiments: self.len(),
+            valid: self.len() - invalid.len(),
+            invalid,
+        }
+    }
+
+    /// Evaluates experiment `key` for `inputs` at `now`, reporting each step to `obs`.
+    /// `Ok(None)` when the key is unknown or the experiment invalid.
+    pub fn evaluate<'c, 'i, O: Observer>(
+        &'c self,
+        key: &str,
+        inputs: &'i Inputs,
+        now: f64,
+        obs: &mut O,
+    ) -> Result<Option<Evaluation<'c, 'i>>, EvalError> {
+        let Some(Ok(exp)) = self.get(key) else {
+            return Ok(None);
+        };
+        let Ok(active) = exp.resolve(now) else {
+            return Ok(None);
+        };
+        let variant = active.variant(inputs, obs)?;
+        let bucketing_value = active.unique_value(inputs)?;
+        Ok(Some(Evaluation {
+            variant,
+            experiment: exp.event_ref(active),
+            log_bucketing: active.should_log_bucketing(),
+            bucketing_value,
+            bucketing_field: active.bucketing_field(),
+            dedupe_prefix: exp.dedupe_prefix(),
+        }))
+    }
+
+    /// The experiment of `key` as events describe it at `now`, if valid.
+    pub fn experiment_ref(&self, key: &str, now: f64) -> Option<ExperimentRef<'_>> {
+        let Some(Ok(exp)) = self.get(key) else {
+            return None;
+        };
+        let active = exp.resolve(now).ok()?;
+        Some(exp.event_ref(active))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Config>();
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        assert!(matches!(
+            Config::parse("[]"),
+            Err(ConfigError::NotAnObject { found: "list" })
+        ));
+        assert!(matches!(Config::parse("{"), Err(ConfigError::Json(_))));
+        assert!(Config::parse("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_broken_experiment_does_not_disable_others() {
+        let cfg = Config::parse(
+            r#"{"bad": {"id": "x"}, "good": {"id": 1, "name": "good", "type": "feature_flag",
+                "start_ts": 0, "stop_ts": 9e9, "experiment": {"variants": {"active": 100}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.names().collect::<Vec<_>>(), ["bad", "good"]);
+        assert!(!cfg.is_valid("bad", 1.0));
+        assert!(cfg.is_valid("good", 1.0));
+        let report = cfg.report(1.0);
+        assert_eq!(report.valid, 1);
+        assert_eq!(report.invalid[0].experiment, "bad");
+        assert_eq!(report.invalid[0].path, "id");
+    }
+}

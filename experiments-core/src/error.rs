@@ -1,0 +1,198 @@
+//! Error types: document errors, per-experiment validation errors and evaluation errors.
+
+use std::fmt;
+
+/// The whole `experiments.json` document could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The bytes are not valid JSON.
+    #[error("experiments config is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The document is valid JSON but its top level is not an object.
+    #[error("experiments config must be a JSON object at the top level, found {found}")]
+    NotAnObject {
+        /// Python type name of what was found instead (`list`, `str`, ...).
+        found: &'static str,
+    },
+}
+
+/// A closed set of nonsense configurations that this port rejects at parse time although
+/// baseplate accepted them (see the conformance README, "Deviation policy").
+///
+/// An experiment rejected for one of these reasons is invalid: `variant` gives none,
+/// `is_valid` is false and `expose` logs nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deviation {
+    /// `num_buckets` is not a positive integer (`0`, `-1000`, `1000.0`, `"10"`, `true`).
+    NumBuckets,
+    /// `global_override` is neither a string nor null.
+    GlobalOverrideType,
+    /// A variant entry has no `name` or a `name` that is not a string.
+    VariantName,
+    /// An `EQ` node gives `values` as a string or an object.
+    EqValuesType,
+    /// The experiment `id` is a boolean.
+    IdBoolean,
+    /// The experiment `name` is missing, empty or not a string.
+    ExperimentName,
+    /// A variant size is a boolean.
+    SizeBoolean,
+}
+
+impl Deviation {
+    /// Stable snake_case label, used by the conformance runner's per-category counts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Deviation::NumBuckets => "num_buckets",
+            Deviation::GlobalOverrideType => "global_override_type",
+            Deviation::VariantName => "variant_name",
+            Deviation::EqValuesType => "eq_values_type",
+            Deviation::IdBoolean => "id_boolean",
+            Deviation::ExperimentName => "experiment_name",
+            Deviation::SizeBoolean => "size_boolean",
+        }
+    }
+}
+
+/// Why one experiment of a config is invalid. The other experiments are unaffected.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ValidationError {
+    /// The config key of the experiment.
+    pub experiment: String,
+    /// Where in the experiment's config the problem is, as a dotted path
+    /// (`experiment.variants[1].size`).
+    pub path: String,
+    /// What is wrong, in words.
+    pub message: String,
+    /// Set when the experiment is rejected on purpose although baseplate accepted it.
+    pub deviation: Option<Deviation>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "experiment {:?}: {}: {}",
+            self.experiment, self.path, self.message
+        )
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// A problem found while building an experiment, before the experiment name is attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub path: String,
+    pub message: String,
+    pub deviation: Option<Deviation>,
+}
+
+impl Problem {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+            deviation: None,
+        }
+    }
+
+    pub(crate) fn deviation(mut self, deviation: Deviation) -> Self {
+        self.deviation = Some(deviation);
+        self
+    }
+
+    pub(crate) fn into_validation(self, experiment: &str) -> ValidationError {
+        ValidationError {
+            experiment: experiment.to_owned(),
+            path: self.path,
+            message: self.message,
+            deviation: self.deviation,
+        }
+    }
+}
+
+/// A `variant` call failed in a situation where baseplate raised an exception.
+///
+/// No variant is returned and no event is logged. [`EvalError::python_exception`] names the
+/// exception baseplate raised and the `Display` text follows its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// `variant` was called with an empty experiment name.
+    #[error("experiment name must not be empty")]
+    EmptyExperimentName,
+    /// An ordering comparison between values of types that cannot be ordered.
+    #[error("'{op}' not supported between instances of '{left}' and '{right}'")]
+    Unorderable {
+        /// The operator (`<`, `<=`, `>`, `>=`).
+        op: &'static str,
+        /// Python type name of the left operand.
+        left: &'static str,
+        /// Python type name of the right operand.
+        right: &'static str,
+    },
+    /// A list or object was used where a hashable value is required.
+    #[error("unhashable type: '{0}'")]
+    Unhashable(&'static str),
+    /// A membership test against a value that is not a container.
+    #[error("argument of type '{0}' is not iterable")]
+    NotIterable(&'static str),
+    /// A membership test in a string with a non-string candidate.
+    #[error("'in <string>' requires string as left operand, not {0}")]
+    InRequiresString(&'static str),
+    /// A length was needed from a value that has none.
+    #[error("object of type '{0}' has no len()")]
+    NoLen(&'static str),
+    /// An attribute (`keys`) was needed from a value that has none.
+    #[error("'{ty}' object has no attribute '{attr}'")]
+    NoAttribute {
+        /// Python type name of the value.
+        ty: &'static str,
+        /// The missing attribute.
+        attr: &'static str,
+    },
+    /// An arithmetic operation between unsupported operand types.
+    #[error("unsupported operand type(s) for {op}: '{left}' and '{right}'")]
+    BadOperand {
+        /// The operator.
+        op: &'static str,
+        /// Python type name of the left operand.
+        left: &'static str,
+        /// Python type name of the right operand.
+        right: &'static str,
+    },
+    /// Bucketing modulo the number of variants, which is zero.
+    #[error("integer modulo by zero")]
+    ZeroDivision,
+    /// A bucket limit evaluated to an infinite float.
+    #[error("cannot convert float infinity to integer")]
+    InfinityToInt,
+    /// A bucket limit evaluated to NaN.
+    #[error("cannot convert float NaN to integer")]
+    NanToInt,
+    /// An r2 override resolved to a value that is not a string (only possible when
+    /// `variants` is a list). Baseplate would return that value; this port cannot.
+    #[error("override resolved to a non-string variant of type '{0}'")]
+    NonStringVariant(&'static str),
+}
+
+impl EvalError {
+    /// The name of the Python exception baseplate raised in the same situation.
+    pub fn python_exception(&self) -> &'static str {
+        match self {
+            EvalError::EmptyExperimentName => "AssertionError",
+            EvalError::Unorderable { .. }
+            | EvalError::Unhashable(_)
+            | EvalError::NotIterable(_)
+            | EvalError::InRequiresString(_)
+            | EvalError::NoLen(_)
+            | EvalError::BadOperand { .. }
+            | EvalError::NonStringVariant(_) => "TypeError",
+            EvalError::NoAttribute { .. } => "AttributeError",
+            EvalError::ZeroDivision => "ZeroDivisionError",
+            EvalError::InfinityToInt => "OverflowError",
+            EvalError::NanToInt => "ValueError",
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Events: the values a request hands to its [`EventSink`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::experiment::{ExperimentClass, ExperimentRef};
+use crate::inputs::Inputs;
+
+/// The kind of event (baseplate's `EventType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// A bucketing event (`EventType.BUCKET`, value `"choose"`).
+    Choose,
+    /// An exposure event (`EventType.EXPOSE`, value `"expose"`).
+    Expose,
+}
+
+impl EventType {
+    /// `"choose"` or `"expose"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Choose => "choose",
+            EventType::Expose => "expose",
+        }
+    }
+}
+
+const NULL: Value = Value::Null;
+
+/// One event, borrowing from the config snapshot and the call's inputs. Building it does not
+/// allocate; serialize it or convert it with [`Event::to_owned_event`] to keep it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Event<'a> {
+    /// `choose` or `expose`.
+    pub event_type: EventType,
+    /// The variant (`None` only for `expose` called with no variant).
+    pub variant: Option<&'a str>,
+    /// `inputs.get("user_id")`.
+    pub user_id: &'a Value,
+    /// `inputs.get("logged_in")`.
+    pub logged_in: &'a Value,
+    /// `inputs.get("cookie_created_timestamp")`.
+    pub cookie_created_timestamp: &'a Value,
+    /// `inputs.get("app_name")`.
+    pub app_name: &'a Value,
+    /// The experiment.
+    pub experiment: ExperimentRef<'a>,
+    /// The call's inputs, in order.
+    pub inputs: &'a Inputs,
+    /// The bucketing field (`bucket_val`) of the experiment, when it has one.
+    #[serde(skip)]
+    pub bucketing_field: Option<&'a str>,
+    /// The bucketing value of the call, when truthy.
+    #[serde(skip)]
+    pub bucketing_value: Option<&'a Value>,
+}
+
+impl<'a> Event<'a> {
+    pub(crate) fn new(
+        event_type: EventType,
+        variant: Option<&'a str>,
+        experiment: ExperimentRef<'a>,
+        inputs: &'a Inputs,
+        bucketing: Option<(&'a str, &'a Value)>,
+    ) -> Self {
+        let get = |k: &str| inputs.get(k).unwrap_or(&NULL);
+        Event {
+            event_type,
+            variant,
+            user_id: get("user_id"),
+            logged_in: get("logged_in"),
+            cookie_created_timestamp: get("cookie_created_timestamp"),
+            app_name: get("app_name"),
+            experiment,
+            inputs,
+            bucketing_field: bucketing.map(|b| b.0),
+            bucketing_value: bucketing.map(|b| b.1),
+        }
+    }
+
+    /// An owned copy of the event.
+    pub fn to_owned_event(&self) -> OwnedEvent {
+        OwnedEvent {
+            event_type: self.event_type,
+            variant: self.variant.map(str::to_owned),
+            user_id: self.user_id.clone(),
+            logged_in: self.logged_in.clone(),
+            cookie_created_timestamp: self.cookie_created_timestamp.clone(),
+            app_name: self.app_name.clone(),
+            experiment: OwnedExperimentRef {
+                class: self.experiment.class,
+                id: self.experiment.id,
+                name: self.experiment.name.map(str::to_owned),
+                owner: self.experiment.owner.cloned(),
+                version: self.experiment.version.cloned(),
+            },
+            inputs: self.inputs.clone(),
+            bucketing_field: self.bucketing_field.map(str::to_owned),
+            bucketing_value: self.bucketing_value.cloned(),
+        }
+    }
+}
+
+/// An owned [`ExperimentRef`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OwnedExperimentRef {
+    /// The baseplate class.
+    pub class: ExperimentClass,
+    /// The experiment id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// The experiment name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Value>,
+    /// The version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Value>,
+}
+
+/// An owned [`Event`], for buffering and for tests. Serializes like [`Event`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OwnedEvent {
+    /// `choose` or `expose`.
+    pub event_type: EventType,
+    /// The variant.
+    pub variant: Option<String>,
+    /// `inputs.get("user_id")`.
+    pub user_id: Value,
+    /// `inputs.get("logged_in")`.
+    pub logged_in: Value,
+    /// `inputs.get("cookie_created_timestamp")`.
+    pub cookie_created_timestamp: Value,
+    /// `inputs.get("app_name")`.
+    pub app_name: Value,
+    /// The experiment.
+    pub experiment: OwnedExperimentRef,
+    /// The call's inputs.
+    pub inputs: Inputs,
+    /// The bucketing field, when the experiment has one.
+    #[serde(skip)]
+    pub bucketing_field: Option<String>,
+    /// The bucketing value, when truthy.
+    #[serde(skip)]
+    pub bucketing_value: Option<Value>,
+}
+
+/// Where a request's events go. Implemented for `&mut S`, for `Vec<OwnedEvent>` and, through
+/// [`FnSink`], for closures.
+///
+/// ```
+/// use experiments_core::{Event, EventSink};
+/// struct Counter(usize);
+/// impl EventSink for Counter {
+///     fn log(&mut self, _event: &Event<'_>) {
+///         self.0 += 1;
+///     }
+/// }
+/// ```
+pub trait EventSink {
+    /// Receives one event. Must not block for long: it runs on the request path.
+    fn log(&mut self, event: &Event<'_>);
+}
+
+impl<S: EventSink + ?Sized> EventSink for &mut S {
+    fn log(&mut self, event: &Event<'_>) {
+        (**self).log(event);
+    }
+}
+
+/// A closure used as a sink: `FnSink(|event: &Event<'_>| println!("{event:?}"))`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FnSink<F>(pub F);
+
+impl<F: FnMut(&Event<'_>)> EventSink for FnSink<F> {
+    fn log(&mut self, event: &Event<'_>) {
+        (self.0)(event);
+    }
+}
+
+impl EventSink for Vec<OwnedEvent> {
+    fn log(&mut self, event: &Event<'_>) {
+        self.push(event.to_owned_event());
+    }
+}
+
+/// A sink that drops every event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoopSink;
+
+impl EventSink for NoopSink {
+    fn log(&mut self, _event: &Event<'_>) {}
+}

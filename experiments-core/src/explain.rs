@@ -1,0 +1,241 @@
+//! Decision tracing: every evaluation reports its steps to an [`Observer`]. The request path
+//! uses [`NoTrace`], which compiles to nothing; `--explain` uses [`Explanation`].
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::targeting::NodeRef;
+
+/// Why an experiment gives no variant because it is switched off.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum DisabledReason {
+    /// `enabled` is falsy in the config.
+    EnabledFlag,
+    /// `now` is before `start_ts`.
+    NotStarted,
+    /// `now` is after `stop_ts` (or, for simple experiments, at or after it).
+    Expired,
+}
+
+/// Why an experiment always returns one fixed variant (baseplate's `ForcedVariantExperiment`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForcedReason {
+    /// A disabled `r2` / `feature_flag` experiment.
+    Disabled,
+    /// `global_override` is set.
+    GlobalOverride,
+    /// The `type` is unknown, empty or missing.
+    UnknownType,
+}
+
+/// One step of an evaluation.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum Step<'a> {
+    /// The experiment is switched off.
+    Disabled {
+        /// Why.
+        #[serde(flatten)]
+        reason: DisabledReason,
+    },
+    /// The experiment returns a fixed variant.
+    Forced {
+        /// The fixed variant.
+        variant: Option<&'a str>,
+        /// Why it is fixed.
+        reason: ForcedReason,
+    },
+    /// The bucketing attribute was looked up (`value` is `None` when it is missing).
+    BucketingValue {
+        /// The configured `bucket_val`.
+        field: &'a str,
+        /// Its value in the inputs.
+        value: Option<&'a Value>,
+    },
+    /// An `overrides` entry of a simple experiment was evaluated.
+    Override {
+        /// The variant the override forces.
+        variant: &'a str,
+        /// Whether its targeting tree matched.
+        matched: bool,
+    },
+    /// An r2 override value was found for an input.
+    R2Override {
+        /// The override parameter.
+        param: &'a str,
+        /// The variant it names.
+        variant: &'a Value,
+        /// Whether that variant is one of the experiment's variants (only then it wins).
+        accepted: bool,
+    },
+    /// A node of a targeting tree was evaluated.
+    TargetingNode {
+        /// Depth in the tree (0 is the root).
+        depth: usize,
+        /// The node.
+        node: NodeRef<'a>,
+        /// Its result.
+        result: bool,
+    },
+    /// The r2 targeting parameter that admitted the call (`None`: no parameter did).
+    R2Targeting {
+        /// The matching parameter.
+        param: Option<&'a str>,
+    },
+    /// Targeting was decided.
+    Targeted {
+        /// Whether the call is targeted.
+        result: bool,
+    },
+    /// The bucket was computed.
+    Bucket {
+        /// The seed prefixed to the bucketing value.
+        seed: &'a str,
+        /// The bucket.
+        bucket: u64,
+        /// The number of buckets.
+        num_buckets: u64,
+    },
+    /// The variant whose range holds the bucket (`None`: no variant does).
+    Variant {
+        /// The variant.
+        variant: Option<&'a str>,
+        /// Its bucket range `[start, end)`.
+        range: Option<(i128, i128)>,
+    },
+}
+
+impl fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Disabled { reason } => match reason {
+                DisabledReason::EnabledFlag => write!(f, "disabled: `enabled` is false"),
+                DisabledReason::NotStarted => {
+                    write!(f, "disabled: not started yet (now < start_ts)")
+                }
+                DisabledReason::Expired => write!(f, "disabled: expired (now past stop_ts)"),
+            },
+            Step::Forced { variant, reason } => {
+                let why = match reason {
+                    ForcedReason::Disabled => "disabled r2/feature_flag experiment",
+                    ForcedReason::GlobalOverride => "global_override",
+                    ForcedReason::UnknownType => "unknown experiment type",
+                };
+                write!(f, "forced variant {} ({why})", variant.unwrap_or("none"))
+            }
+            Step::BucketingValue {
+                field,
+                value: Some(v),
+            } => {
+                write!(f, "bucketing value {field} = {}", crate::py::to_py_str(v))
+            }
+            Step::BucketingValue { field, value: None } => {
+                write!(f, "bucketing value {field} is missing")
+            }
+            Step::Override { variant, matched } => {
+                write!(
+                    f,
+                    "override {variant}: {}",
+                    if *matched { "matched" } else { "no match" }
+                )
+            }
+            Step::R2Override {
+                param,
+                variant,
+                accepted,
+            } => write!(
+                f,
+                "r2 override via {param} -> {} ({})",
+                crate::py::to_py_str(variant),
+                if *accepted {
+                    "accepted"
+                } else {
+                    "not a variant, ignored"
+                }
+            ),
+            Step::TargetingNode {
+                depth,
+                node,
+                result,
+            } => {
+                write!(
+                    f,
+                    "{:indent$}targeting {node} -> {result}",
+                    "",
+                    indent = depth * 2
+                )
+            }
+            Step::R2Targeting { param: Some(p) } => write!(f, "r2 targeting matched on {p}"),
+            Step::R2Targeting { param: None } => write!(f, "r2 targeting matched no parameter"),
+            Step::Targeted { result } => write!(f, "targeted: {result}"),
+            Step::Bucket {
+                seed,
+                bucket,
+                num_buckets,
+            } => {
+                write!(f, "bucket {bucket} of {num_buckets} (seed {seed:?})")
+            }
+            Step::Variant {
+                variant: Some(v),
+                range: Some((lo, hi)),
+            } => {
+                if *hi == i128::MAX {
+                    write!(f, "variant {v} holds buckets [{lo}, end)")
+                } else {
+                    write!(f, "variant {v} holds buckets [{lo}, {hi})")
+                }
+            }
+            Step::Variant { variant, .. } => {
+                write!(
+                    f,
+                    "variant {}",
+                    variant.unwrap_or("none (bucket outside every variant)")
+                )
+            }
+        }
+    }
+}
+
+/// Receives the steps of an evaluation.
+pub trait Observer {
+    /// Called once per step, in order.
+    fn step(&mut self, step: Step<'_>);
+}
+
+/// The observer of the request path: ignores everything, costs nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTrace;
+
+impl Observer for NoTrace {
+    #[inline(always)]
+    fn step(&mut self, _step: Step<'_>) {}
+}
+
+/// One recorded step: its text and its structured form.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExplainStep {
+    /// Human-readable line.
+    pub text: String,
+    /// Structured form (`{"step": "bucket", "bucket": 17, ...}`).
+    pub data: Value,
+}
+
+/// Records every step, for `--explain`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The steps in order.
+    pub steps: Vec<ExplainStep>,
+}
+
+impl Observer for Explanation {
+    fn step(&mut self, step: Step<'_>) {
+        self.steps.push(ExplainStep {
+            text: step.to_string(),
+            data: serde_json::to_value(step).unwrap_or(Value::Null),
+        });
+    }
+}

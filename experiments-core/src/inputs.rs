@@ -1,0 +1,215 @@
+//! Call inputs: an ordered attribute map (Python's `**kwargs`) and the `User` helper.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::py;
+
+/// The attributes of one `variant`/`expose` call, in insertion order.
+///
+/// This is baseplate's `**kwargs`: keys are unique (inserting an existing key replaces its
+/// value and keeps its position, like a Python `dict`), and **order matters**: when two keys
+/// differ only in case (`User_ID`, `user_id`), the later one wins wherever baseplate
+/// lower-cases keys, and events echo the inputs in this order.
+///
+/// ```
+/// use experiments_core::Inputs;
+/// let inputs = Inputs::new()
+///     .with("user_id", "t2_1")
+///     .with("logged_in", true)
+///     .with("num_votes", 7);
+/// assert_eq!(inputs.get("num_votes"), Some(&serde_json::json!(7)));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inputs {
+    entries: Vec<(String, Value)>,
+}
+
+impl Inputs {
+    /// An empty input map.
+    pub fn new() -> Self {
+        Inputs {
+            entries: Vec::new(),
+        }
+    }
+
+    /// An empty input map with room for `capacity` attributes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Inputs {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Builder form of [`Inputs::insert`].
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Sets `key` to `value`. An existing key keeps its position; its old value is returned.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        let key = key.into();
+        let value = value.into();
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, slot)) => Some(std::mem::replace(slot, value)),
+            None => {
+                self.entries.push((key, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `key`, keeping the order of the others.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let pos = self.entries.iter().position(|(k, _)| k == key)?;
+        Some(self.entries.remove(pos).1)
+    }
+
+    /// The value of exactly `key` (case-sensitive), like `kwargs.get(key)`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The attributes in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no attributes.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes every attribute, keeping the allocation for reuse.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Merges the user's event fields (`user_id`, `logged_in`, `cookie_created_timestamp`)
+    /// into the inputs, like baseplate's `inputs.update(user.event_fields())`.
+    pub fn merge_user(&mut self, user: &User) {
+        self.insert(
+            "user_id",
+            user.user_id.clone().map_or(Value::Null, Value::String),
+        );
+        self.insert("logged_in", user.logged_in);
+        self.insert(
+            "cookie_created_timestamp",
+            user.cookie_created_timestamp
+                .map_or(Value::Null, Value::from),
+        );
+    }
+
+    /// The value of the key that wins in `{k.lower(): v for k, v in kwargs.items()}` for
+    /// the lower-case key `target`: the last key whose lower-case form equals it.
+    pub(crate) fn get_lowered(&self, target: &str) -> Option<&Value> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| py::lower_eq(k, target))
+            .map(|(_, v)| v)
+    }
+}
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Inputs {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut inputs = Inputs::new();
+        for (k, v) in iter {
+            inputs.insert(k, v);
+        }
+        inputs
+    }
+}
+
+impl From<serde_json::Map<String, Value>> for Inputs {
+    fn from(map: serde_json::Map<String, Value>) -> Self {
+        Inputs {
+            entries: map.into_iter().collect(),
+        }
+    }
+}
+
+impl Serialize for Inputs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.entries.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Inputs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Map::<String, Value>::deserialize(deserializer).map(Inputs::from)
+    }
+}
+
+/// The request's user, as baseplate's `User.event_fields()` describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The account id (`t2_...`) when logged in, else the logged-out id (LoID).
+    pub user_id: Option<String>,
+    /// Whether the user is logged in.
+    pub logged_in: bool,
+    /// When the LoID cookie was created, in epoch milliseconds.
+    pub cookie_created_timestamp: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn insert_replaces_in_place() {
+        let mut inputs = Inputs::new().with("a", 1).with("b", 2);
+        assert_eq!(inputs.insert("a", 3), Some(json!(1)));
+        let keys: Vec<_> = inputs.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(inputs.get("a"), Some(&json!(3)));
+    }
+
+    #[test]
+    fn lowered_lookup_takes_the_last_key() {
+        let inputs = Inputs::new()
+            .with("user_id", "first")
+            .with("User_ID", "second");
+        assert_eq!(inputs.get_lowered("user_id"), Some(&json!("second")));
+        assert_eq!(inputs.get("User_ID"), Some(&json!("second")));
+    }
+
+    #[test]
+    fn user_fields_merge_like_event_fields() {
+        let mut inputs = Inputs::new().with("logged_in", false).with("x", 1);
+        inputs.merge_user(&User {
+            user_id: Some("t2_1".into()),
+            logged_in: true,
+            cookie_created_timestamp: None,
+        });
+        let got: Vec<_> = inputs
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("logged_in".to_owned(), json!(true)),
+                ("x".to_owned(), json!(1)),
+                ("user_id".to_owned(), json!("t2_1")),
+                ("cookie_created_timestamp".to_owned(), json!(null)),
+            ]
+        );
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_order() {
+        let inputs: Inputs = serde_json::from_str(r#"{"z":1,"a":[true,null]}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&inputs).unwrap(),
+            r#"{"z":1,"a":[true,null]}"#
+        );
+    }
+}

@@ -1,0 +1,444 @@
+//! Legacy `r2` and `feature_flag` experiments (baseplate's `R2Experiment` / `FeatureFlag`).
+
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
+
+use crate::bucketing::Seed;
+use crate::error::{EvalError, Problem};
+use crate::experiment::BucketVal;
+use crate::explain::{Observer, Step};
+use crate::inputs::Inputs;
+use crate::py::{self, OrdOp, PyNum};
+
+/// R2 always uses 1000 buckets.
+pub(crate) const R2_BUCKETS: u64 = 1000;
+
+/// One targeting parameter: lower-cased name, case sensitivity, allowed values.
+#[derive(Debug, Clone)]
+struct TargetParam {
+    name: Box<str>,
+    case_sensitive: bool,
+    allowed: Vec<Value>,
+}
+
+/// One override parameter: lower-cased name, case sensitivity, value -> variant.
+#[derive(Debug, Clone)]
+struct OverrideParam {
+    name: Box<str>,
+    case_sensitive: bool,
+    map: FxHashMap<Box<str>, Value>,
+}
+
+/// A parsed r2 / feature_flag experiment.
+#[derive(Debug, Clone)]
+pub(crate) struct R2 {
+    pub flag: bool,
+    pub seed: Seed,
+    pub bucket_val: BucketVal,
+    targeting: Vec<TargetParam>,
+    overrides: Vec<OverrideParam>,
+    newer_than: Option<Value>,
+    variants: Value,
+    /// Sorted variant names with their bucket limits, or the error every bucketing raises.
+    choice: Result<Vec<(Box<str>, Result<i128, EvalError>)>, EvalError>,
+}
+
+/// Python `dict(value or {})` as an ordered list of (key, value) pairs with unique keys.
+fn dict_pairs(value: Option<&Value>, path: &str) -> Result<Vec<(Value, Value)>, Problem> {
+    let Some(value) = value.filter(|v| py::truthy(v)) else {
+        return Ok(Vec::new());
+    };
+    let mut pairs: Vec<(Value, Value)> = Vec::new();
+    let mut push = |k: Value, v: Value| -> Result<(), Problem> {
+        py::check_hashable(&k).map_err(|e| Problem::new(path, format!("TypeError: {e}")))?;
+        match pairs.iter_mut().find(|(old, _)| py::py_eq(old, &k)) {
+            Some(slot) => slot.1 = v,
+            None => pairs.push((k, v)),
+        }
+        Ok(())
+    };
+    match value {
+        Value::Object(m) => {
+            for (k, v) in m {
+                push(Value::String(k.clone()), v.clone())?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let pair: Option<(Value, Value)> = match item {
+                    Value::Array(a) if a.len() == 2 => Some((a[0].clone(), a[1].clone())),
+                    Value::String(s) if s.chars().count() == 2 => {
+                        let mut c = s.chars();
+                        let (a, b) = (c.next().unwrap_or_default(), c.next().unwrap_or_default());
+                        Some((Value::String(a.into()), Value::String(b.into())))
+                    }
+                    Value::Object(m) if m.len() == 2 => {
+                        let mut k = m.keys();
+                        Some((
+                            Value::String(k.next().cloned().unwrap_or_default()),
+                            Value::String(k.next().cloned().unwrap_or_default()),
+                        ))
+                    }
+                    _ => None,
+                };
+                let Some((k, v)) = pair else {
+                    return Err(Problem::new(
+                        format!("{path}[{i}]"),
+                        "dictionary update sequence element must have length 2",
+                    ));
+                };
+                push(k, v)?;
+            }
+        }
+        other => {
+            return Err(Problem::new(
+                path,
+                format!("cannot convert {} to a dict", py::type_name(other)),
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Pops `__case_sensitive__` and lower-cases the names it lists.
+fn case_sensitive(pairs: &mut Vec<(Value, Value)>, path: &str) -> Result<Vec<String>, Problem> {
+    let key = Value::String("__case_sensitive__".into());
+    let Some(pos) = pairs.iter().position(|(k, _)| *k == key) else {
+        return Ok(Vec::new());
+    };
+    let (_, listed) = pairs.remove(pos);
+    let p = format!("{path}.__case_sensitive__");
+    let names: Vec<String> = match &listed {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(py::lower(s)),
+                other => Err(Problem::new(
+                    p.clone(),
+                    format!("'{}' object has no attribute 'lower'", py::type_name(other)),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::String(s) => s
+            .chars()
+            .map(|c| py::lower(c.encode_utf8(&mut [0; 4])))
+            .collect(),
+        Value::Object(m) => m.keys().map(|k| py::lower(k)).collect(),
+        other => {
+            return Err(Problem::new(
+                p,
+                format!("'{}' object is not iterable", py::type_name(other)),
+            ));
+        }
+    };
+    Ok(names)
+}
+
+fn string_key(k: &Value, path: &str) -> Result<String, Problem> {
+    match k {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(Problem::new(
+            path,
+            format!(
+                "parameter name must be a string, found {}",
+                py::type_name(other)
+            ),
+        )),
+    }
+}
+
+impl R2 {
+    /// Parses the `experiment` block of an r2 (`flag == false`) or feature_flag experiment.
+    pub(crate) fn parse(cfg: &Map<String, Value>, name: &str, flag: bool) -> Result<R2, Problem> {
+        if flag {
+            match cfg.get("variants") {
+                None => {}
+                Some(Value::Object(m)) => {
+                    if m.keys().any(|k| k != "active") {
+                        return Err(Problem::new(
+                            "experiment.variants",
+                            "a feature_flag only allows the variant \"active\"",
+                        ));
+                    }
+                }
+                Some(other) => {
+                    return Err(Problem::new(
+                        "experiment.variants",
+                        format!("'{}' object has no attribute 'keys'", py::type_name(other)),
+                    ));
+                }
+            }
+        }
+        let Some(variants) = cfg.get("variants") else {
+            return Err(Problem::new(
+                "experiment.variants",
+                "KeyError: 'variants' (required)",
+            ));
+        };
+        let mut targeting_pairs = dict_pairs(cfg.get("targeting"), "experiment.targeting")?;
+        let mut override_pairs = dict_pairs(cfg.get("overrides"), "experiment.overrides")?;
+        let cs_overrides = case_sensitive(&mut override_pairs, "experiment.overrides")?;
+        let cs_targeting = case_sensitive(&mut targeting_pairs, "experiment.targeting")?;
+
+        let mut targeting: Vec<TargetParam> = Vec::new();
+        for (param, value) in targeting_pairs {
+            let param = string_key(&param, "experiment.targeting")?;
+            let path = format!("experiment.targeting.{param}");
+            let Value::Array(values) = value else {
+                return Err(Problem::new(
+                    path,
+                    format!(
+                        "targeting values must be a list, found {}",
+                        py::type_name(&value)
+                    ),
+                ));
+            };
+            let key = py::lower(&param);
+            let cs = cs_targeting.contains(&key);
+            let allowed = values
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) if !cs => Value::String(py::lower(&s)),
+                    other => other,
+                })
+                .collect();
+            let entry = TargetParam {
+                name: key.into(),
+                case_sensitive: cs,
+                allowed,
+            };
+            match targeting.iter_mut().find(|t| t.name == entry.name) {
+                Some(slot) => *slot = entry,
+                None => targeting.push(entry),
+            }
+        }
+
+        let mut overrides: Vec<OverrideParam> = Vec::new();
+        for (param, value) in override_pairs {
+            let param = string_key(&param, "experiment.overrides")?;
+            let path = format!("experiment.overrides.{param}");
+            let Value::Object(values) = value else {
+                return Err(Problem::new(
+                    path,
+                    format!(
+                        "override values must be an object, found {}",
+                        py::type_name(&value)
+                    ),
+                ));
+            };
+            let key = py::lower(&param);
+            let cs = cs_overrides.contains(&key);
+            let mut map = FxHashMap::default();
+            for (k, v) in values {
+                let k = if cs { k } else { py::lower(&k) };
+                map.insert(k.into_boxed_str(), v);
+            }
+            let entry = OverrideParam {
+                name: key.into(),
+                case_sensitive: cs,
+                map,
+            };
+            match overrides.iter_mut().find(|o| o.name == entry.name) {
+                Some(slot) => *slot = entry,
+                None => overrides.push(entry),
+            }
+        }
+
+        let seed = match cfg.get("seed") {
+            Some(s) if py::truthy(s) => py::to_py_str(s),
+            _ => name.to_owned(),
+        };
+        let bucket_val = BucketVal::new(cfg.get("bucket_val"));
+        let newer_than = cfg.get("newer_than").filter(|v| py::truthy(v)).cloned();
+        let choice = Self::precompute_choice(variants);
+        Ok(R2 {
+            flag,
+            seed: Seed::new(seed),
+            bucket_val,
+            targeting,
+            overrides,
+            newer_than,
+            variants: variants.clone(),
+            choice,
+        })
+    }
+
+    fn precompute_choice(
+        variants: &Value,
+    ) -> Result<Vec<(Box<str>, Result<i128, EvalError>)>, EvalError> {
+        let map = match variants {
+            Value::Object(m) => m,
+            Value::Array(_) | Value::String(_) => {
+                return Err(EvalError::NoAttribute {
+                    ty: py::type_name(variants),
+                    attr: "keys",
+                });
+            }
+            other => return Err(EvalError::NoLen(py::type_name(other))),
+        };
+        if map.is_empty() {
+            return Err(EvalError::ZeroDivision);
+        }
+        let n = map.len() as i128;
+        let mut names: Vec<(&String, &Value)> = map.iter().collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        Ok(names
+            .into_iter()
+            .map(|(name, size)| {
+                let limit = match py::as_num(size) {
+                    None => Err(EvalError::BadOperand {
+                        op: "/",
+                        left: py::type_name(size),
+                        right: "float",
+                    }),
+                    // (size * num_variants) * (1000 / 100), left to right.
+                    Some(PyNum::Int(i)) => py::float_to_int((i * n) as f64 * 10.0),
+                    Some(PyNum::Float(f)) => py::float_to_int(f * n as f64 * 10.0),
+                };
+                (name.as_str().into(), limit.map(|l| py::clamp_i128(&l)))
+            })
+            .collect())
+    }
+
+    /// Whether `variant in self.variants`.
+    pub(crate) fn has_variant(&self, variant: &Value) -> Result<bool, EvalError> {
+        py::py_contains(&self.variants, variant)
+    }
+
+    /// The first non-null override for the inputs (baseplate's `_check_overrides`).
+    fn check_overrides(&self, inputs: &Inputs) -> Result<Option<(&str, &Value)>, EvalError> {
+        for param in &self.overrides {
+            let Some(given) = inputs.get_lowered(&param.name) else {
+                continue;
+            };
+            for value in as_items(given) {
+                let found = match value {
+                    Value::String(s) if param.case_sensitive || py::is_lowercase_fixed_point(s) => {
+                        param.map.get(s.as_str())
+                    }
+                    Value::String(s) => param.map.get(py::lower(s).as_str()),
+                    other => {
+                        py::check_hashable(other)?;
+                        None
+                    }
+                };
+                if let Some(v) = found.filter(|v| !v.is_null()) {
+                    return Ok(Some((&param.name, v)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Baseplate's `_is_enabled`: an OR across the targeting parameters present.
+    fn is_targeted<O: Observer>(&self, inputs: &Inputs, obs: &mut O) -> Result<bool, EvalError> {
+        for param in &self.targeting {
+            let Some(given) = inputs.get_lowered(&param.name) else {
+                continue;
+            };
+            for value in as_items(given) {
+                let matched = match value {
+                    Value::String(s) if !param.case_sensitive => param
+                        .allowed
+                        .iter()
+                        .any(|a| matches!(a, Value::String(t) if py::lower_eq(s, t))),
+                    other => param.allowed.iter().any(|a| py::py_eq(other, a)),
+                };
+                if !matched {
+                    continue;
+                }
+                match &self.newer_than {
+                    Some(newer_than) if &*param.name == "logged_in" => {
+                        if let Some(created) = inputs.get_lowered("user_created") {
+                            if py::truthy(created) && py::py_order(created, OrdOp::Gt, newer_than)?
+                            {
+                                obs.step(Step::R2Targeting {
+                                    param: Some(&param.name),
+                                });
+                                return Ok(true);
+                            }
+                        }
+                    }
+                    _ => {
+                        obs.step(Step::R2Targeting {
+                            param: Some(&param.name),
+                        });
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        obs.step(Step::R2Targeting { param: None });
+        Ok(false)
+    }
+
+    /// Baseplate's `R2Experiment.variant`.
+    pub(crate) fn variant<O: Observer>(
+        &self,
+        inputs: &Inputs,
+        obs: &mut O,
+    ) -> Result<Option<&str>, EvalError> {
+        if let Some((param, forced)) = self.check_overrides(inputs)? {
+            let accepted = self.has_variant(forced)?;
+            obs.step(Step::R2Override {
+                param,
+                variant: forced,
+                accepted,
+            });
+            if accepted {
+                return match forced {
+                    Value::String(s) => Ok(Some(s)),
+                    other => Err(EvalError::NonStringVariant(py::type_name(other))),
+                };
+            }
+        }
+        let Some(value) = self.bucket_val.lookup(inputs, obs)? else {
+            return Ok(None);
+        };
+        let targeted = self.is_targeted(inputs, obs)?;
+        obs.step(Step::Targeted { result: targeted });
+        if !targeted {
+            return Ok(None);
+        }
+        let bucket = self.seed.bucket(value, R2_BUCKETS);
+        obs.step(Step::Bucket {
+            seed: self.seed.as_str(),
+            bucket,
+            num_buckets: R2_BUCKETS,
+        });
+        let choice = self.choice.as_ref().map_err(|e| *e)?;
+        let (name, limit) = &choice[(bucket % choice.len() as u64) as usize];
+        let limit = (*limit)?;
+        let variant = (i128::from(bucket) < limit).then_some(&**name);
+        obs.step(Step::Variant {
+            variant,
+            range: Some((0, limit)),
+        });
+        Ok(variant)
+    }
+
+    /// The string variants named by override values.
+    pub(crate) fn override_variants(&self) -> Vec<&str> {
+        self.overrides
+            .iter()
+            .flat_map(|o| o.map.values())
+            .filter_map(Value::as_str)
+            .collect()
+    }
+
+    /// The variant names, sorted as r2 sorts them (empty when `variants` is not an object).
+    pub(crate) fn variant_names(&self) -> Vec<&str> {
+        self.choice
+            .as_ref()
+            .map(|c| c.iter().map(|(n, _)| &**n).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A list/tuple input is iterated, anything else is a one-element sequence.
+fn as_items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(items) => items,
+        other => std::slice::from_ref(other),
+    }
+}

@@ -1,0 +1,372 @@
+//! Targeting trees of simple experiments (`ALL`/`ANY`/`NOT`/`EQ`/`NE`/`GT`/`GE`/`LT`/`LE`/
+//! `OVERRIDE`), built like baseplate's `create_targeting_tree` and evaluated with Python
+//! semantics against the original-case inputs.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::EvalError;
+use crate::explain::{Observer, Step};
+use crate::inputs::Inputs;
+use crate::py::{self, OrdOp};
+
+/// A compiled targeting node.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    Const(bool),
+    Eq {
+        field: Box<str>,
+        values: EqValues,
+    },
+    Cmp {
+        field: Box<str>,
+        op: CmpOp,
+        value: Value,
+    },
+}
+
+/// What `candidate in values` means for the configured `values`.
+#[derive(Debug, Clone)]
+pub(crate) enum EqValues {
+    /// A list: element-wise `==`.
+    Items(Vec<Value>),
+    /// A string: substring test (a non-string candidate never matches).
+    Substring(Box<str>),
+    /// An object: key test.
+    Keys(Map<String, Value>),
+    /// A number or `true`: Python raises, baseplate catches it, the node is false.
+    NotIterable(Value),
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Ord(OrdOp),
+    Ne,
+}
+
+/// A targeting tree: the compiled root, or the reason the config could not be built (then the
+/// tree matches nobody, as in baseplate).
+#[derive(Debug, Clone)]
+pub(crate) struct Tree {
+    pub root: Node,
+    pub error: Option<String>,
+}
+
+impl Tree {
+    /// Baseplate's `_generate_targeting`: absent/null targets everyone, a broken tree nobody.
+    pub(crate) fn build(config: Option<&Value>) -> Tree {
+        match config {
+            None | Some(Value::Null) => Tree {
+                root: Node::Const(true),
+                error: None,
+            },
+            Some(cfg) => match build_node(cfg) {
+                Ok(root) => Tree { root, error: None },
+                Err(e) => Tree {
+                    root: Node::Const(false),
+                    error: Some(e),
+                },
+            },
+        }
+    }
+
+    /// Evaluates the tree against the inputs.
+    pub(crate) fn eval<O: Observer>(
+        &self,
+        inputs: &Inputs,
+        obs: &mut O,
+    ) -> Result<bool, EvalError> {
+        self.root.eval(inputs, 0, obs)
+    }
+}
+
+fn build_node(cfg: &Value) -> Result<Node, String> {
+    let Some((op, arg)) = cfg
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.iter().next())
+    else {
+        return Err(format!(
+            "a targeting node must be an object with a single operator key, found {}",
+            py::to_py_str(cfg)
+        ));
+    };
+    let op_l = py::lower(op);
+    match op_l.as_str() {
+        "all" | "any" => {
+            let Value::Array(items) = arg else {
+                return Err(format!("{op} expects a list, found {}", py::type_name(arg)));
+            };
+            let children = items
+                .iter()
+                .map(build_node)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(if op_l == "all" {
+                Node::All(children)
+            } else {
+                Node::Any(children)
+            })
+        }
+        "not" => match arg {
+            Value::Object(m) if m.len() == 1 => Ok(Node::Not(Box::new(build_node(arg)?))),
+            _ => Err(format!("{op} expects an object with exactly one operator")),
+        },
+        "override" => Ok(Node::Const(*arg == Value::Bool(true))),
+        "eq" => {
+            let m = two_keys(op, arg)?;
+            let field = field_of(op, m)?;
+            let values = match m.get("values").filter(|v| py::truthy(v)) {
+                Some(Value::Array(items)) => EqValues::Items(items.clone()),
+                Some(Value::String(s)) => EqValues::Substring(s.as_str().into()),
+                Some(Value::Object(keys)) => EqValues::Keys(keys.clone()),
+                Some(other) => EqValues::NotIterable(other.clone()),
+                None => match m.get("value") {
+                    Some(v) => EqValues::Items(vec![v.clone()]),
+                    None => return Err(format!("{op} has an empty `values` and no `value`")),
+                },
+            };
+            if !m.contains_key("value") && !m.contains_key("values") {
+                return Err(format!("{op} expects input key 'value' or 'values'"));
+            }
+            Ok(Node::Eq { field, values })
+        }
+        "gt" | "ge" | "lt" | "le" | "ne" => {
+            let m = two_keys(op, arg)?;
+            let field = field_of(op, m)?;
+            let Some(value) = m.get("value") else {
+                return Err(format!("{op} expects input key 'value'"));
+            };
+            let op = match op_l.as_str() {
+                "gt" => CmpOp::Ord(OrdOp::Gt),
+                "ge" => CmpOp::Ord(OrdOp::Ge),
+                "lt" => CmpOp::Ord(OrdOp::Lt),
+                "le" => CmpOp::Ord(OrdOp::Le),
+                _ => CmpOp::Ne,
+            };
+            Ok(Node::Cmp {
+                field,
+                op,
+                value: value.clone(),
+            })
+        }
+        _ => Err(format!("unrecognized targeting operator {op:?}")),
+    }
+}
+
+fn two_keys<'a>(op: &str, arg: &'a Value) -> Result<&'a Map<String, Value>, String> {
+    match arg {
+        Value::Object(m) if m.len() == 2 => Ok(m),
+        _ => Err(format!("{op} expects an object with exactly two fields")),
+    }
+}
+
+fn field_of(op: &str, m: &Map<String, Value>) -> Result<Box<str>, String> {
+    match m.get("field") {
+        Some(Value::String(f)) => Ok(py::lower(f).into()),
+        Some(other) => Err(format!(
+            "{op} field must be a string, found {}",
+            py::type_name(other)
+        )),
+        None => Err(format!("{op} expects input key 'field'")),
+    }
+}
+
+const NULL: Value = Value::Null;
+
+impl Node {
+    fn eval<O: Observer>(
+        &self,
+        inputs: &Inputs,
+        depth: usize,
+        obs: &mut O,
+    ) -> Result<bool, EvalError> {
+        let result = match self {
+            Node::All(children) => {
+                let mut all = true;
+                for c in children {
+                    if !c.eval(inputs, depth + 1, obs)? {
+                        all = false;
+                        break;
+                    }
+                }
+                all
+            }
+            Node::Any(children) => {
+                let mut any = false;
+                for c in children {
+                    if c.eval(inputs, depth + 1, obs)? {
+                        any = true;
+                        break;
+                    }
+                }
+                any
+            }
+            Node::Not(child) => !child.eval(inputs, depth + 1, obs)?,
+            Node::Const(b) => *b,
+            Node::Eq { field, values } => {
+                let candidate = inputs.get(field).unwrap_or(&NULL);
+                match values {
+                    EqValues::Items(items) => items.iter().any(|v| py::py_eq(candidate, v)),
+                    EqValues::Substring(s) => {
+                        matches!(candidate, Value::String(c) if s.contains(c.as_str()))
+                    }
+                    EqValues::Keys(keys) => {
+                        matches!(candidate, Value::String(c) if keys.contains_key(c.as_str()))
+                    }
+                    EqValues::NotIterable(_) => false,
+                }
+            }
+            Node::Cmp { field, op, value } => {
+                let candidate = inputs.get(field).unwrap_or(&NULL);
+                if candidate.is_null() && value.is_null() {
+                    false
+                } else {
+                    match op {
+                        CmpOp::Ne => !py::py_eq(candidate, value),
+                        CmpOp::Ord(o) => py::py_order(candidate, *o, value)?,
+                    }
+                }
+            }
+        };
+        obs.step(Step::TargetingNode {
+            depth,
+            node: NodeRef(self),
+            result,
+        });
+        Ok(result)
+    }
+}
+
+/// A reference to a targeting node, shown in explanations (`EQ(app_name in ['ios'])`).
+#[derive(Clone, Copy, Debug)]
+pub struct NodeRef<'a>(pub(crate) &'a Node);
+
+impl fmt::Display for NodeRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Node::All(c) => write!(f, "ALL({} children)", c.len()),
+            Node::Any(c) => write!(f, "ANY({} children)", c.len()),
+            Node::Not(_) => write!(f, "NOT"),
+            Node::Const(b) => write!(f, "OVERRIDE({b})"),
+            Node::Eq { field, values } => {
+                let shown = match values {
+                    EqValues::Items(items) => py::to_py_str(&Value::Array(items.clone())),
+                    EqValues::Substring(s) => format!("{s:?} (substring)"),
+                    EqValues::Keys(k) => py::to_py_str(&Value::Object(k.clone())),
+                    EqValues::NotIterable(v) => format!("{} (not iterable)", py::to_py_str(v)),
+                };
+                write!(f, "EQ({field} in {shown})")
+            }
+            Node::Cmp { field, op, value } => {
+                let (name, sym) = match op {
+                    CmpOp::Ne => ("NE", "!="),
+                    CmpOp::Ord(OrdOp::Gt) => ("GT", ">"),
+                    CmpOp::Ord(OrdOp::Ge) => ("GE", ">="),
+                    CmpOp::Ord(OrdOp::Lt) => ("LT", "<"),
+                    CmpOp::Ord(OrdOp::Le) => ("LE", "<="),
+                };
+                write!(f, "{name}({field} {sym} {})", py::to_py_str(value))
+            }
+        }
+    }
+}
+
+impl Serialize for NodeRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::NoTrace;
+    use serde_json::json;
+
+    fn eval(tree: Value, inputs: Inputs) -> Result<bool, EvalError> {
+        Tree::build(Some(&tree)).eval(&inputs, &mut NoTrace)
+    }
+
+    #[test]
+    fn operators_any_case_and_short_circuit() {
+        let t = json!({"all": [{"Eq": {"field": "A", "value": 1}}, {"GT": {"field": "b", "value": 1}}]});
+        // Field names are lower-cased when built; inputs keep their case.
+        assert!(!eval(t.clone(), Inputs::new().with("A", 1).with("b", 2)).unwrap());
+        // ALL short-circuits: the comparison that would raise is never evaluated.
+        assert!(!eval(t.clone(), Inputs::new()).unwrap());
+        assert!(eval(t.clone(), Inputs::new().with("a", 1).with("b", 2)).unwrap());
+        assert!(eval(t, Inputs::new().with("a", 1)).is_err());
+        assert!(eval(json!({"ALL": []}), Inputs::new()).unwrap());
+        assert!(!eval(json!({"ANY": []}), Inputs::new()).unwrap());
+    }
+
+    #[test]
+    fn eq_follows_python_in() {
+        assert!(eval(json!({"EQ": {"field": "x", "value": null}}), Inputs::new()).unwrap());
+        assert!(
+            eval(
+                json!({"EQ": {"field": "x", "values": "abc"}}),
+                Inputs::new().with("x", "b")
+            )
+            .unwrap()
+        );
+        assert!(
+            !eval(
+                json!({"EQ": {"field": "x", "values": 5}}),
+                Inputs::new().with("x", 5)
+            )
+            .unwrap()
+        );
+        assert!(
+            eval(
+                json!({"EQ": {"field": "x", "values": [1]}}),
+                Inputs::new().with("x", true)
+            )
+            .unwrap()
+        );
+        // `values: []` falls back to `[value]`, which is missing: the tree is invalid.
+        let t = Tree::build(Some(&json!({"EQ": {"field": "x", "values": []}})));
+        assert!(t.error.is_some());
+    }
+
+    #[test]
+    fn broken_trees_match_nobody() {
+        for cfg in [
+            json!({}),
+            json!({"BOGUS": 1}),
+            json!({"OVERRIDE": "true"}),
+            json!(false),
+        ] {
+            assert!(!eval(cfg.clone(), Inputs::new()).unwrap(), "{cfg}");
+        }
+        assert!(
+            Tree::build(None)
+                .eval(&Inputs::new(), &mut NoTrace)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn none_vs_none_is_false_and_ne_never_raises() {
+        assert!(
+            !eval(
+                json!({"LE": {"field": "missing", "value": null}}),
+                Inputs::new()
+            )
+            .unwrap()
+        );
+        assert!(
+            eval(
+                json!({"NE": {"field": "x", "value": 1}}),
+                Inputs::new().with("x", "s")
+            )
+            .unwrap()
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Project automation for the experiments workspace (`cargo xtask ...`).
+
+pub mod conformance;
