@@ -3,15 +3,75 @@
 use std::fmt;
 
 use serde_json::Value;
-use sha1::{Digest, Sha1};
 
 use crate::py;
+
+const INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+
+fn compress(state: &mut [u32; 5], block: &[u8; 64]) {
+    sha1::compress(
+        state,
+        std::slice::from_ref(sha1::digest::generic_array::GenericArray::from_slice(block)),
+    );
+}
+
+/// A SHA-1 computation in progress: the state after the full blocks so far, and the
+/// partial block. Small and `Copy`, so a precomputed seed prefix is copied per call.
+#[derive(Clone, Copy)]
+struct Sha1Stream {
+    state: [u32; 5],
+    block: [u8; 64],
+    filled: usize,
+    total: u64,
+}
+
+impl Sha1Stream {
+    fn new() -> Self {
+        Sha1Stream { state: INIT, block: [0; 64], filled: 0, total: 0 }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let n = (64 - self.filled).min(bytes.len());
+            self.block[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == 64 {
+                compress(&mut self.state, &self.block);
+                self.block = [0; 64];
+                self.filled = 0;
+            }
+        }
+    }
+
+    /// Pads and returns the final state (the digest as five big-endian words).
+    fn finish(mut self) -> [u32; 5] {
+        let bits = self.total.wrapping_mul(8);
+        self.block[self.filled] = 0x80;
+        self.block[self.filled + 1..].fill(0);
+        if self.filled >= 56 {
+            compress(&mut self.state, &self.block);
+            self.block = [0; 64];
+        }
+        self.block[56..].copy_from_slice(&bits.to_be_bytes());
+        compress(&mut self.state, &self.block);
+        self.state
+    }
+}
+
+impl fmt::Write for Sha1Stream {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.update(s.as_bytes());
+        Ok(())
+    }
+}
 
 /// A bucketing seed with the SHA-1 state after the seed bytes precomputed.
 #[derive(Clone)]
 pub(crate) struct Seed {
     text: Box<str>,
-    prefix: Sha1,
+    prefix: Sha1Stream,
 }
 
 impl fmt::Debug for Seed {
@@ -20,24 +80,11 @@ impl fmt::Debug for Seed {
     }
 }
 
-/// Feeds formatted text straight into the hasher.
-struct HashWriter<'a>(&'a mut Sha1);
-
-impl fmt::Write for HashWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.update(s.as_bytes());
-        Ok(())
-    }
-}
-
 impl Seed {
     pub(crate) fn new(text: String) -> Self {
-        let mut prefix = Sha1::new();
+        let mut prefix = Sha1Stream::new();
         prefix.update(text.as_bytes());
-        Seed {
-            text: text.into_boxed_str(),
-            prefix,
-        }
+        Seed { text: text.into_boxed_str(), prefix }
     }
 
     /// The seed text.
@@ -45,31 +92,73 @@ impl Seed {
         &self.text
     }
 
-    /// The bucket of `value` (hashed as Python `str(value)`) among `num_buckets`.
-    pub(crate) fn bucket(&self, value: &Value, num_buckets: u64) -> u64 {
-        let mut hasher = self.prefix.clone();
-        match value {
-            Value::String(s) => hasher.update(s.as_bytes()),
-            other => {
-                // Writing into a hasher cannot fail.
-                let _ = py::write_str(&mut HashWriter(&mut hasher), other);
+    /// The bucket of `value` (hashed as Python `str(value)`) modulo `m`.
+    pub(crate) fn bucket(&self, value: &Value, m: &Modulus) -> u64 {
+        if let Value::String(s) = value {
+            let (f, v) = (self.prefix.filled, s.len());
+            if f + v + 9 <= 64 {
+                // One block: the prefix bytes (zeros after them), the value, the padding.
+                let mut block = self.prefix.block;
+                block[f..f + v].copy_from_slice(s.as_bytes());
+                block[f + v] = 0x80;
+                let bits = (self.prefix.total + v as u64).wrapping_mul(8);
+                block[56..].copy_from_slice(&bits.to_be_bytes());
+                let mut state = self.prefix.state;
+                compress(&mut state, &block);
+                return m.reduce(&state);
             }
         }
-        let digest: [u8; 20] = hasher.finalize().into();
-        mod_digest(&digest, num_buckets)
+        let mut h = self.prefix;
+        match value {
+            Value::String(s) => h.update(s.as_bytes()),
+            // Writing into a hasher cannot fail.
+            other => {
+                let _ = py::write_str(&mut h, other);
+            }
+        }
+        m.reduce(&h.finish())
     }
 }
 
-/// The 160-bit big-endian digest modulo `n` (`n > 0`).
-fn mod_digest(digest: &[u8; 20], n: u64) -> u64 {
-    let words = digest
-        .chunks_exact(4)
-        .map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])));
-    if n <= u64::from(u32::MAX) {
-        words.fold(0u64, |r, w| ((r << 32) | w) % n)
-    } else {
+/// A number of buckets with the powers of 2^32 modulo it precomputed, so reducing a 160-bit
+/// digest costs five multiplications and one division.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Modulus {
+    n: u64,
+    /// `2^(32 * (4 - i)) mod n` for the five big-endian digest words.
+    powers: [u64; 5],
+}
+
+impl Modulus {
+    /// `n` must be positive.
+    pub(crate) fn new(n: u64) -> Self {
+        let n = n.max(1);
+        let mut powers = [0u64; 5];
+        let mut p = 1u128 % u128::from(n);
+        for slot in powers.iter_mut().rev() {
+            *slot = p as u64;
+            p = (p << 32) % u128::from(n);
+        }
+        Modulus { n, powers }
+    }
+
+    /// The number of buckets.
+    pub(crate) fn get(&self) -> u64 {
+        self.n
+    }
+
+    /// The digest (five big-endian words) modulo `n`, as Python's big-int `%`.
+    pub(crate) fn reduce(&self, words: &[u32; 5]) -> u64 {
+        let n = self.n;
+        if n < 1 << 29 {
+            // Each product < 2^32 * 2^29; five of them stay below 2^64.
+            let sum: u64 = words.iter().zip(self.powers).map(|(&w, p)| u64::from(w) * p).sum();
+            return sum % n;
+        }
         let n = u128::from(n);
-        words.fold(0u128, |r, w| ((r << 32) | u128::from(w)) % n) as u64
+        let sum: u128 =
+            words.iter().zip(self.powers).map(|(&w, p)| u128::from(w) * u128::from(p) % n).sum();
+        (sum % n) as u64
     }
 }
 
@@ -82,23 +171,30 @@ mod tests {
     fn reference_buckets() {
         // python3: int(hashlib.sha1(b"seedt2_1").hexdigest(), 16) % 1000 == 716
         let seed = Seed::new("seed".into());
-        assert_eq!(seed.bucket(&json!("t2_1"), 1000), 716);
+        assert_eq!(seed.bucket(&json!("t2_1"), &Modulus::new(1000)), 716);
         // Large moduli use the 128-bit path and agree with Python's big-int modulo:
         // int(hashlib.sha1(b"seedt2_1").hexdigest(), 16) % (2**40 + 15) == 291140003599
-        assert_eq!(seed.bucket(&json!("t2_1"), (1 << 40) + 15), 291140003599);
+        assert_eq!(seed.bucket(&json!("t2_1"), &Modulus::new((1 << 40) + 15)), 291140003599);
         // Non-strings hash as str(): 1 -> "1", 1.0 -> "1.0", True -> "True".
         let one = Seed::new("s".into());
         assert_ne!(
-            one.bucket(&json!(1), 1 << 31),
-            one.bucket(&json!(1.0), 1 << 31)
+            one.bucket(&json!(1), &Modulus::new(1 << 31)),
+            one.bucket(&json!(1.0), &Modulus::new(1 << 31))
         );
         assert_eq!(
-            one.bucket(&json!(1), 1 << 31),
-            one.bucket(&json!("1"), 1 << 31)
+            one.bucket(&json!(1), &Modulus::new(1 << 31)),
+            one.bucket(&json!("1"), &Modulus::new(1 << 31))
         );
         assert_eq!(
-            one.bucket(&json!(true), 1 << 31),
-            one.bucket(&json!("True"), 1 << 31)
+            one.bucket(&json!(true), &Modulus::new(1 << 31)),
+            one.bucket(&json!("True"), &Modulus::new(1 << 31))
         );
+        // Long values take the streaming path and agree with hashlib:
+        // int(hashlib.sha1(("seed" + "x" * 100).encode()).hexdigest(), 16) % 1000 == 82
+        assert_eq!(seed.bucket(&json!("x".repeat(100)), &Modulus::new(1000)), 82);
+        // A seed longer than a block is precomputed across blocks.
+        // int(hashlib.sha1(("s" * 70 + "t2_1").encode()).hexdigest(), 16) % 1000
+        let long = Seed::new("s".repeat(70));
+        assert_eq!(long.bucket(&json!("t2_1"), &Modulus::new(1000)), 677);
     }
 }

@@ -56,12 +56,7 @@ pub struct Experiments<'c, S> {
 impl<'c, S: EventSink> Experiments<'c, S> {
     /// A client for one request at `now` (seconds since the epoch).
     pub fn new(config: &'c Config, now: f64, sink: S) -> Self {
-        Experiments {
-            config,
-            now,
-            sink,
-            dedupe: Dedupe::default(),
-        }
+        Experiments { config, now, sink, dedupe: Dedupe::default() }
     }
 
     /// Starts a new request on the same object: new snapshot and instant, empty dedupe set
@@ -147,13 +142,7 @@ impl<'c, S: EventSink> Experiments<'c, S> {
             return BucketingEvent::Duplicate;
         }
         let bucketing = eval.bucketing_field.map(|f| (f, value));
-        let event = Event::new(
-            EventType::Choose,
-            eval.variant,
-            eval.experiment,
-            inputs,
-            bucketing,
-        );
+        let event = Event::new(EventType::Choose, eval.variant, eval.experiment, inputs, bucketing);
         self.sink.log(&event);
         BucketingEvent::Logged
     }

@@ -61,9 +61,7 @@ impl Config {
     /// Builds a config from an already parsed document.
     pub fn from_value(document: Value) -> Result<Config, ConfigError> {
         let Value::Object(map) = document else {
-            return Err(ConfigError::NotAnObject {
-                found: py::type_name(&document),
-            });
+            return Err(ConfigError::NotAnObject { found: py::type_name(&document) });
         };
         let mut config = Config {
             entries: Vec::with_capacity(map.len()),
@@ -72,9 +70,7 @@ impl Config {
         };
         config.index.reserve(map.len());
         for (key, value) in &map {
-            config
-                .index
-                .insert(key.as_str().into(), config.entries.len());
+            config.index.insert(key.as_str().into(), config.entries.len());
             config.keys.push(key.as_str().into());
             config.entries.push(Experiment::parse(key, value));
         }
@@ -121,15 +117,9 @@ impl Config {
 
     /// The validation summary at `now`.
     pub fn report(&self, now: f64) -> ValidationReport {
-        let invalid: Vec<ValidationError> = self
-            .names()
-            .filter_map(|k| self.validation_error(k, now).cloned())
-            .collect();
-        ValidationReport {
-            experiments: self.len(),
-            valid: self.len() - invalid.len(),
-            invalid,
-        }
+        let invalid: Vec<ValidationError> =
+            self.names().filter_map(|k| self.validation_error(k, now).cloned()).collect();
+        ValidationReport { experiments: self.len(), valid: self.len() - invalid.len(), invalid }
     }
 
     /// Evaluates experiment `key` for `inputs` at `now`, reporting each step to `obs`.
@@ -181,10 +171,7 @@ mod tests {
 
     #[test]
     fn top_level_must_be_an_object() {
-        assert!(matches!(
-            Config::parse("[]"),
-            Err(ConfigError::NotAnObject { found: "list" })
-        ));
+        assert!(matches!(Config::parse("[]"), Err(ConfigError::NotAnObject { found: "list" })));
         assert!(matches!(Config::parse("{"), Err(ConfigError::Json(_))));
         assert!(Config::parse("{}").unwrap().is_empty());
     }

@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use crate::py;
 
 /// Keys stored without heap allocation.
-pub const INLINE_KEYS: usize = 8;
+pub const INLINE_KEYS: usize = 16;
 /// Key bytes stored without heap allocation.
 pub const INLINE_BYTES: usize = 512;
 

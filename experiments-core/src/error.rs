@@ -71,11 +71,7 @@ pub struct ValidationError {
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "experiment {:?}: {}: {}",
-            self.experiment, self.path, self.message
-        )
+        write!(f, "experiment {:?}: {}: {}", self.experiment, self.path, self.message)
     }
 }
 
@@ -91,11 +87,7 @@ pub(crate) struct Problem {
 
 impl Problem {
     pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            message: message.into(),
-            deviation: None,
-        }
+        Problem { path: path.into(), message: message.into(), deviation: None }
     }
 
     pub(crate) fn deviation(mut self, deviation: Deviation) -> Self {

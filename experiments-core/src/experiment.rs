@@ -51,10 +51,7 @@ pub(crate) enum BucketVal {
 impl BucketVal {
     pub(crate) fn new(config: Option<&Value>) -> BucketVal {
         match config {
-            None => BucketVal::Str {
-                raw: "user_id".into(),
-                matchable: true,
-            },
+            None => BucketVal::Str { raw: "user_id".into(), matchable: true },
             Some(Value::String(s)) => BucketVal::Str {
                 raw: s.as_str().into(),
                 matchable: py::is_lowercase_fixed_point(s),
@@ -83,16 +80,10 @@ impl BucketVal {
     ) -> Result<Option<&'i Value>, EvalError> {
         let found = match self {
             BucketVal::Unhashable(ty) => return Err(EvalError::Unhashable(ty)),
-            BucketVal::Other(_)
-            | BucketVal::Str {
-                matchable: false, ..
-            } => None,
+            BucketVal::Other(_) | BucketVal::Str { matchable: false, .. } => None,
             BucketVal::Str { raw, .. } => inputs.get_lowered(raw),
         };
-        obs.step(Step::BucketingValue {
-            field: self.field(),
-            value: found,
-        });
+        obs.step(Step::BucketingValue { field: self.field(), value: found });
         Ok(found.filter(|v| !v.is_null()))
     }
 
@@ -123,9 +114,7 @@ enum Bound {
 impl Bound {
     fn cmp_now(&self, now: f64) -> Result<std::cmp::Ordering, &ValidationError> {
         match self {
-            Bound::Num(n) => Ok(PyNum::Float(now)
-                .cmp(*n)
-                .unwrap_or(std::cmp::Ordering::Equal)),
+            Bound::Num(n) => Ok(PyNum::Float(now).cmp(*n).unwrap_or(std::cmp::Ordering::Equal)),
             Bound::Now => Ok(std::cmp::Ordering::Equal),
             Bound::Incomparable(e) => Err(e),
         }
@@ -135,10 +124,7 @@ impl Bound {
 /// What a parsed experiment is when enabled.
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
-    Forced {
-        variant: Option<Box<str>>,
-        reason: ForcedReason,
-    },
+    Forced { variant: Option<Box<str>>, reason: ForcedReason },
     R2(R2),
     Simple(Simple),
 }
@@ -165,15 +151,9 @@ pub struct Experiment {
 /// An experiment as baseplate would have built it at one instant.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Active<'a> {
-    Forced {
-        variant: Option<&'a str>,
-        reason: ForcedReason,
-    },
+    Forced { variant: Option<&'a str>, reason: ForcedReason },
     R2(&'a R2),
-    Simple {
-        simple: &'a Simple,
-        disabled: Option<DisabledReason>,
-    },
+    Simple { simple: &'a Simple, disabled: Option<DisabledReason> },
 }
 
 /// A reference to an experiment as it appears in events: its class and the attributes that
@@ -206,10 +186,7 @@ fn bound(value: &Value, which: &str, key: &str) -> Bound {
         None => Bound::Incomparable(ValidationError {
             experiment: key.to_owned(),
             path: which.to_owned(),
-            message: format!(
-                "TypeError: {which} must be a number, found {}",
-                py::type_name(value)
-            ),
+            message: format!("TypeError: {which} must be a number, found {}", py::type_name(value)),
             deviation: None,
         }),
     }
@@ -267,14 +244,8 @@ fn parse_expires(s: &str) -> Option<f64> {
     }
     // %m alternatives in regex order: 1[0-2] | 0[1-9] | [1-9]; then '-' must follow.
     let month_options: [(usize, Option<i64>); 3] = [
-        (
-            2,
-            (chars.get(5) == Some(&'1') && ascii_in(6, '0', '2')).then(|| 10 + val(chars[6])),
-        ),
-        (
-            2,
-            (chars.get(5) == Some(&'0') && ascii_in(6, '1', '9')).then(|| val(chars[6])),
-        ),
+        (2, (chars.get(5) == Some(&'1') && ascii_in(6, '0', '2')).then(|| 10 + val(chars[6]))),
+        (2, (chars.get(5) == Some(&'0') && ascii_in(6, '1', '9')).then(|| val(chars[6]))),
         (1, ascii_in(5, '1', '9').then(|| val(chars[5]))),
     ];
     for (len, month) in month_options {
@@ -318,20 +289,7 @@ fn parse_expires(s: &str) -> Option<f64> {
             return None;
         }
         let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-        let month_days = [
-            31,
-            if leap { 29 } else { 28 },
-            31,
-            30,
-            31,
-            30,
-            31,
-            31,
-            30,
-            31,
-            30,
-            31,
-        ];
+        let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
         if year < 1 || day > month_days[(month - 1) as usize] {
             return None;
         }
@@ -351,10 +309,7 @@ impl Experiment {
         let Value::Object(cfg) = config else {
             return Err(Problem::new(
                 "",
-                format!(
-                    "an experiment must be an object, found {}",
-                    py::type_name(config)
-                ),
+                format!("an experiment must be an object, found {}", py::type_name(config)),
             ));
         };
         let type_name = match cfg.get("type") {
@@ -394,10 +349,7 @@ impl Experiment {
                 ));
             }
             None => {
-                return Err(Problem::new(
-                    "id",
-                    "Integer id must be provided for experiment.",
-                ));
+                return Err(Problem::new("id", "Integer id must be provided for experiment."));
             }
         };
         let start_ts = cfg.get("start_ts").filter(|v| !v.is_null());
@@ -423,10 +375,7 @@ impl Experiment {
                 Some(other) => {
                     return Err(Problem::new(
                         "expires",
-                        format!(
-                            "strptime() argument 1 must be str, not {}",
-                            py::type_name(other)
-                        ),
+                        format!("strptime() argument 1 must be str, not {}", py::type_name(other)),
                     ));
                 }
             },
@@ -489,10 +438,7 @@ impl Experiment {
         type_name: Option<&str>,
     ) -> Result<Body, Problem> {
         let Some(block) = cfg.get("experiment") else {
-            return Err(Problem::new(
-                "experiment",
-                "KeyError: 'experiment' (required)",
-            ));
+            return Err(Problem::new("experiment", "KeyError: 'experiment' (required)"));
         };
         if let Some(go) = cfg.get("global_override") {
             return Ok(Body::Forced {
@@ -513,18 +459,13 @@ impl Experiment {
             })
         };
         match kind {
-            "r2" | "feature_flag" => Ok(Body::R2(R2::parse(
-                as_map()?,
-                name,
-                kind == "feature_flag",
-            )?)),
+            "r2" | "feature_flag" => {
+                Ok(Body::R2(R2::parse(as_map()?, name, kind == "feature_flag")?))
+            }
             "single_variant" | "multi_variant" | "feature_rollout" | "range_variant" => {
                 Ok(Body::Simple(Simple::parse(as_map()?, id, name, kind)?))
             }
-            _ => Ok(Body::Forced {
-                variant: None,
-                reason: ForcedReason::UnknownType,
-            }),
+            _ => Ok(Body::Forced { variant: None, reason: ForcedReason::UnknownType }),
         }
     }
 
@@ -573,20 +514,10 @@ impl Experiment {
         let Ok(Body::Simple(s)) = &self.body else {
             return Vec::new();
         };
-        let main = s
-            .targeting
-            .error
-            .as_deref()
-            .map(|e| ("experiment.targeting".to_owned(), e));
-        let overrides = s
-            .overrides
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (variant, tree))| {
-                tree.error
-                    .as_deref()
-                    .map(|e| (format!("experiment.overrides[{i}] ({variant})"), e))
-            });
+        let main = s.targeting.error.as_deref().map(|e| ("experiment.targeting".to_owned(), e));
+        let overrides = s.overrides.iter().enumerate().filter_map(|(i, (variant, tree))| {
+            tree.error.as_deref().map(|e| (format!("experiment.overrides[{i}] ({variant})"), e))
+        });
         main.into_iter().chain(overrides).collect()
     }
 
@@ -625,22 +556,14 @@ impl Experiment {
         } else {
             None
         };
-        let disabled = if !self.enabled {
-            Some(DisabledReason::EnabledFlag)
-        } else {
-            outside
-        };
+        let disabled = if !self.enabled { Some(DisabledReason::EnabledFlag) } else { outside };
         if disabled.is_some() && self.legacy {
-            return Ok(Active::Forced {
-                variant: None,
-                reason: ForcedReason::Disabled,
-            });
+            return Ok(Active::Forced { variant: None, reason: ForcedReason::Disabled });
         }
         match self.body.as_ref()? {
-            Body::Forced { variant, reason } => Ok(Active::Forced {
-                variant: variant.as_deref(),
-                reason: *reason,
-            }),
+            Body::Forced { variant, reason } => {
+                Ok(Active::Forced { variant: variant.as_deref(), reason: *reason })
+            }
             Body::R2(r2) => Ok(Active::R2(r2)),
             Body::Simple(simple) => {
                 // `start_ts <= now < stop_ts` is checked again at call time.
@@ -691,17 +614,11 @@ impl<'a> Active<'a> {
                 Ok(variant)
             }
             Active::R2(r2) => r2.variant(inputs, obs),
-            Active::Simple {
-                disabled: Some(reason),
-                ..
-            } => {
+            Active::Simple { disabled: Some(reason), .. } => {
                 obs.step(Step::Disabled { reason });
                 Ok(None)
             }
-            Active::Simple {
-                simple,
-                disabled: None,
-            } => simple.variant(inputs, obs),
+            Active::Simple { simple, disabled: None } => simple.variant(inputs, obs),
         }
     }
 
@@ -743,10 +660,7 @@ mod tests {
     #[test]
     fn expires_follows_strptime() {
         assert_eq!(parse_expires("1970-01-01"), Some(0.0));
-        assert_eq!(
-            parse_expires("2030-6-5"),
-            Some(days_from_civil(2030, 6, 5) as f64 * 86_400.0)
-        );
+        assert_eq!(parse_expires("2030-6-5"), Some(days_from_civil(2030, 6, 5) as f64 * 86_400.0));
         assert_eq!(parse_expires("2099-12-31"), Some(4_102_358_400.0));
         assert_eq!(parse_expires("12/31/2099"), None);
         assert_eq!(parse_expires("31/12/2099"), None);

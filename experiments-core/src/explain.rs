@@ -127,62 +127,31 @@ impl fmt::Display for Step<'_> {
                 };
                 write!(f, "forced variant {} ({why})", variant.unwrap_or("none"))
             }
-            Step::BucketingValue {
-                field,
-                value: Some(v),
-            } => {
+            Step::BucketingValue { field, value: Some(v) } => {
                 write!(f, "bucketing value {field} = {}", crate::py::to_py_str(v))
             }
             Step::BucketingValue { field, value: None } => {
                 write!(f, "bucketing value {field} is missing")
             }
             Step::Override { variant, matched } => {
-                write!(
-                    f,
-                    "override {variant}: {}",
-                    if *matched { "matched" } else { "no match" }
-                )
+                write!(f, "override {variant}: {}", if *matched { "matched" } else { "no match" })
             }
-            Step::R2Override {
-                param,
-                variant,
-                accepted,
-            } => write!(
+            Step::R2Override { param, variant, accepted } => write!(
                 f,
                 "r2 override via {param} -> {} ({})",
                 crate::py::to_py_str(variant),
-                if *accepted {
-                    "accepted"
-                } else {
-                    "not a variant, ignored"
-                }
+                if *accepted { "accepted" } else { "not a variant, ignored" }
             ),
-            Step::TargetingNode {
-                depth,
-                node,
-                result,
-            } => {
-                write!(
-                    f,
-                    "{:indent$}targeting {node} -> {result}",
-                    "",
-                    indent = depth * 2
-                )
+            Step::TargetingNode { depth, node, result } => {
+                write!(f, "{:indent$}targeting {node} -> {result}", "", indent = depth * 2)
             }
             Step::R2Targeting { param: Some(p) } => write!(f, "r2 targeting matched on {p}"),
             Step::R2Targeting { param: None } => write!(f, "r2 targeting matched no parameter"),
             Step::Targeted { result } => write!(f, "targeted: {result}"),
-            Step::Bucket {
-                seed,
-                bucket,
-                num_buckets,
-            } => {
+            Step::Bucket { seed, bucket, num_buckets } => {
                 write!(f, "bucket {bucket} of {num_buckets} (seed {seed:?})")
             }
-            Step::Variant {
-                variant: Some(v),
-                range: Some((lo, hi)),
-            } => {
+            Step::Variant { variant: Some(v), range: Some((lo, hi)) } => {
                 if *hi == i128::MAX {
                     write!(f, "variant {v} holds buckets [{lo}, end)")
                 } else {
@@ -190,11 +159,7 @@ impl fmt::Display for Step<'_> {
                 }
             }
             Step::Variant { variant, .. } => {
-                write!(
-                    f,
-                    "variant {}",
-                    variant.unwrap_or("none (bucket outside every variant)")
-                )
+                write!(f, "variant {}", variant.unwrap_or("none (bucket outside every variant)"))
             }
         }
     }

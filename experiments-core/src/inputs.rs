@@ -20,24 +20,23 @@ use crate::py;
 ///     .with("num_votes", 7);
 /// assert_eq!(inputs.get("num_votes"), Some(&serde_json::json!(7)));
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Inputs {
     entries: Vec<(String, Value)>,
+    /// How many keys are not their own lower-case form (`User_ID`). While zero, a
+    /// lower-cased lookup is an exact lookup.
+    mixed_case_keys: usize,
 }
 
 impl Inputs {
     /// An empty input map.
     pub fn new() -> Self {
-        Inputs {
-            entries: Vec::new(),
-        }
+        Inputs { entries: Vec::new(), mixed_case_keys: 0 }
     }
 
     /// An empty input map with room for `capacity` attributes.
     pub fn with_capacity(capacity: usize) -> Self {
-        Inputs {
-            entries: Vec::with_capacity(capacity),
-        }
+        Inputs { entries: Vec::with_capacity(capacity), mixed_case_keys: 0 }
     }
 
     /// Builder form of [`Inputs::insert`].
@@ -54,6 +53,7 @@ impl Inputs {
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some((_, slot)) => Some(std::mem::replace(slot, value)),
             None => {
+                self.mixed_case_keys += usize::from(!py::is_lowercase_fixed_point(&key));
                 self.entries.push((key, value));
                 None
             }
@@ -63,12 +63,20 @@ impl Inputs {
     /// Removes `key`, keeping the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let pos = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.remove(pos).1)
+        let (key, value) = self.entries.remove(pos);
+        self.mixed_case_keys -= usize::from(!py::is_lowercase_fixed_point(&key));
+        Some(value)
     }
 
     /// The value of exactly `key` (case-sensitive), like `kwargs.get(key)`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Mutable access to the value of exactly `key`, to update inputs in place (reusing
+    /// their allocations) from one call to the next.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The attributes in order.
@@ -89,31 +97,34 @@ impl Inputs {
     /// Removes every attribute, keeping the allocation for reuse.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.mixed_case_keys = 0;
     }
 
     /// Merges the user's event fields (`user_id`, `logged_in`, `cookie_created_timestamp`)
     /// into the inputs, like baseplate's `inputs.update(user.event_fields())`.
     pub fn merge_user(&mut self, user: &User) {
-        self.insert(
-            "user_id",
-            user.user_id.clone().map_or(Value::Null, Value::String),
-        );
+        self.insert("user_id", user.user_id.clone().map_or(Value::Null, Value::String));
         self.insert("logged_in", user.logged_in);
         self.insert(
             "cookie_created_timestamp",
-            user.cookie_created_timestamp
-                .map_or(Value::Null, Value::from),
+            user.cookie_created_timestamp.map_or(Value::Null, Value::from),
         );
     }
 
     /// The value of the key that wins in `{k.lower(): v for k, v in kwargs.items()}` for
     /// the lower-case key `target`: the last key whose lower-case form equals it.
     pub(crate) fn get_lowered(&self, target: &str) -> Option<&Value> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(k, _)| py::lower_eq(k, target))
-            .map(|(_, v)| v)
+        if self.mixed_case_keys == 0 {
+            // Every key is lower-case and keys are unique: only an exact match can win.
+            return self.get(target);
+        }
+        self.entries.iter().rev().find(|(k, _)| py::lower_eq(k, target)).map(|(_, v)| v)
+    }
+}
+
+impl PartialEq for Inputs {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
     }
 }
 
@@ -129,9 +140,7 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Inputs {
 
 impl From<serde_json::Map<String, Value>> for Inputs {
     fn from(map: serde_json::Map<String, Value>) -> Self {
-        Inputs {
-            entries: map.into_iter().collect(),
-        }
+        map.into_iter().collect()
     }
 }
 
@@ -174,9 +183,7 @@ mod tests {
 
     #[test]
     fn lowered_lookup_takes_the_last_key() {
-        let inputs = Inputs::new()
-            .with("user_id", "first")
-            .with("User_ID", "second");
+        let inputs = Inputs::new().with("user_id", "first").with("User_ID", "second");
         assert_eq!(inputs.get_lowered("user_id"), Some(&json!("second")));
         assert_eq!(inputs.get("User_ID"), Some(&json!("second")));
     }
@@ -189,10 +196,7 @@ mod tests {
             logged_in: true,
             cookie_created_timestamp: None,
         });
-        let got: Vec<_> = inputs
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.clone()))
-            .collect();
+        let got: Vec<_> = inputs.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
         assert_eq!(
             got,
             vec![
@@ -207,9 +211,6 @@ mod tests {
     #[test]
     fn serde_round_trip_keeps_order() {
         let inputs: Inputs = serde_json::from_str(r#"{"z":1,"a":[true,null]}"#).unwrap();
-        assert_eq!(
-            serde_json::to_string(&inputs).unwrap(),
-            r#"{"z":1,"a":[true,null]}"#
-        );
+        assert_eq!(serde_json::to_string(&inputs).unwrap(), r#"{"z":1,"a":[true,null]}"#);
     }
 }

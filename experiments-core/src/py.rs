@@ -64,16 +64,16 @@ pub(crate) fn float_to_int(f: f64) -> Result<BigInt, EvalError> {
 
 /// Clamp a Python int to `i128` (exact for every value a bucket can be compared with).
 pub(crate) fn clamp_i128(v: &BigInt) -> i128 {
-    v.to_i128()
-        .unwrap_or(if v.sign() == num_bigint::Sign::Minus {
-            i128::MIN
-        } else {
-            i128::MAX
-        })
+    v.to_i128().unwrap_or(if v.sign() == num_bigint::Sign::Minus { i128::MIN } else { i128::MAX })
 }
 
 /// Exact comparison of a float with an integer.
 pub(crate) fn cmp_float_int(f: f64, i: i128) -> Option<Ordering> {
+    // Integers up to 2^53 convert to f64 exactly.
+    const EXACT: i128 = 1 << 53;
+    if (-EXACT..=EXACT).contains(&i) {
+        return f.partial_cmp(&(i as i64 as f64));
+    }
     if f.is_nan() {
         return None;
     }
@@ -194,11 +194,9 @@ pub(crate) fn py_order(a: &Value, op: OrdOp, b: &Value) -> Result<bool, EvalErro
             }
             Ok(op.holds(x.len().cmp(&y.len())))
         }
-        _ => Err(EvalError::Unorderable {
-            op: op.symbol(),
-            left: type_name(a),
-            right: type_name(b),
-        }),
+        _ => {
+            Err(EvalError::Unorderable { op: op.symbol(), left: type_name(a), right: type_name(b) })
+        }
     }
 }
 
@@ -312,10 +310,7 @@ pub(crate) fn write_float_repr<W: Write + ?Sized>(w: &mut W, f: f64) -> fmt::Res
         return w.write_str(if f.is_sign_negative() { "-0.0" } else { "0.0" });
     }
     // `{:e}` prints the shortest round-trip digits as `d.ddde<exp>`.
-    let mut sb = StackBuf {
-        buf: [0; 40],
-        len: 0,
-    };
+    let mut sb = StackBuf { buf: [0; 40], len: 0 };
     write!(sb, "{:e}", f.abs())?;
     let text = std::str::from_utf8(&sb.buf[..sb.len]).map_err(|_| fmt::Error)?;
     let (mantissa, exp) = text.split_once('e').ok_or(fmt::Error)?;
@@ -387,11 +382,7 @@ fn is_printable(c: char) -> bool {
 
 /// Writes Python `repr(s)` of a string.
 pub(crate) fn write_str_repr<W: Write + ?Sized>(w: &mut W, s: &str) -> fmt::Result {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     w.write_char(quote)?;
     for c in s.chars() {
         match c {
@@ -429,10 +420,7 @@ pub(crate) fn lower(s: &str) -> String {
 pub(crate) fn lower_eq(key: &str, target: &str) -> bool {
     if key.is_ascii() {
         key.len() == target.len()
-            && key
-                .bytes()
-                .zip(target.bytes())
-                .all(|(a, b)| a.to_ascii_lowercase() == b)
+            && key.bytes().zip(target.bytes()).all(|(a, b)| a.to_ascii_lowercase() == b)
     } else if key.contains('\u{03A3}') {
         // Final-sigma rules depend on context: use the library routine.
         key.to_lowercase() == target
@@ -498,17 +486,12 @@ mod tests {
     fn comparisons_follow_python() {
         assert!(py_eq(&json!(true), &json!(1)));
         assert!(py_eq(&json!(1), &json!(1.0)));
-        assert!(!py_eq(
-            &json!(9007199254740993i64),
-            &json!(9007199254740992.0)
-        ));
+        assert!(!py_eq(&json!(9007199254740993i64), &json!(9007199254740992.0)));
         assert!(py_eq(&json!({"a": 1, "b": 2}), &json!({"b": 2, "a": 1.0})));
         assert!(py_order(&json!([1, 2]), OrdOp::Lt, &json!([1, 3])).unwrap());
         assert!(py_order(&json!("a"), OrdOp::Lt, &json!("b")).unwrap());
         assert_eq!(
-            py_order(&json!(null), OrdOp::Gt, &json!(1))
-                .unwrap_err()
-                .to_string(),
+            py_order(&json!(null), OrdOp::Gt, &json!(1)).unwrap_err().to_string(),
             "'>' not supported between instances of 'NoneType' and 'int'"
         );
         assert!(py_contains(&json!("abc"), &json!("b")).unwrap());
@@ -529,14 +512,8 @@ mod tests {
 
     #[test]
     fn float_int_comparison_is_exact() {
-        assert_eq!(
-            cmp_float_int(1603017021.144623, 1603017021),
-            Some(Ordering::Greater)
-        );
-        assert_eq!(
-            cmp_float_int(9007199254740992.0, 9007199254740993),
-            Some(Ordering::Less)
-        );
+        assert_eq!(cmp_float_int(1603017021.144623, 1603017021), Some(Ordering::Greater));
+        assert_eq!(cmp_float_int(9007199254740992.0, 9007199254740993), Some(Ordering::Less));
         assert_eq!(cmp_float_int(-0.5, 0), Some(Ordering::Less));
         assert_eq!(cmp_float_int(1e300, i128::MAX), Some(Ordering::Greater));
     }

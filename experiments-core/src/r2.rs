@@ -3,7 +3,7 @@
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
-use crate::bucketing::Seed;
+use crate::bucketing::{Modulus, Seed};
 use crate::error::{EvalError, Problem};
 use crate::experiment::BucketVal;
 use crate::explain::{Observer, Step};
@@ -34,6 +34,7 @@ struct OverrideParam {
 pub(crate) struct R2 {
     pub flag: bool,
     pub seed: Seed,
+    modulus: Modulus,
     pub bucket_val: BucketVal,
     targeting: Vec<TargetParam>,
     overrides: Vec<OverrideParam>,
@@ -119,10 +120,7 @@ fn case_sensitive(pairs: &mut Vec<(Value, Value)>, path: &str) -> Result<Vec<Str
                 )),
             })
             .collect::<Result<_, _>>()?,
-        Value::String(s) => s
-            .chars()
-            .map(|c| py::lower(c.encode_utf8(&mut [0; 4])))
-            .collect(),
+        Value::String(s) => s.chars().map(|c| py::lower(c.encode_utf8(&mut [0; 4]))).collect(),
         Value::Object(m) => m.keys().map(|k| py::lower(k)).collect(),
         other => {
             return Err(Problem::new(
@@ -139,10 +137,7 @@ fn string_key(k: &Value, path: &str) -> Result<String, Problem> {
         Value::String(s) => Ok(s.clone()),
         other => Err(Problem::new(
             path,
-            format!(
-                "parameter name must be a string, found {}",
-                py::type_name(other)
-            ),
+            format!("parameter name must be a string, found {}", py::type_name(other)),
         )),
     }
 }
@@ -170,10 +165,7 @@ impl R2 {
             }
         }
         let Some(variants) = cfg.get("variants") else {
-            return Err(Problem::new(
-                "experiment.variants",
-                "KeyError: 'variants' (required)",
-            ));
+            return Err(Problem::new("experiment.variants", "KeyError: 'variants' (required)"));
         };
         let mut targeting_pairs = dict_pairs(cfg.get("targeting"), "experiment.targeting")?;
         let mut override_pairs = dict_pairs(cfg.get("overrides"), "experiment.overrides")?;
@@ -187,10 +179,7 @@ impl R2 {
             let Value::Array(values) = value else {
                 return Err(Problem::new(
                     path,
-                    format!(
-                        "targeting values must be a list, found {}",
-                        py::type_name(&value)
-                    ),
+                    format!("targeting values must be a list, found {}", py::type_name(&value)),
                 ));
             };
             let key = py::lower(&param);
@@ -202,11 +191,7 @@ impl R2 {
                     other => other,
                 })
                 .collect();
-            let entry = TargetParam {
-                name: key.into(),
-                case_sensitive: cs,
-                allowed,
-            };
+            let entry = TargetParam { name: key.into(), case_sensitive: cs, allowed };
             match targeting.iter_mut().find(|t| t.name == entry.name) {
                 Some(slot) => *slot = entry,
                 None => targeting.push(entry),
@@ -220,10 +205,7 @@ impl R2 {
             let Value::Object(values) = value else {
                 return Err(Problem::new(
                     path,
-                    format!(
-                        "override values must be an object, found {}",
-                        py::type_name(&value)
-                    ),
+                    format!("override values must be an object, found {}", py::type_name(&value)),
                 ));
             };
             let key = py::lower(&param);
@@ -233,11 +215,7 @@ impl R2 {
                 let k = if cs { k } else { py::lower(&k) };
                 map.insert(k.into_boxed_str(), v);
             }
-            let entry = OverrideParam {
-                name: key.into(),
-                case_sensitive: cs,
-                map,
-            };
+            let entry = OverrideParam { name: key.into(), case_sensitive: cs, map };
             match overrides.iter_mut().find(|o| o.name == entry.name) {
                 Some(slot) => *slot = entry,
                 None => overrides.push(entry),
@@ -254,6 +232,7 @@ impl R2 {
         Ok(R2 {
             flag,
             seed: Seed::new(seed),
+            modulus: Modulus::new(R2_BUCKETS),
             bucket_val,
             targeting,
             overrides,
@@ -269,10 +248,7 @@ impl R2 {
         let map = match variants {
             Value::Object(m) => m,
             Value::Array(_) | Value::String(_) => {
-                return Err(EvalError::NoAttribute {
-                    ty: py::type_name(variants),
-                    attr: "keys",
-                });
+                return Err(EvalError::NoAttribute { ty: py::type_name(variants), attr: "keys" });
             }
             other => return Err(EvalError::NoLen(py::type_name(other))),
         };
@@ -352,17 +328,13 @@ impl R2 {
                         if let Some(created) = inputs.get_lowered("user_created") {
                             if py::truthy(created) && py::py_order(created, OrdOp::Gt, newer_than)?
                             {
-                                obs.step(Step::R2Targeting {
-                                    param: Some(&param.name),
-                                });
+                                obs.step(Step::R2Targeting { param: Some(&param.name) });
                                 return Ok(true);
                             }
                         }
                     }
                     _ => {
-                        obs.step(Step::R2Targeting {
-                            param: Some(&param.name),
-                        });
+                        obs.step(Step::R2Targeting { param: Some(&param.name) });
                         return Ok(true);
                     }
                 }
@@ -380,11 +352,7 @@ impl R2 {
     ) -> Result<Option<&str>, EvalError> {
         if let Some((param, forced)) = self.check_overrides(inputs)? {
             let accepted = self.has_variant(forced)?;
-            obs.step(Step::R2Override {
-                param,
-                variant: forced,
-                accepted,
-            });
+            obs.step(Step::R2Override { param, variant: forced, accepted });
             if accepted {
                 return match forced {
                     Value::String(s) => Ok(Some(s)),
@@ -400,38 +368,24 @@ impl R2 {
         if !targeted {
             return Ok(None);
         }
-        let bucket = self.seed.bucket(value, R2_BUCKETS);
-        obs.step(Step::Bucket {
-            seed: self.seed.as_str(),
-            bucket,
-            num_buckets: R2_BUCKETS,
-        });
+        let bucket = self.seed.bucket(value, &self.modulus);
+        obs.step(Step::Bucket { seed: self.seed.as_str(), bucket, num_buckets: R2_BUCKETS });
         let choice = self.choice.as_ref().map_err(|e| *e)?;
         let (name, limit) = &choice[(bucket % choice.len() as u64) as usize];
         let limit = (*limit)?;
         let variant = (i128::from(bucket) < limit).then_some(&**name);
-        obs.step(Step::Variant {
-            variant,
-            range: Some((0, limit)),
-        });
+        obs.step(Step::Variant { variant, range: Some((0, limit)) });
         Ok(variant)
     }
 
     /// The string variants named by override values.
     pub(crate) fn override_variants(&self) -> Vec<&str> {
-        self.overrides
-            .iter()
-            .flat_map(|o| o.map.values())
-            .filter_map(Value::as_str)
-            .collect()
+        self.overrides.iter().flat_map(|o| o.map.values()).filter_map(Value::as_str).collect()
     }
 
     /// The variant names, sorted as r2 sorts them (empty when `variants` is not an object).
     pub(crate) fn variant_names(&self) -> Vec<&str> {
-        self.choice
-            .as_ref()
-            .map(|c| c.iter().map(|(n, _)| &**n).collect())
-            .unwrap_or_default()
+        self.choice.as_ref().map(|c| c.iter().map(|(n, _)| &**n).collect()).unwrap_or_default()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::bucketing::Seed;
+use crate::bucketing::{Modulus, Seed};
 use crate::error::{Deviation, EvalError, Problem};
 use crate::experiment::BucketVal;
 use crate::explain::{Observer, Step};
@@ -19,7 +19,7 @@ pub(crate) struct Simple {
     pub version: Value,
     pub bucket_val: BucketVal,
     pub seed: Seed,
-    pub num_buckets: u64,
+    pub num_buckets: Modulus,
     pub log_bucketing: bool,
     pub variants: VariantSet,
     pub targeting: Tree,
@@ -81,7 +81,7 @@ impl Simple {
             version: version.clone(),
             bucket_val: BucketVal::new(cfg.get("bucket_val")),
             seed: Seed::new(seed),
-            num_buckets: num_buckets as u64,
+            num_buckets: Modulus::new(num_buckets as u64),
             log_bucketing,
             variants,
             targeting: Tree::build(cfg.get("targeting")),
@@ -100,10 +100,7 @@ impl Simple {
         };
         for (treatment, tree) in &self.overrides {
             let matched = tree.eval(inputs, obs)?;
-            obs.step(Step::Override {
-                variant: treatment,
-                matched,
-            });
+            obs.step(Step::Override { variant: treatment, matched });
             if matched {
                 // An empty treatment is falsy: it stops the override search without winning.
                 if !treatment.is_empty() {
@@ -117,17 +114,14 @@ impl Simple {
         if !targeted {
             return Ok(None);
         }
-        let bucket = self.seed.bucket(value, self.num_buckets);
+        let bucket = self.seed.bucket(value, &self.num_buckets);
         obs.step(Step::Bucket {
             seed: self.seed.as_str(),
             bucket,
-            num_buckets: self.num_buckets,
+            num_buckets: self.num_buckets.get(),
         });
         let choice = self.variants.choose(bucket)?;
-        obs.step(Step::Variant {
-            variant: choice.variant,
-            range: choice.range,
-        });
+        obs.step(Step::Variant { variant: choice.variant, range: choice.range });
         Ok(choice.variant)
     }
 }

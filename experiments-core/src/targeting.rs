@@ -19,15 +19,8 @@ pub(crate) enum Node {
     Any(Vec<Node>),
     Not(Box<Node>),
     Const(bool),
-    Eq {
-        field: Box<str>,
-        values: EqValues,
-    },
-    Cmp {
-        field: Box<str>,
-        op: CmpOp,
-        value: Value,
-    },
+    Eq { field: Box<str>, values: EqValues },
+    Cmp { field: Box<str>, op: CmpOp, value: Value },
 }
 
 /// What `candidate in values` means for the configured `values`.
@@ -62,16 +55,10 @@ impl Tree {
     /// Baseplate's `_generate_targeting`: absent/null targets everyone, a broken tree nobody.
     pub(crate) fn build(config: Option<&Value>) -> Tree {
         match config {
-            None | Some(Value::Null) => Tree {
-                root: Node::Const(true),
-                error: None,
-            },
+            None | Some(Value::Null) => Tree { root: Node::Const(true), error: None },
             Some(cfg) => match build_node(cfg) {
                 Ok(root) => Tree { root, error: None },
-                Err(e) => Tree {
-                    root: Node::Const(false),
-                    error: Some(e),
-                },
+                Err(e) => Tree { root: Node::Const(false), error: Some(e) },
             },
         }
     }
@@ -87,10 +74,7 @@ impl Tree {
 }
 
 fn build_node(cfg: &Value) -> Result<Node, String> {
-    let Some((op, arg)) = cfg
-        .as_object()
-        .filter(|m| m.len() == 1)
-        .and_then(|m| m.iter().next())
+    let Some((op, arg)) = cfg.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next())
     else {
         return Err(format!(
             "a targeting node must be an object with a single operator key, found {}",
@@ -103,15 +87,8 @@ fn build_node(cfg: &Value) -> Result<Node, String> {
             let Value::Array(items) = arg else {
                 return Err(format!("{op} expects a list, found {}", py::type_name(arg)));
             };
-            let children = items
-                .iter()
-                .map(build_node)
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(if op_l == "all" {
-                Node::All(children)
-            } else {
-                Node::Any(children)
-            })
+            let children = items.iter().map(build_node).collect::<Result<Vec<_>, _>>()?;
+            Ok(if op_l == "all" { Node::All(children) } else { Node::Any(children) })
         }
         "not" => match arg {
             Value::Object(m) if m.len() == 1 => Ok(Node::Not(Box::new(build_node(arg)?))),
@@ -149,11 +126,7 @@ fn build_node(cfg: &Value) -> Result<Node, String> {
                 "le" => CmpOp::Ord(OrdOp::Le),
                 _ => CmpOp::Ne,
             };
-            Ok(Node::Cmp {
-                field,
-                op,
-                value: value.clone(),
-            })
+            Ok(Node::Cmp { field, op, value: value.clone() })
         }
         _ => Err(format!("unrecognized targeting operator {op:?}")),
     }
@@ -169,10 +142,7 @@ fn two_keys<'a>(op: &str, arg: &'a Value) -> Result<&'a Map<String, Value>, Stri
 fn field_of(op: &str, m: &Map<String, Value>) -> Result<Box<str>, String> {
     match m.get("field") {
         Some(Value::String(f)) => Ok(py::lower(f).into()),
-        Some(other) => Err(format!(
-            "{op} field must be a string, found {}",
-            py::type_name(other)
-        )),
+        Some(other) => Err(format!("{op} field must be a string, found {}", py::type_name(other))),
         None => Err(format!("{op} expects input key 'field'")),
     }
 }
@@ -234,11 +204,7 @@ impl Node {
                 }
             }
         };
-        obs.step(Step::TargetingNode {
-            depth,
-            node: NodeRef(self),
-            result,
-        });
+        obs.step(Step::TargetingNode { depth, node: NodeRef(self), result });
         Ok(result)
     }
 }
@@ -310,25 +276,15 @@ mod tests {
     fn eq_follows_python_in() {
         assert!(eval(json!({"EQ": {"field": "x", "value": null}}), Inputs::new()).unwrap());
         assert!(
-            eval(
-                json!({"EQ": {"field": "x", "values": "abc"}}),
-                Inputs::new().with("x", "b")
-            )
-            .unwrap()
+            eval(json!({"EQ": {"field": "x", "values": "abc"}}), Inputs::new().with("x", "b"))
+                .unwrap()
         );
         assert!(
-            !eval(
-                json!({"EQ": {"field": "x", "values": 5}}),
-                Inputs::new().with("x", 5)
-            )
-            .unwrap()
+            !eval(json!({"EQ": {"field": "x", "values": 5}}), Inputs::new().with("x", 5)).unwrap()
         );
         assert!(
-            eval(
-                json!({"EQ": {"field": "x", "values": [1]}}),
-                Inputs::new().with("x", true)
-            )
-            .unwrap()
+            eval(json!({"EQ": {"field": "x", "values": [1]}}), Inputs::new().with("x", true))
+                .unwrap()
         );
         // `values: []` falls back to `[value]`, which is missing: the tree is invalid.
         let t = Tree::build(Some(&json!({"EQ": {"field": "x", "values": []}})));
@@ -337,36 +293,17 @@ mod tests {
 
     #[test]
     fn broken_trees_match_nobody() {
-        for cfg in [
-            json!({}),
-            json!({"BOGUS": 1}),
-            json!({"OVERRIDE": "true"}),
-            json!(false),
-        ] {
+        for cfg in [json!({}), json!({"BOGUS": 1}), json!({"OVERRIDE": "true"}), json!(false)] {
             assert!(!eval(cfg.clone(), Inputs::new()).unwrap(), "{cfg}");
         }
-        assert!(
-            Tree::build(None)
-                .eval(&Inputs::new(), &mut NoTrace)
-                .unwrap()
-        );
+        assert!(Tree::build(None).eval(&Inputs::new(), &mut NoTrace).unwrap());
     }
 
     #[test]
     fn none_vs_none_is_false_and_ne_never_raises() {
+        assert!(!eval(json!({"LE": {"field": "missing", "value": null}}), Inputs::new()).unwrap());
         assert!(
-            !eval(
-                json!({"LE": {"field": "missing", "value": null}}),
-                Inputs::new()
-            )
-            .unwrap()
-        );
-        assert!(
-            eval(
-                json!({"NE": {"field": "x", "value": 1}}),
-                Inputs::new().with("x", "s")
-            )
-            .unwrap()
+            eval(json!({"NE": {"field": "x", "value": 1}}), Inputs::new().with("x", "s")).unwrap()
         );
     }
 }

@@ -13,21 +13,13 @@ use crate::py::{self, PyNum};
 #[derive(Debug, Clone)]
 pub(crate) enum VariantSet {
     /// Two variants: `bucket < t0` gives the first, `bucket >= t1` the second.
-    Single {
-        names: [Box<str>; 2],
-        t0: Result<i128, EvalError>,
-        t1: Result<i128, EvalError>,
-    },
+    Single { names: [Box<str>; 2], t0: Result<i128, EvalError>, t1: Result<i128, EvalError> },
     /// Cumulative offsets: the first variant whose end offset exceeds the bucket.
-    Multi {
-        entries: Vec<(Box<str>, i128, i128)>,
-    },
+    Multi { entries: Vec<(Box<str>, i128, i128)> },
     /// One variant below `limit`.
     Rollout { name: Box<str>, limit: i128 },
     /// Explicit ranges, the first containing the bucket wins.
-    Range {
-        entries: Vec<(Box<str>, Result<(i128, i128), EvalError>)>,
-    },
+    Range { entries: Vec<(Box<str>, Result<(i128, i128), EvalError>)> },
 }
 
 /// What a variant set chose for a bucket.
@@ -63,25 +55,16 @@ impl VariantSet {
     /// Chooses the variant of `bucket`.
     pub(crate) fn choose(&self, bucket: u64) -> Result<Choice<'_>, EvalError> {
         let b = i128::from(bucket);
-        let none = Choice {
-            variant: None,
-            range: None,
-        };
+        let none = Choice { variant: None, range: None };
         match self {
             VariantSet::Single { names, t0, t1 } => {
                 let t0 = (*t0)?;
                 if b < t0 {
-                    return Ok(Choice {
-                        variant: Some(&names[0]),
-                        range: Some((0, t0)),
-                    });
+                    return Ok(Choice { variant: Some(&names[0]), range: Some((0, t0)) });
                 }
                 let t1 = (*t1)?;
                 if b >= t1 {
-                    return Ok(Choice {
-                        variant: Some(&names[1]),
-                        range: Some((t1, i128::MAX)),
-                    });
+                    return Ok(Choice { variant: Some(&names[1]), range: Some((t1, i128::MAX)) });
                 }
                 Ok(none)
             }
@@ -93,10 +76,7 @@ impl VariantSet {
                     range: Some((*start, *end)),
                 })),
             VariantSet::Rollout { name, limit } => Ok(if b < *limit {
-                Choice {
-                    variant: Some(name),
-                    range: Some((0, *limit)),
-                }
+                Choice { variant: Some(name), range: Some((0, *limit)) }
             } else {
                 none
             }),
@@ -104,10 +84,7 @@ impl VariantSet {
                 for (name, bounds) in entries {
                     let (lo, hi) = (*bounds)?;
                     if lo <= b && b < hi {
-                        return Ok(Choice {
-                            variant: Some(name),
-                            range: Some((lo, hi)),
-                        });
+                        return Ok(Choice { variant: Some(name), range: Some((lo, hi)) });
                     }
                 }
                 Ok(none)
@@ -148,10 +125,7 @@ fn entry_objects<'a>(
 /// Python `len()` of the variants, or the TypeError baseplate hits.
 fn variants_len(variants: &Value, path: &str) -> Result<usize, Problem> {
     py::py_len(variants).ok_or_else(|| {
-        Problem::new(
-            path,
-            format!("object of type '{}' has no len()", py::type_name(variants)),
-        )
+        Problem::new(path, format!("object of type '{}' has no len()", py::type_name(variants)))
     })
 }
 
@@ -185,10 +159,7 @@ fn size_of<'a>(
 /// A numeric size (`bool` counts as `int`), or the TypeError baseplate hits.
 fn numeric(v: &Value, path: &str, what: &str) -> Result<PyNum, Problem> {
     py::as_num(v).ok_or_else(|| {
-        Problem::new(
-            path,
-            format!("{what} must be a number, found {}", py::type_name(v)),
-        )
+        Problem::new(path, format!("{what} must be a number, found {}", py::type_name(v)))
     })
 }
 
@@ -201,10 +172,7 @@ fn name_of(entry: &Map<String, Value>, path: &str) -> Result<Box<str>, Problem> 
             .deviation(Deviation::VariantName)),
         Some(other) => Err(Problem::new(
             format!("{path}.name"),
-            format!(
-                "variant name must be a string, found {}",
-                py::type_name(other)
-            ),
+            format!("variant name must be a string, found {}", py::type_name(other)),
         )
         .deviation(Deviation::VariantName)),
     }
@@ -256,19 +224,12 @@ fn parse_single(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
     let n0 = numeric(s0, &format!("{path}[0].size"), "variant size")?;
     let n1 = numeric(s1, &format!("{path}[1].size"), "variant size")?;
     if outside_unit(add(n0, n1)) {
-        return Err(Problem::new(
-            path,
-            "Sum of all variants must be between 0 and 1.",
-        ));
+        return Err(Problem::new(path, "Sum of all variants must be between 0 and 1."));
     }
-    let names = [
-        name_of(entries[0], &format!("{path}[0]"))?,
-        name_of(entries[1], &format!("{path}[1]"))?,
-    ];
+    let names =
+        [name_of(entries[0], &format!("{path}[0]"))?, name_of(entries[1], &format!("{path}[1]"))?];
     let t0 = n0.int_of_mul(n).map(|v| py::clamp_i128(&v));
-    let t1 = n1
-        .int_of_mul(n)
-        .map(|v| py::clamp_i128(&(BigInt::from(n) - v)));
+    let t1 = n1.int_of_mul(n).map(|v| py::clamp_i128(&(BigInt::from(n) - v)));
     Ok(VariantSet::Single { names, t0, t1 })
 }
 
@@ -276,20 +237,14 @@ fn parse_multi(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
     let path = "experiment.variants";
     let len = variants_len(variants, path)?;
     if len < 3 {
-        return Err(Problem::new(
-            path,
-            "MultiVariant experiments expect three or more variants.",
-        ));
+        return Err(Problem::new(path, "MultiVariant experiments expect three or more variants."));
     }
     let items = match variants {
         Value::Array(items) => items,
         other => {
             return Err(Problem::new(
                 format!("{path}[0]"),
-                format!(
-                    "iterating a {} gives no variant objects",
-                    py::type_name(other)
-                ),
+                format!("iterating a {} gives no variant objects", py::type_name(other)),
             ));
         }
     };
@@ -308,28 +263,19 @@ fn parse_multi(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
             }
             other => numeric(other, &format!("{p}.size"), "variant size")?,
         };
-        let buckets = size
-            .int_of_mul(n)
-            .map_err(|e| int_problem(e, format!("{p}.size")))?;
+        let buckets = size.int_of_mul(n).map_err(|e| int_problem(e, format!("{p}.size")))?;
         total += &buckets;
         sizes.push(buckets);
     }
     if total > BigInt::from(n) {
-        return Err(Problem::new(
-            path,
-            "Sum of all variants is greater than 100%",
-        ));
+        return Err(Problem::new(path, "Sum of all variants is greater than 100%"));
     }
     let mut out = Vec::with_capacity(entries.len());
     let mut offset = BigInt::from(0);
     for (i, (entry, buckets)) in entries.iter().zip(sizes).enumerate() {
         let start = py::clamp_i128(&offset);
         offset += buckets;
-        out.push((
-            name_of(entry, &format!("{path}[{i}]"))?,
-            start,
-            py::clamp_i128(&offset),
-        ));
+        out.push((name_of(entry, &format!("{path}[{i}]"))?, start, py::clamp_i128(&offset)));
     }
     Ok(VariantSet::Multi { entries: out })
 }
@@ -338,10 +284,7 @@ fn parse_rollout(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
     let path = "experiment.variants";
     let len = variants_len(variants, path)?;
     if len != 1 {
-        return Err(Problem::new(
-            path,
-            "Rollout variant only supports one variant.",
-        ));
+        return Err(Problem::new(path, "Rollout variant only supports one variant."));
     }
     let items = as_indexable(variants, path)?;
     let entry = entry_objects(items, path)?[0];
@@ -353,19 +296,11 @@ fn parse_rollout(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
     let size = match size {
         Some(s) if !outside_unit(s) => s,
         _ => {
-            return Err(Problem::new(
-                format!("{p}.size"),
-                "Variant size must be between 0 and 1",
-            ));
+            return Err(Problem::new(format!("{p}.size"), "Variant size must be between 0 and 1"));
         }
     };
-    let limit = size
-        .int_of_mul(n)
-        .map_err(|e| int_problem(e, format!("{p}.size")))?;
-    Ok(VariantSet::Rollout {
-        name: name_of(entry, &p)?,
-        limit: py::clamp_i128(&limit),
-    })
+    let limit = size.int_of_mul(n).map_err(|e| int_problem(e, format!("{p}.size")))?;
+    Ok(VariantSet::Rollout { name: name_of(entry, &p)?, limit: py::clamp_i128(&limit) })
 }
 
 fn parse_range(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
@@ -378,10 +313,7 @@ fn parse_range(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
         other => {
             return Err(Problem::new(
                 path,
-                format!(
-                    "iterating a {} gives no variant objects",
-                    py::type_name(other)
-                ),
+                format!("iterating a {} gives no variant objects", py::type_name(other)),
             ));
         }
     };
@@ -398,19 +330,14 @@ fn parse_range(variants: &Value, n: i64) -> Result<VariantSet, Problem> {
         };
         let end_n = numeric(end, &format!("{p}.range_end"), "range_end")?;
         let start_n = numeric(start, &format!("{p}.range_start"), "range_start")?;
-        let size = sub(end_n, start_n)
-            .int_of_mul(n)
-            .map_err(|e| int_problem(e, p.clone()))?;
+        let size = sub(end_n, start_n).int_of_mul(n).map_err(|e| int_problem(e, p.clone()))?;
         total += size;
         let lo = start_n.int_of_mul(n).map(|v| py::clamp_i128(&v));
         let hi = end_n.int_of_mul(n).map(|v| py::clamp_i128(&v));
         bounds.push(lo.and_then(|lo| hi.map(|hi| (lo, hi))));
     }
     if total > BigInt::from(n) {
-        return Err(Problem::new(
-            path,
-            "Sum of all variants is greater than 100%",
-        ));
+        return Err(Problem::new(path, "Sum of all variants is greater than 100%"));
     }
     let mut out = Vec::with_capacity(entries.len());
     for (i, (entry, b)) in entries.iter().zip(bounds).enumerate() {
@@ -431,40 +358,29 @@ mod tests {
     #[test]
     fn truncation_follows_python_int() {
         // int(0.57 * 100) == 56
-        let s = VariantSet::parse(
-            "feature_rollout",
-            Some(&json!([{"name": "a", "size": 0.57}])),
-            100,
-        )
-        .unwrap();
+        let s =
+            VariantSet::parse("feature_rollout", Some(&json!([{"name": "a", "size": 0.57}])), 100)
+                .unwrap();
         assert_eq!(s.choose(55).unwrap().variant, Some("a"));
         assert_eq!(s.choose(56).unwrap().variant, None);
     }
 
     #[test]
     fn single_variant_rules() {
-        let s = set(
-            "single_variant",
-            json!([{"name": "c", "size": 0.1}, {"name": "t", "size": 0.1}]),
-        )
-        .unwrap();
+        let s =
+            set("single_variant", json!([{"name": "c", "size": 0.1}, {"name": "t", "size": 0.1}]))
+                .unwrap();
         assert_eq!(s.choose(99).unwrap().variant, Some("c"));
         assert_eq!(s.choose(100).unwrap().variant, None);
         assert_eq!(s.choose(900).unwrap().variant, Some("t"));
         assert!(
-            set(
-                "single_variant",
-                json!([{"name": "c", "size": 0.6}, {"name": "t", "size": 0.5}])
-            )
-            .is_err()
+            set("single_variant", json!([{"name": "c", "size": 0.6}, {"name": "t", "size": 0.5}]))
+                .is_err()
         );
         // Negative individual sizes are allowed when the sum is in [0, 1].
         assert!(
-            set(
-                "single_variant",
-                json!([{"name": "c", "size": -0.1}, {"name": "t", "size": 1.0}])
-            )
-            .is_ok()
+            set("single_variant", json!([{"name": "c", "size": -0.1}, {"name": "t", "size": 1.0}]))
+                .is_ok()
         );
         // Booleans act as 1 / 0.
         let b = set(
@@ -473,22 +389,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.choose(999).unwrap().variant, Some("c"));
-        let e = set(
-            "single_variant",
-            json!([{"size": 0.6}, {"name": "t", "size": 0.3}]),
-        )
-        .unwrap_err();
+        let e =
+            set("single_variant", json!([{"size": 0.6}, {"name": "t", "size": 0.3}])).unwrap_err();
         assert_eq!(e.deviation, Some(Deviation::VariantName));
     }
 
     #[test]
     fn multi_and_range_sums() {
         assert!(
-            set(
-                "multi_variant",
-                json!([{"name": "a", "size": 0.5}, {"name": "b", "size": 0.5}])
-            )
-            .is_err()
+            set("multi_variant", json!([{"name": "a", "size": 0.5}, {"name": "b", "size": 0.5}]))
+                .is_err()
         );
         assert!(set("multi_variant", json!([{"name": "a", "size": 0.5}, {"name": "b", "size": 0.4}, {"name": "c", "size": 0.2}])).is_err());
         let m = set("multi_variant", json!([{"name": "a", "size": 0.1}, {"name": "b", "size": 0.1}, {"name": "c", "size": 0.1}])).unwrap();

@@ -109,10 +109,7 @@ fn field<'a>(v: &'a Value, k: &str, what: &str) -> Result<&'a Value, String> {
 /// Replays one parsed vector document.
 pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
     if doc.get("format") != Some(&Value::from(1)) {
-        return Err(format!(
-            "{name}: unsupported vector format {:?}",
-            doc.get("format")
-        ));
+        return Err(format!("{name}: unsupported vector format {:?}", doc.get("format")));
     }
     let now = field(doc, "now", name)?
         .as_f64()
@@ -122,21 +119,14 @@ pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
     let requests = field(doc, "requests", name)?
         .as_array()
         .ok_or_else(|| format!("{name}: `requests` is not a list"))?;
-    let mut summary = Summary {
-        files: 1,
-        ..Summary::default()
-    };
+    let mut summary = Summary { files: 1, ..Summary::default() };
     for (ri, request) in requests.iter().enumerate() {
         let calls = field(request, "calls", name)?
             .as_array()
             .ok_or_else(|| format!("{name}: request {ri}: `calls` is not a list"))?;
         let mut client = Experiments::new(&config, now, Vec::<OwnedEvent>::new());
         for (ci, call) in calls.iter().enumerate() {
-            let op = call
-                .get("op")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_owned();
+            let op = call.get("op").and_then(Value::as_str).unwrap_or("?").to_owned();
             *summary.ops.entry(op.clone()).or_default() += 1;
             let verdict = check_call(&config, now, &mut client, call)
                 .map_err(|e| format!("{name}: request {ri} call {ci}: {e}"))?;
@@ -150,9 +140,7 @@ pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
                     summary.failed += 1;
                     summary.failures.push(format!(
                         "FAIL {name} request {ri} call {ci} ({op} {}):\n{diff}",
-                        call.get("experiment")
-                            .map(Value::to_string)
-                            .unwrap_or_default()
+                        call.get("experiment").map(Value::to_string).unwrap_or_default()
                     ));
                 }
             }
@@ -172,9 +160,7 @@ fn strict_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((k1, v1), (k2, v2))| k1 == k2 && strict_eq(v1, v2))
+                && x.iter().zip(y).all(|((k1, v1), (k2, v2))| k1 == k2 && strict_eq(v1, v2))
         }
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| strict_eq(p, q))
@@ -192,12 +178,7 @@ fn inputs_of(call: &Value) -> Result<Inputs, String> {
 }
 
 fn events_json(events: &[OwnedEvent]) -> Value {
-    Value::Array(
-        events
-            .iter()
-            .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-            .collect(),
-    )
+    Value::Array(events.iter().map(|e| serde_json::to_value(e).unwrap_or(Value::Null)).collect())
 }
 
 fn check_call(
@@ -206,14 +187,11 @@ fn check_call(
     client: &mut Experiments<'_, Vec<OwnedEvent>>,
     call: &Value,
 ) -> Result<Verdict, String> {
-    let op = field(call, "op", "call")?
-        .as_str()
-        .ok_or("op is not a string")?;
+    let op = field(call, "op", "call")?.as_str().ok_or("op is not a string")?;
     let expect = field(call, "expect", "call")?;
     let experiment = call.get("experiment").and_then(Value::as_str);
-    let deviation = experiment
-        .and_then(|k| config.validation_error(k, now))
-        .and_then(|e| e.deviation);
+    let deviation =
+        experiment.and_then(|k| config.validation_error(k, now)).and_then(|e| e.deviation);
     client.sink().clear();
     let (got, invalid_like) = match op {
         "variant" => {
@@ -288,9 +266,7 @@ fn check_call(
         other => return Err(format!("unknown op {other:?}")),
     };
     if strict_eq(&got, expect) {
-        return Ok(Verdict::Pass {
-            python_error: false,
-        });
+        return Ok(Verdict::Pass { python_error: false });
     }
     let mut diff = String::new();
     let _ = write!(diff, "  expected: {expect}\n  got:      {got}");
@@ -312,16 +288,9 @@ pub fn report(summary: &Summary, max_failures: usize) -> i32 {
         println!("{f}");
     }
     if summary.failures.len() > max_failures {
-        println!(
-            "... and {} more failures",
-            summary.failures.len() - max_failures
-        );
+        println!("... and {} more failures", summary.failures.len() - max_failures);
     }
-    let ops: Vec<String> = summary
-        .ops
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let ops: Vec<String> = summary.ops.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!(
         "files={} calls: {} (python raised: {})",
         summary.files,

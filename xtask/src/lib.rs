@@ -1,3 +1,4 @@
 //! Project automation for the experiments workspace (`cargo xtask ...`).
 
+pub mod bench;
 pub mod conformance;

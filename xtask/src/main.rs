@@ -1,18 +1,53 @@
 //! `cargo xtask conformance|bench` — the project's automation, in Rust.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use xtask::bench;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   conformance [DIR|FILE ...]   replay conformance vectors (default ../shared/conformance/vectors)
-  bench                        run the shared evaluation benchmark scenarios";
+  bench [--runs N] [--config FILE]
+                               time the shared scenarios (default ../shared/bench/experiments.json)";
+
+/// Counts heap allocations so the bench can report allocations per call.
+struct CountingAlloc;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("conformance") => conformance(&args[1..]),
+        Some("bench") => run_bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
@@ -35,4 +70,62 @@ fn conformance(args: &[String]) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_bench(args: &[String]) -> ExitCode {
+    let mut runs = 7usize;
+    let mut config_path = PathBuf::from("../shared/bench/experiments.json");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--runs", Some(n)) => match n.parse() {
+                Ok(n) if n >= 5 => runs = n,
+                _ => {
+                    eprintln!("--runs needs a number >= 5");
+                    return ExitCode::from(2);
+                }
+            },
+            ("--config", Some(p)) => config_path = PathBuf::from(p),
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let config = match bench::load_config(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut ok = true;
+    for s in bench::SCENARIOS {
+        let work = bench::Workload::new(s);
+        let mut inputs = bench::template(s);
+        // Warm-up pass, then one counted pass for allocations, then the timed runs.
+        bench::run_pass(&config, &work, &mut inputs);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let nonnull = bench::run_pass(&config, &work, &mut inputs);
+        let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let timing = bench::time_scenario(&config, &work, &mut inputs, runs);
+        let runs_text: Vec<String> = timing.runs.iter().map(|r| format!("{r:.1}")).collect();
+        println!(
+            "scenario={} calls={} nonnull={} ns_per_call={:.1} allocs_per_call={}",
+            s.letter,
+            work.len(),
+            nonnull,
+            timing.ns_per_call,
+            allocs as f64 / work.len() as f64
+        );
+        eprintln!("  runs (ns/call): {}", runs_text.join(" "));
+        if nonnull != s.python_nonnull {
+            eprintln!(
+                "  MISMATCH: Python reports nonnull={} for scenario {}",
+                s.python_nonnull, s.letter
+            );
+            ok = false;
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

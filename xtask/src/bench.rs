@@ -1,0 +1,247 @@
+//! The shared evaluation benchmark scenarios (`../shared/bench/README.md`) and a generator of
+//! large configs, used by `cargo xtask bench` and by the criterion benches.
+
+use std::path::Path;
+use std::time::Instant;
+
+use experiments_core::{Config, Experiments, Inputs, NoopSink};
+use serde_json::{Value, json};
+
+/// Calls per scenario.
+pub const CALLS: usize = 200_000;
+/// A fresh per-request client is created every this many calls.
+pub const CALLS_PER_REQUEST: usize = 10;
+/// The instant the scenarios run at (inside every bench experiment's window).
+pub const NOW: f64 = 1_700_000_000.0;
+
+/// One benchmark scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scenario {
+    /// `a`, `b` or `c`.
+    pub letter: char,
+    /// The experiment it calls.
+    pub experiment: &'static str,
+    /// Non-null variants the Python reference reports (a correctness cross-check).
+    pub python_nonnull: usize,
+}
+
+/// The three scenarios.
+pub const SCENARIOS: [Scenario; 3] = [
+    Scenario { letter: 'a', experiment: "bench_simple", python_nonnull: 40_042 },
+    Scenario { letter: 'b', experiment: "bench_targeted", python_nonnull: 20_435 },
+    Scenario { letter: 'c', experiment: "bench_r2", python_nonnull: 60_125 },
+];
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The bucketing id of call `k` of scenario `letter`.
+pub fn bucketing_id(letter: char, k: usize) -> String {
+    format!("t2_{}", base36(10_000_000 + k as u64 * 7919 + u64::from(letter)))
+}
+
+/// The inputs of call `k` of a scenario.
+pub fn inputs(s: Scenario, k: usize) -> Inputs {
+    let mut i = template(s);
+    fill(s, k, &bucketing_id(s.letter, k), &mut i);
+    i
+}
+
+/// An input map with every attribute of the scenario, to be filled per call by [`fill`].
+pub fn template(s: Scenario) -> Inputs {
+    let base =
+        Inputs::with_capacity(8).with("user_id", String::with_capacity(16)).with("logged_in", true);
+    if s.letter != 'b' {
+        return base;
+    }
+    base.with("app_name", String::with_capacity(8))
+        .with("country", String::with_capacity(2))
+        .with("is_employee", false)
+        .with("num_votes", 0)
+        .with("account_age_days", 0)
+        .with("device_id", String::with_capacity(8))
+}
+
+fn set_str(inputs: &mut Inputs, key: &str, text: &str) {
+    if let Some(Value::String(s)) = inputs.get_mut(key) {
+        s.clear();
+        s.push_str(text);
+    }
+}
+
+fn set(inputs: &mut Inputs, key: &str, value: Value) {
+    if let Some(slot) = inputs.get_mut(key) {
+        *slot = value;
+    }
+}
+
+/// Writes call `k`'s attributes into `inputs` in place (no allocation once warmed), as a
+/// service fills its per-request inputs.
+pub fn fill(s: Scenario, k: usize, id: &str, inputs: &mut Inputs) {
+    set_str(inputs, "user_id", id);
+    if s.letter != 'b' {
+        return;
+    }
+    set_str(inputs, "app_name", ["ios", "android", "web"][k % 3]);
+    set_str(inputs, "country", ["US", "CA"][k % 2]);
+    set(inputs, "is_employee", Value::Bool(k % 17 == 0));
+    set(inputs, "num_votes", Value::from((k % 50) as i64));
+    set(inputs, "account_age_days", Value::from((k % 5000) as i64));
+    let mut dev = [0u8; 12];
+    let n = {
+        use std::io::Write;
+        let mut cur = std::io::Cursor::new(&mut dev[..]);
+        let _ = write!(cur, "dev-{}", k % 1000);
+        cur.position() as usize
+    };
+    set_str(inputs, "device_id", std::str::from_utf8(&dev[..n]).unwrap_or(""));
+}
+
+/// The precomputed bucketing ids of a scenario, in one contiguous buffer.
+pub struct Workload {
+    /// The scenario.
+    pub scenario: Scenario,
+    ids: String,
+    ends: Vec<usize>,
+}
+
+impl Workload {
+    /// Builds the ids of all calls of `s`.
+    pub fn new(s: Scenario) -> Self {
+        let mut ids = String::with_capacity(CALLS * 12);
+        let mut ends = Vec::with_capacity(CALLS);
+        for k in 0..CALLS {
+            ids.push_str(&bucketing_id(s.letter, k));
+            ends.push(ids.len());
+        }
+        Workload { scenario: s, ids, ends }
+    }
+
+    /// Number of calls.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no calls.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bucketing id of call `k`.
+    pub fn id(&self, k: usize) -> &str {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        &self.ids[start..self.ends[k]]
+    }
+}
+
+/// Loads the shared bench config.
+pub fn load_config(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs one pass of a scenario the way the reference does (fresh client every 10 calls, a
+/// sink that receives every event) and returns the number of non-null variants.
+pub fn run_pass(config: &Config, w: &Workload, inputs: &mut Inputs) -> usize {
+    let s = w.scenario;
+    let mut nonnull = 0;
+    let mut k = 0;
+    while k < w.len() {
+        let mut client = Experiments::new(config, NOW, NoopSink);
+        for _ in 0..CALLS_PER_REQUEST.min(w.len() - k) {
+            fill(s, k, w.id(k), inputs);
+            if let Ok(Some(_)) = client.variant(s.experiment, inputs, None) {
+                nonnull += 1;
+            }
+            k += 1;
+        }
+    }
+    nonnull
+}
+
+/// Result of timing one scenario.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Non-null variants.
+    pub nonnull: usize,
+    /// Median nanoseconds per call over the runs.
+    pub ns_per_call: f64,
+    /// Every run's nanoseconds per call.
+    pub runs: Vec<f64>,
+}
+
+/// Times `runs` passes and returns the median.
+pub fn time_scenario(config: &Config, w: &Workload, inputs: &mut Inputs, runs: usize) -> Timing {
+    let mut nonnull = 0;
+    let mut per_call: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            nonnull = std::hint::black_box(run_pass(config, w, inputs));
+            start.elapsed().as_nanos() as f64 / w.len() as f64
+        })
+        .collect();
+    let runs_copy = per_call.clone();
+    per_call.sort_by(f64::total_cmp);
+    Timing { nonnull, ns_per_call: per_call[per_call.len() / 2], runs: runs_copy }
+}
+
+/// A generated `experiments.json` with `n` experiments of every type, for parse benchmarks.
+pub fn generate_document(n: usize) -> String {
+    let mut doc = serde_json::Map::new();
+    for i in 0..n {
+        let name = format!("generated_{i}");
+        let common = |kind: &str, experiment: Value| {
+            json!({"id": i, "name": name, "owner": "bench", "type": kind, "version": "1",
+                   "start_ts": 0, "stop_ts": 4102444800u64, "enabled": true, "experiment": experiment})
+        };
+        let exp = match i % 6 {
+            0 => common(
+                "r2",
+                json!({"variants": {"active": 10, "control_1": 10},
+                  "targeting": {"logged_in": [true, false]}, "overrides": {"user_id": {"t2_vip": "active"}}}),
+            ),
+            1 => common(
+                "feature_flag",
+                json!({"variants": {"active": 50}, "targeting": {"logged_in": [true]}}),
+            ),
+            2 => common(
+                "single_variant",
+                json!({"experiment_version": 3, "shuffle_version": 1,
+                  "variants": [{"name": "control_1", "size": 0.1}, {"name": "treatment", "size": 0.1}],
+                  "targeting": {"ALL": [{"EQ": {"field": "app_name", "values": ["ios", "android"]}},
+                                        {"GE": {"field": "num_votes", "value": 5}}]}}),
+            ),
+            3 => common(
+                "multi_variant",
+                json!({"experiment_version": 1,
+                  "variants": [{"name": "a", "size": 0.2}, {"name": "b", "size": 0.2}, {"name": "c", "size": 0.2}],
+                  "overrides": [{"a": {"EQ": {"field": "user_id", "value": "t2_vip"}}}]}),
+            ),
+            4 => common(
+                "feature_rollout",
+                json!({"experiment_version": 2,
+                  "variants": [{"name": "on", "size": 0.25}]}),
+            ),
+            _ => common(
+                "range_variant",
+                json!({"experiment_version": 1,
+                  "variants": [{"name": "x", "range_start": 0.0, "range_end": 0.3},
+                               {"name": "y", "range_start": 0.5, "range_end": 0.8}]}),
+            ),
+        };
+        doc.insert(name, exp);
+    }
+    serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default()
+}
