@@ -104,8 +104,8 @@ pub enum Step<'a> {
     Variant {
         /// The variant.
         variant: Option<&'a str>,
-        /// Its bucket range `[start, end)`.
-        range: Option<(i128, i128)>,
+        /// Its bucket range.
+        range: Option<BucketRange>,
     },
 }
 
@@ -151,17 +151,31 @@ impl fmt::Display for Step<'_> {
             Step::Bucket { seed, bucket, num_buckets } => {
                 write!(f, "bucket {bucket} of {num_buckets} (seed {seed:?})")
             }
-            Step::Variant { variant: Some(v), range: Some((lo, hi)) } => {
-                if *hi == i128::MAX {
-                    write!(f, "variant {v} holds buckets [{lo}, end)")
-                } else {
-                    write!(f, "variant {v} holds buckets [{lo}, {hi})")
-                }
-            }
+            Step::Variant { variant: Some(v), range: Some(r) } => match r.end {
+                Some(end) => write!(f, "variant {v} holds buckets [{}, {end})", r.start),
+                None => write!(f, "variant {v} holds buckets [{}, end)", r.start),
+            },
             Step::Variant { variant, .. } => {
                 write!(f, "variant {}", variant.unwrap_or("none (bucket outside every variant)"))
             }
         }
+    }
+}
+
+/// The buckets `[start, end)` of a variant (`end: None`: up to the last bucket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BucketRange {
+    /// First bucket.
+    pub start: i64,
+    /// One past the last bucket, when bounded.
+    pub end: Option<i64>,
+}
+
+impl BucketRange {
+    /// From Python-int bounds (saturated; `i128::MAX` means unbounded).
+    pub(crate) fn new(start: i128, end: i128) -> Self {
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        BucketRange { start: clamp(start), end: (end != i128::MAX).then(|| clamp(end)) }
     }
 }
 

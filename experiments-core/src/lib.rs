@@ -51,7 +51,7 @@ pub use error::{ConfigError, Deviation, EvalError, ValidationError};
 pub use event::{Event, EventSink, EventType, FnSink, NoopSink, OwnedEvent, OwnedExperimentRef};
 pub use experiment::{Experiment, ExperimentClass, ExperimentRef};
 pub use explain::{
-    DisabledReason, ExplainStep, Explanation, ForcedReason, NoTrace, Observer, Step,
+    BucketRange, DisabledReason, ExplainStep, Explanation, ForcedReason, NoTrace, Observer, Step,
 };
 pub use inputs::{Inputs, User};
 pub use serde_json::Value;

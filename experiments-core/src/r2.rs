@@ -6,9 +6,10 @@ use serde_json::{Map, Value};
 use crate::bucketing::{Modulus, Seed};
 use crate::error::{EvalError, Problem};
 use crate::experiment::BucketVal;
-use crate::explain::{Observer, Step};
+use crate::explain::{BucketRange, Observer, Step};
 use crate::inputs::Inputs;
 use crate::py::{self, OrdOp, PyNum};
+use crate::variant_set::Bound;
 
 /// R2 always uses 1000 buckets.
 pub(crate) const R2_BUCKETS: u64 = 1000;
@@ -41,7 +42,7 @@ pub(crate) struct R2 {
     newer_than: Option<Value>,
     variants: Value,
     /// Sorted variant names with their bucket limits, or the error every bucketing raises.
-    choice: Result<Vec<(Box<str>, Result<i128, EvalError>)>, EvalError>,
+    choice: Result<Vec<(Box<str>, Bound)>, EvalError>,
 }
 
 /// Python `dict(value or {})` as an ordered list of (key, value) pairs with unique keys.
@@ -148,14 +149,13 @@ impl R2 {
         if flag {
             match cfg.get("variants") {
                 None => {}
-                Some(Value::Object(m)) => {
-                    if m.keys().any(|k| k != "active") {
-                        return Err(Problem::new(
-                            "experiment.variants",
-                            "a feature_flag only allows the variant \"active\"",
-                        ));
-                    }
+                Some(Value::Object(m)) if m.keys().any(|k| k != "active") => {
+                    return Err(Problem::new(
+                        "experiment.variants",
+                        "a feature_flag only allows the variant \"active\"",
+                    ));
                 }
+                Some(Value::Object(_)) => {}
                 Some(other) => {
                     return Err(Problem::new(
                         "experiment.variants",
@@ -242,9 +242,7 @@ impl R2 {
         })
     }
 
-    fn precompute_choice(
-        variants: &Value,
-    ) -> Result<Vec<(Box<str>, Result<i128, EvalError>)>, EvalError> {
+    fn precompute_choice(variants: &Value) -> Result<Vec<(Box<str>, Bound)>, EvalError> {
         let map = match variants {
             Value::Object(m) => m,
             Value::Array(_) | Value::String(_) => {
@@ -374,7 +372,7 @@ impl R2 {
         let (name, limit) = &choice[(bucket % choice.len() as u64) as usize];
         let limit = (*limit)?;
         let variant = (i128::from(bucket) < limit).then_some(&**name);
-        obs.step(Step::Variant { variant, range: Some((0, limit)) });
+        obs.step(Step::Variant { variant, range: Some(BucketRange::new(0, limit)) });
         Ok(variant)
     }
 

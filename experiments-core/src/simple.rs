@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::bucketing::{Modulus, Seed};
 use crate::error::{Deviation, EvalError, Problem};
 use crate::experiment::BucketVal;
-use crate::explain::{Observer, Step};
+use crate::explain::{BucketRange, Observer, Step};
 use crate::inputs::Inputs;
 use crate::py;
 use crate::targeting::Tree;
@@ -121,7 +121,10 @@ impl Simple {
             num_buckets: self.num_buckets.get(),
         });
         let choice = self.variants.choose(bucket)?;
-        obs.step(Step::Variant { variant: choice.variant, range: choice.range });
+        obs.step(Step::Variant {
+            variant: choice.variant,
+            range: choice.range.map(|(lo, hi)| BucketRange::new(lo, hi)),
+        });
         Ok(choice.variant)
     }
 }

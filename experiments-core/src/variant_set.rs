@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 use crate::error::{Deviation, EvalError, Problem};
 use crate::py::{self, PyNum};
 
+/// A bucket bound: a Python int, or the error computing it raises when it is used.
+pub(crate) type Bound = Result<i128, EvalError>;
+
 /// The parsed variants of a simple experiment.
 #[derive(Debug, Clone)]
 pub(crate) enum VariantSet {
@@ -19,8 +22,11 @@ pub(crate) enum VariantSet {
     /// One variant below `limit`.
     Rollout { name: Box<str>, limit: i128 },
     /// Explicit ranges, the first containing the bucket wins.
-    Range { entries: Vec<(Box<str>, Result<(i128, i128), EvalError>)> },
+    Range { entries: Vec<RangeEntry> },
 }
+
+/// A range variant: its name and `[int(start * n), int(end * n))`.
+pub(crate) type RangeEntry = (Box<str>, Result<(i128, i128), EvalError>);
 
 /// What a variant set chose for a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
