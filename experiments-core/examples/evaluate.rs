@@ -31,7 +31,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             cookie_created_timestamp: None,
         });
         let mut row = Vec::new();
-        for name in ["checkout_redesign", "feed_ranking", "dark_mode", "legacy_search", "broken_example"] {
+        for name in
+            ["checkout_redesign", "feed_ranking", "dark_mode", "legacy_search", "broken_example"]
+        {
             let variant = request.variant(name, &inputs, None)?;
             row.push(format!("{name}={}", variant.unwrap_or("-")));
         }
@@ -40,10 +42,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("\nwhy does t2_1 get its checkout_redesign variant?");
-    let inputs = Inputs::new()
-        .with("user_id", "t2_1")
-        .with("app_name", "ios")
-        .with("account_age_days", 30);
+    let inputs =
+        Inputs::new().with("user_id", "t2_1").with("app_name", "ios").with("account_age_days", 30);
     let mut explanation = Explanation::default();
     let mut request = Experiments::new(&config, NOW, Vec::<OwnedEvent>::new());
     request.variant_traced("checkout_redesign", &inputs, None, &mut explanation)?;
