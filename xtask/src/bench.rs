@@ -46,7 +46,12 @@ fn base36(mut n: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The bucketing id of call `k` of scenario `letter`.
+/// The bucketing id of call `k` of scenario `letter`:
+/// `"t2_" + base36(10_000_000 + k * 7919 + ord(letter))`.
+///
+/// ```
+/// assert_eq!(xtask::bench::bucketing_id('a', 0), "t2_5yc4h");
+/// ```
 pub fn bucketing_id(letter: char, k: usize) -> String {
     format!("t2_{}", base36(10_000_000 + k as u64 * 7919 + u64::from(letter)))
 }
