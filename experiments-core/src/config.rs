@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::error::{ConfigError, EvalError, ValidationError};
 use crate::experiment::{Experiment, ExperimentRef};
 use crate::explain::Observer;
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, key_hash};
 use crate::py;
 
 /// A parsed `experiments.json`: every experiment parsed once, independently. `Send + Sync`;
@@ -16,7 +16,9 @@ use crate::py;
 pub struct Config {
     entries: Vec<Result<Experiment, ValidationError>>,
     keys: Vec<Box<str>>,
-    index: FxHashMap<Box<str>, usize>,
+    /// Key hash -> entry index; keys whose hash collides with an earlier key's are found by
+    /// a scan of `keys` instead.
+    index: FxHashMap<u64, u32>,
 }
 
 /// The outcome of evaluating one experiment for one call, before event handling.
@@ -70,7 +72,7 @@ impl Config {
         };
         config.index.reserve(map.len());
         for (key, value) in &map {
-            config.index.insert(key.as_str().into(), config.entries.len());
+            config.index.entry(key_hash(key)).or_insert(config.entries.len() as u32);
             config.keys.push(key.as_str().into());
             config.entries.push(Experiment::parse(key, value));
         }
@@ -94,7 +96,13 @@ impl Config {
 
     /// The parsed entry of a config key.
     pub fn get(&self, key: &str) -> Option<&Result<Experiment, ValidationError>> {
-        self.index.get(key).map(|&i| &self.entries[i])
+        let i = *self.index.get(&key_hash(key))? as usize;
+        let i = if py::str_eq(&self.keys[i], key) {
+            i
+        } else {
+            self.keys.iter().position(|k| **k == *key)?
+        };
+        Some(&self.entries[i])
     }
 
     /// Every entry in file order.

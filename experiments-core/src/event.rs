@@ -29,30 +29,23 @@ impl EventType {
 const NULL: Value = Value::Null;
 
 /// One event, borrowing from the config snapshot and the call's inputs. Building it does not
-/// allocate; serialize it or convert it with [`Event::to_owned_event`] to keep it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+/// allocate or look anything up; serialize it or convert it with [`Event::to_owned_event`] to
+/// keep it. Serializes as
+/// `{"event_type", "variant", "user_id", "logged_in", "cookie_created_timestamp", "app_name",
+/// "experiment", "inputs"}` like baseplate's `event_logger.log(**kw)` arguments.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Event<'a> {
     /// `choose` or `expose`.
     pub event_type: EventType,
     /// The variant (`None` only for `expose` called with no variant).
     pub variant: Option<&'a str>,
-    /// `inputs.get("user_id")`.
-    pub user_id: &'a Value,
-    /// `inputs.get("logged_in")`.
-    pub logged_in: &'a Value,
-    /// `inputs.get("cookie_created_timestamp")`.
-    pub cookie_created_timestamp: &'a Value,
-    /// `inputs.get("app_name")`.
-    pub app_name: &'a Value,
     /// The experiment.
     pub experiment: ExperimentRef<'a>,
     /// The call's inputs, in order.
     pub inputs: &'a Inputs,
     /// The bucketing field (`bucket_val`) of the experiment, when it has one.
-    #[serde(skip)]
     pub bucketing_field: Option<&'a str>,
     /// The bucketing value of the call, when truthy.
-    #[serde(skip)]
     pub bucketing_value: Option<&'a Value>,
 }
 
@@ -64,14 +57,9 @@ impl<'a> Event<'a> {
         inputs: &'a Inputs,
         bucketing: Option<(&'a str, &'a Value)>,
     ) -> Self {
-        let get = |k: &str| inputs.get(k).unwrap_or(&NULL);
         Event {
             event_type,
             variant,
-            user_id: get("user_id"),
-            logged_in: get("logged_in"),
-            cookie_created_timestamp: get("cookie_created_timestamp"),
-            app_name: get("app_name"),
             experiment,
             inputs,
             bucketing_field: bucketing.map(|b| b.0),
@@ -79,15 +67,39 @@ impl<'a> Event<'a> {
         }
     }
 
+    fn input(&self, key: &str) -> &'a Value {
+        self.inputs.get(key).unwrap_or(&NULL)
+    }
+
+    /// `inputs.get("user_id")` (`null` when absent).
+    pub fn user_id(&self) -> &'a Value {
+        self.input("user_id")
+    }
+
+    /// `inputs.get("logged_in")`.
+    pub fn logged_in(&self) -> &'a Value {
+        self.input("logged_in")
+    }
+
+    /// `inputs.get("cookie_created_timestamp")`.
+    pub fn cookie_created_timestamp(&self) -> &'a Value {
+        self.input("cookie_created_timestamp")
+    }
+
+    /// `inputs.get("app_name")`.
+    pub fn app_name(&self) -> &'a Value {
+        self.input("app_name")
+    }
+
     /// An owned copy of the event.
     pub fn to_owned_event(&self) -> OwnedEvent {
         OwnedEvent {
             event_type: self.event_type,
             variant: self.variant.map(str::to_owned),
-            user_id: self.user_id.clone(),
-            logged_in: self.logged_in.clone(),
-            cookie_created_timestamp: self.cookie_created_timestamp.clone(),
-            app_name: self.app_name.clone(),
+            user_id: self.user_id().clone(),
+            logged_in: self.logged_in().clone(),
+            cookie_created_timestamp: self.cookie_created_timestamp().clone(),
+            app_name: self.app_name().clone(),
             experiment: OwnedExperimentRef {
                 class: self.experiment.class,
                 id: self.experiment.id,
@@ -99,6 +111,22 @@ impl<'a> Event<'a> {
             bucketing_field: self.bucketing_field.map(str::to_owned),
             bucketing_value: self.bucketing_value.cloned(),
         }
+    }
+}
+
+impl Serialize for Event<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = serializer.serialize_struct("Event", 8)?;
+        st.serialize_field("event_type", &self.event_type)?;
+        st.serialize_field("variant", &self.variant)?;
+        st.serialize_field("user_id", self.user_id())?;
+        st.serialize_field("logged_in", self.logged_in())?;
+        st.serialize_field("cookie_created_timestamp", self.cookie_created_timestamp())?;
+        st.serialize_field("app_name", self.app_name())?;
+        st.serialize_field("experiment", &self.experiment)?;
+        st.serialize_field("inputs", self.inputs)?;
+        st.end()
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Deviation, EvalError, Problem, ValidationError};
 use crate::explain::{DisabledReason, ForcedReason, Observer, Step};
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, Key};
 use crate::py::{self, PyNum};
 use crate::r2::R2;
 use crate::simple::Simple;
@@ -41,7 +41,7 @@ impl ExperimentClass {
 pub(crate) enum BucketVal {
     /// A string key. `matchable` is false when it is not lower-case: baseplate compares it
     /// with lower-cased keys, so it never matches.
-    Str { raw: Box<str>, matchable: bool },
+    Str { raw: Key, matchable: bool },
     /// A hashable non-string (`null`, a number): never found among string keys.
     Other(Box<str>),
     /// A list or object: every lookup raises `TypeError: unhashable type`.
@@ -51,11 +51,10 @@ pub(crate) enum BucketVal {
 impl BucketVal {
     pub(crate) fn new(config: Option<&Value>) -> BucketVal {
         match config {
-            None => BucketVal::Str { raw: "user_id".into(), matchable: true },
-            Some(Value::String(s)) => BucketVal::Str {
-                raw: s.as_str().into(),
-                matchable: py::is_lowercase_fixed_point(s),
-            },
+            None => BucketVal::Str { raw: Key::new("user_id"), matchable: true },
+            Some(Value::String(s)) => {
+                BucketVal::Str { raw: Key::new(s), matchable: py::is_lowercase_fixed_point(s) }
+            }
             Some(v @ (Value::Array(_) | Value::Object(_))) => {
                 BucketVal::Unhashable(py::type_name(v))
             }
@@ -96,7 +95,7 @@ impl BucketVal {
         match self {
             BucketVal::Unhashable(ty) => Err(EvalError::Unhashable(ty)),
             BucketVal::Other(_) => Ok(None),
-            BucketVal::Str { raw, .. } => Ok(inputs.get(raw).filter(|v| py::truthy(v))),
+            BucketVal::Str { raw, .. } => Ok(inputs.get_key(raw).filter(|v| py::truthy(v))),
         }
     }
 }

@@ -1,9 +1,58 @@
 //! Call inputs: an ordered attribute map (Python's `**kwargs`) and the `User` helper.
 
+use std::hash::Hasher;
+
+use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::py;
+
+/// The FxHash of a key (shared by [`Inputs`] and the config index).
+pub(crate) fn key_hash(key: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(key.as_bytes());
+    h.finish()
+}
+
+/// An attribute name known ahead of time (from the config), with its hash precomputed so
+/// that looking it up in [`Inputs`] compares integers before strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    text: Box<str>,
+    hash: u64,
+}
+
+impl Key {
+    pub(crate) fn new(text: &str) -> Self {
+        Key { text: text.into(), hash: key_hash(text) }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// One attribute: its key's hash, the key, the value.
+#[derive(Clone, Debug, PartialEq)]
+struct Entry {
+    hash: u64,
+    key: String,
+    value: Value,
+}
 
 /// The attributes of one `variant`/`expose` call, in insertion order.
 ///
@@ -22,7 +71,7 @@ use crate::py;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
-    entries: Vec<(String, Value)>,
+    entries: Vec<Entry>,
     /// How many keys are not their own lower-case form (`User_ID`). While zero, a
     /// lower-cased lookup is an exact lookup.
     mixed_case_keys: usize,
@@ -50,11 +99,12 @@ impl Inputs {
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
         let key = key.into();
         let value = value.into();
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, slot)) => Some(std::mem::replace(slot, value)),
+        let hash = key_hash(&key);
+        match self.entries.iter_mut().find(|e| e.hash == hash && py::str_eq(&e.key, &key)) {
+            Some(e) => Some(std::mem::replace(&mut e.value, value)),
             None => {
                 self.mixed_case_keys += usize::from(!py::is_lowercase_fixed_point(&key));
-                self.entries.push((key, value));
+                self.entries.push(Entry { hash, key, value });
                 None
             }
         }
@@ -62,26 +112,41 @@ impl Inputs {
 
     /// Removes `key`, keeping the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let pos = self.entries.iter().position(|(k, _)| k == key)?;
-        let (key, value) = self.entries.remove(pos);
-        self.mixed_case_keys -= usize::from(!py::is_lowercase_fixed_point(&key));
-        Some(value)
+        let pos = self.position(key, key_hash(key))?;
+        let e = self.entries.remove(pos);
+        self.mixed_case_keys -= usize::from(!py::is_lowercase_fixed_point(&e.key));
+        Some(e.value)
     }
 
     /// The value of exactly `key` (case-sensitive), like `kwargs.get(key)`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.position(key, key_hash(key)).map(|i| &self.entries[i].value)
+    }
+
+    fn position(&self, key: &str, hash: u64) -> Option<usize> {
+        self.entries.iter().position(|e| e.hash == hash && py::str_eq(&e.key, key))
+    }
+
+    /// [`Inputs::get`] for a key known ahead of time.
+    pub(crate) fn get_key(&self, key: &Key) -> Option<&Value> {
+        self.position(&key.text, key.hash).map(|i| &self.entries[i].value)
     }
 
     /// Mutable access to the value of exactly `key`, to update inputs in place (reusing
     /// their allocations) from one call to the next.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        let i = self.position(key, key_hash(key))?;
+        Some(&mut self.entries[i].value)
+    }
+
+    /// The attributes in order, with mutable values (to refill a reused input map).
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
+        self.entries.iter_mut().map(|e| (e.key.as_str(), &mut e.value))
     }
 
     /// The attributes in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|e| (e.key.as_str(), &e.value))
     }
 
     /// Number of attributes.
@@ -113,12 +178,12 @@ impl Inputs {
 
     /// The value of the key that wins in `{k.lower(): v for k, v in kwargs.items()}` for
     /// the lower-case key `target`: the last key whose lower-case form equals it.
-    pub(crate) fn get_lowered(&self, target: &str) -> Option<&Value> {
+    pub(crate) fn get_lowered(&self, target: &Key) -> Option<&Value> {
         if self.mixed_case_keys == 0 {
             // Every key is lower-case and keys are unique: only an exact match can win.
-            return self.get(target);
+            return self.get_key(target);
         }
-        self.entries.iter().rev().find(|(k, _)| py::lower_eq(k, target)).map(|(_, v)| v)
+        self.entries.iter().rev().find(|e| py::lower_eq(&e.key, target)).map(|e| &e.value)
     }
 }
 
@@ -146,7 +211,7 @@ impl From<serde_json::Map<String, Value>> for Inputs {
 
 impl Serialize for Inputs {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.entries.iter().map(|(k, v)| (k, v)))
+        serializer.collect_map(self.entries.iter().map(|e| (&e.key, &e.value)))
     }
 }
 
@@ -184,7 +249,7 @@ mod tests {
     #[test]
     fn lowered_lookup_takes_the_last_key() {
         let inputs = Inputs::new().with("user_id", "first").with("User_ID", "second");
-        assert_eq!(inputs.get_lowered("user_id"), Some(&json!("second")));
+        assert_eq!(inputs.get_lowered(&Key::new("user_id")), Some(&json!("second")));
         assert_eq!(inputs.get("User_ID"), Some(&json!("second")));
     }
 

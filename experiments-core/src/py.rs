@@ -102,6 +102,39 @@ pub(crate) fn as_num(v: &Value) -> Option<PyNum> {
     }
 }
 
+/// Byte-string equality, inlined for the short keys and values of the request path (a
+/// libc `memcmp` call costs more than the comparison itself).
+#[inline]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let half = |s: &[u8], i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[i..i + 4]);
+        u32::from_ne_bytes(w)
+    };
+    match n {
+        0 => true,
+        1..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        9..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// [`bytes_eq`] for strings.
+#[inline]
+pub(crate) fn str_eq(a: &str, b: &str) -> bool {
+    bytes_eq(a.as_bytes(), b.as_bytes())
+}
+
 /// Python type name of a JSON value.
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
@@ -132,6 +165,9 @@ pub(crate) fn truthy(v: &Value) -> bool {
 
 /// Python `a == b` (`True == 1 == 1.0`, lists element-wise, dicts ignore key order).
 pub(crate) fn py_eq(a: &Value, b: &Value) -> bool {
+    if let (Value::String(x), Value::String(y)) = (a, b) {
+        return str_eq(x, y);
+    }
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
         return x.cmp(y) == Some(Ordering::Equal);
     }
@@ -498,6 +534,36 @@ mod tests {
         assert!(py_contains(&json!("abc"), &json!(1)).is_err());
         assert!(py_contains(&json!({"a": 1}), &json!([1])).is_err());
         assert!(py_contains(&json!(5), &json!(5)).is_err());
+    }
+
+    #[test]
+    fn short_string_equality() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(str_eq(a, b), a == b, "{a:?} {b:?}");
+            }
+            let mut c = a.to_owned().into_bytes();
+            if let Some(last) = c.last_mut() {
+                *last = b'z';
+                assert!(!bytes_eq(a.as_bytes(), &c));
+            }
+            if let Some(first) = c.first_mut() {
+                *first = b'Z';
+                assert!(!bytes_eq(a.as_bytes(), &c));
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::bucketing::{Modulus, Seed};
 use crate::error::{EvalError, Problem};
 use crate::experiment::BucketVal;
 use crate::explain::{BucketRange, Observer, Step};
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, Key};
 use crate::py::{self, OrdOp, PyNum};
 use crate::variant_set::Bound;
 
@@ -17,7 +17,7 @@ pub(crate) const R2_BUCKETS: u64 = 1000;
 /// One targeting parameter: lower-cased name, case sensitivity, allowed values.
 #[derive(Debug, Clone)]
 struct TargetParam {
-    name: Box<str>,
+    name: Key,
     case_sensitive: bool,
     allowed: Vec<Value>,
 }
@@ -25,7 +25,7 @@ struct TargetParam {
 /// One override parameter: lower-cased name, case sensitivity, value -> variant.
 #[derive(Debug, Clone)]
 struct OverrideParam {
-    name: Box<str>,
+    name: Key,
     case_sensitive: bool,
     map: FxHashMap<Box<str>, Value>,
 }
@@ -40,6 +40,8 @@ pub(crate) struct R2 {
     targeting: Vec<TargetParam>,
     overrides: Vec<OverrideParam>,
     newer_than: Option<Value>,
+    /// The `user_created` attribute `newer_than` compares.
+    user_created: Key,
     variants: Value,
     /// Sorted variant names with their bucket limits, or the error every bucketing raises.
     choice: Result<Vec<(Box<str>, Bound)>, EvalError>,
@@ -191,7 +193,7 @@ impl R2 {
                     other => other,
                 })
                 .collect();
-            let entry = TargetParam { name: key.into(), case_sensitive: cs, allowed };
+            let entry = TargetParam { name: Key::new(&key), case_sensitive: cs, allowed };
             match targeting.iter_mut().find(|t| t.name == entry.name) {
                 Some(slot) => *slot = entry,
                 None => targeting.push(entry),
@@ -215,7 +217,7 @@ impl R2 {
                 let k = if cs { k } else { py::lower(&k) };
                 map.insert(k.into_boxed_str(), v);
             }
-            let entry = OverrideParam { name: key.into(), case_sensitive: cs, map };
+            let entry = OverrideParam { name: Key::new(&key), case_sensitive: cs, map };
             match overrides.iter_mut().find(|o| o.name == entry.name) {
                 Some(slot) => *slot = entry,
                 None => overrides.push(entry),
@@ -237,6 +239,7 @@ impl R2 {
             targeting,
             overrides,
             newer_than,
+            user_created: Key::new("user_created"),
             variants: variants.clone(),
             choice,
         })
@@ -322,8 +325,8 @@ impl R2 {
                     continue;
                 }
                 match &self.newer_than {
-                    Some(newer_than) if &*param.name == "logged_in" => {
-                        if let Some(created) = inputs.get_lowered("user_created") {
+                    Some(newer_than) if param.name.as_str() == "logged_in" => {
+                        if let Some(created) = inputs.get_lowered(&self.user_created) {
                             if py::truthy(created) && py::py_order(created, OrdOp::Gt, newer_than)?
                             {
                                 obs.step(Step::R2Targeting { param: Some(&param.name) });

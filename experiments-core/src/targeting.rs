@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::EvalError;
 use crate::explain::{Observer, Step};
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, Key};
 use crate::py::{self, OrdOp};
 
 /// A compiled targeting node.
@@ -19,8 +19,8 @@ pub(crate) enum Node {
     Any(Vec<Node>),
     Not(Box<Node>),
     Const(bool),
-    Eq { field: Box<str>, values: EqValues },
-    Cmp { field: Box<str>, op: CmpOp, value: Value },
+    Eq { field: Key, values: EqValues },
+    Cmp { field: Key, op: CmpOp, value: Value },
 }
 
 /// What `candidate in values` means for the configured `values`.
@@ -139,9 +139,9 @@ fn two_keys<'a>(op: &str, arg: &'a Value) -> Result<&'a Map<String, Value>, Stri
     }
 }
 
-fn field_of(op: &str, m: &Map<String, Value>) -> Result<Box<str>, String> {
+fn field_of(op: &str, m: &Map<String, Value>) -> Result<Key, String> {
     match m.get("field") {
-        Some(Value::String(f)) => Ok(py::lower(f).into()),
+        Some(Value::String(f)) => Ok(Key::new(&py::lower(f))),
         Some(other) => Err(format!("{op} field must be a string, found {}", py::type_name(other))),
         None => Err(format!("{op} expects input key 'field'")),
     }
@@ -180,7 +180,7 @@ impl Node {
             Node::Not(child) => !child.eval(inputs, depth + 1, obs)?,
             Node::Const(b) => *b,
             Node::Eq { field, values } => {
-                let candidate = inputs.get(field).unwrap_or(&NULL);
+                let candidate = inputs.get_key(field).unwrap_or(&NULL);
                 match values {
                     EqValues::Items(items) => items.iter().any(|v| py::py_eq(candidate, v)),
                     EqValues::Substring(s) => {
@@ -193,7 +193,7 @@ impl Node {
                 }
             }
             Node::Cmp { field, op, value } => {
-                let candidate = inputs.get(field).unwrap_or(&NULL);
+                let candidate = inputs.get_key(field).unwrap_or(&NULL);
                 if candidate.is_null() && value.is_null() {
                     false
                 } else {

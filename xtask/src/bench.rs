@@ -78,39 +78,37 @@ pub fn template(s: Scenario) -> Inputs {
         .with("device_id", String::with_capacity(8))
 }
 
-fn set_str(inputs: &mut Inputs, key: &str, text: &str) {
-    if let Some(Value::String(s)) = inputs.get_mut(key) {
+fn set_str(slot: &mut Value, text: &str) {
+    if let Value::String(s) = slot {
         s.clear();
         s.push_str(text);
     }
 }
 
-fn set(inputs: &mut Inputs, key: &str, value: Value) {
-    if let Some(slot) = inputs.get_mut(key) {
-        *slot = value;
-    }
-}
-
-/// Writes call `k`'s attributes into `inputs` in place (no allocation once warmed), as a
-/// service fills its per-request inputs.
+/// Writes call `k`'s attributes into a [`template`] in place (no allocation once warmed), as
+/// a service fills its per-request inputs.
 pub fn fill(s: Scenario, k: usize, id: &str, inputs: &mut Inputs) {
-    set_str(inputs, "user_id", id);
-    if s.letter != 'b' {
-        return;
+    for (i, (_, slot)) in inputs.iter_mut().enumerate() {
+        match i {
+            0 => set_str(slot, id),
+            2 => set_str(slot, ["ios", "android", "web"][k % 3]),
+            3 => set_str(slot, ["US", "CA"][k % 2]),
+            4 => *slot = Value::Bool(k % 17 == 0),
+            5 => *slot = Value::from((k % 50) as i64),
+            6 => *slot = Value::from((k % 5000) as i64),
+            7 => {
+                if let Value::String(d) = slot {
+                    use std::fmt::Write;
+                    d.clear();
+                    let _ = write!(d, "dev-{}", k % 1000);
+                }
+            }
+            _ => {}
+        }
+        if s.letter != 'b' && i >= 1 {
+            break;
+        }
     }
-    set_str(inputs, "app_name", ["ios", "android", "web"][k % 3]);
-    set_str(inputs, "country", ["US", "CA"][k % 2]);
-    set(inputs, "is_employee", Value::Bool(k % 17 == 0));
-    set(inputs, "num_votes", Value::from((k % 50) as i64));
-    set(inputs, "account_age_days", Value::from((k % 5000) as i64));
-    let mut dev = [0u8; 12];
-    let n = {
-        use std::io::Write;
-        let mut cur = std::io::Cursor::new(&mut dev[..]);
-        let _ = write!(cur, "dev-{}", k % 1000);
-        cur.position() as usize
-    };
-    set_str(inputs, "device_id", std::str::from_utf8(&dev[..n]).unwrap_or(""));
 }
 
 /// The precomputed bucketing ids of a scenario, in one contiguous buffer.
