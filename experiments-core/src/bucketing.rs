@@ -125,6 +125,8 @@ impl Seed {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Modulus {
     n: u64,
+    /// Lemire's `fastmod` multiplier, `floor(2^128 / n) + 1`.
+    magic: u128,
     /// `2^(32 * (4 - i)) mod n` for the five big-endian digest words.
     powers: [u64; 5],
 }
@@ -139,12 +141,25 @@ impl Modulus {
             *slot = p as u64;
             p = (p << 32) % u128::from(n);
         }
-        Modulus { n, powers }
+        Modulus { n, powers, magic: (u128::MAX / u128::from(n)).wrapping_add(1) }
     }
 
     /// The number of buckets.
     pub(crate) fn get(&self) -> u64 {
         self.n
+    }
+
+    /// `a % n` without a division ("Faster Remainder by Direct Computation", Lemire et
+    /// al. 2019, the 64-bit variant with a 128-bit multiplier).
+    fn fastmod(&self, a: u64) -> u64 {
+        if self.n == 1 {
+            return 0;
+        }
+        let low = self.magic.wrapping_mul(u128::from(a));
+        let d = u128::from(self.n);
+        let bottom = ((low & u128::from(u64::MAX)) * d) >> 64;
+        let top = (low >> 64) * d;
+        ((bottom + top) >> 64) as u64
     }
 
     /// The digest (five big-endian words) modulo `n`, as Python's big-int `%`.
@@ -153,7 +168,7 @@ impl Modulus {
         if n < 1 << 29 {
             // Each product < 2^32 * 2^29; five of them stay below 2^64.
             let sum: u64 = words.iter().zip(self.powers).map(|(&w, p)| u64::from(w) * p).sum();
-            return sum % n;
+            return self.fastmod(sum);
         }
         let n = u128::from(n);
         let sum: u128 =
@@ -166,6 +181,24 @@ impl Modulus {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fastmod_agrees_with_division() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for n in [1u64, 2, 3, 7, 10, 100, 999, 1000, 1001, 65_537, 1 << 20, (1 << 29) - 1] {
+            let m = Modulus::new(n);
+            for a in [0, 1, n - 1, n, n + 1, u64::MAX, u64::MAX - 1, 1 << 63] {
+                assert_eq!(m.fastmod(a), a % n, "{a} % {n}");
+            }
+            for _ in 0..20_000 {
+                // xorshift64
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                assert_eq!(m.fastmod(x), x % n, "{x} % {n}");
+            }
+        }
+    }
 
     #[test]
     fn reference_buckets() {

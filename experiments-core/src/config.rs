@@ -1,6 +1,5 @@
 //! The parsed, immutable snapshot of one `experiments.json` document.
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,9 +15,48 @@ use crate::py;
 pub struct Config {
     entries: Vec<Result<Experiment, ValidationError>>,
     keys: Vec<Box<str>>,
-    /// Key hash -> entry index; keys whose hash collides with an earlier key's are found by
-    /// a scan of `keys` instead.
-    index: FxHashMap<u64, u32>,
+    index: KeyIndex,
+}
+
+/// An open-addressing table from key hash to entry index (linear probing, at most half
+/// full): one hash of the name and usually one integer and one string comparison per lookup.
+#[derive(Debug, Clone, Default)]
+struct KeyIndex {
+    /// `(hash, index + 1)`; `0` marks an empty slot.
+    slots: Vec<(u64, u32)>,
+}
+
+impl KeyIndex {
+    fn new(keys: &[Box<str>]) -> Self {
+        let size = (keys.len() * 2).next_power_of_two().max(8);
+        let mut slots = vec![(0u64, 0u32); size];
+        for (i, k) in keys.iter().enumerate() {
+            let h = key_hash(k);
+            let mut s = h as usize & (size - 1);
+            while slots[s].1 != 0 {
+                s = (s + 1) & (size - 1);
+            }
+            slots[s] = (h, i as u32 + 1);
+        }
+        KeyIndex { slots }
+    }
+
+    fn find(&self, keys: &[Box<str>], key: &str) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let h = key_hash(key);
+        let mut s = h as usize & mask;
+        loop {
+            let (sh, idx) = self.slots[s];
+            if idx == 0 {
+                return None;
+            }
+            let i = idx as usize - 1;
+            if sh == h && py::str_eq(&keys[i], key) {
+                return Some(i);
+            }
+            s = (s + 1) & mask;
+        }
+    }
 }
 
 /// The outcome of evaluating one experiment for one call, before event handling.
@@ -68,14 +106,13 @@ impl Config {
         let mut config = Config {
             entries: Vec::with_capacity(map.len()),
             keys: Vec::with_capacity(map.len()),
-            index: FxHashMap::default(),
+            index: KeyIndex::default(),
         };
-        config.index.reserve(map.len());
         for (key, value) in &map {
-            config.index.entry(key_hash(key)).or_insert(config.entries.len() as u32);
             config.keys.push(key.as_str().into());
             config.entries.push(Experiment::parse(key, value));
         }
+        config.index = KeyIndex::new(&config.keys);
         Ok(config)
     }
 
@@ -96,13 +133,7 @@ impl Config {
 
     /// The parsed entry of a config key.
     pub fn get(&self, key: &str) -> Option<&Result<Experiment, ValidationError>> {
-        let i = *self.index.get(&key_hash(key))? as usize;
-        let i = if py::str_eq(&self.keys[i], key) {
-            i
-        } else {
-            self.keys.iter().position(|k| **k == *key)?
-        };
-        Some(&self.entries[i])
+        self.index.find(&self.keys, key).map(|i| &self.entries[i])
     }
 
     /// Every entry in file order.
@@ -175,6 +206,17 @@ mod tests {
     fn config_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Config>();
+    }
+
+    #[test]
+    fn key_index_finds_every_key() {
+        let keys: Vec<Box<str>> = (0..1000).map(|i| format!("exp_{i}").into()).collect();
+        let index = KeyIndex::new(&keys);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(index.find(&keys, k), Some(i));
+        }
+        assert_eq!(index.find(&keys, "exp_1000"), None);
+        assert_eq!(KeyIndex::default().find(&[], "x"), None);
     }
 
     #[test]

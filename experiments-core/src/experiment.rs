@@ -103,6 +103,9 @@ impl BucketVal {
 /// A `start_ts` / `stop_ts` bound.
 #[derive(Debug, Clone)]
 enum Bound {
+    /// A float, or an int that converts to a float exactly: compared as floats.
+    Exact(f64),
+    /// An int beyond 2^53: compared exactly with the float `now`.
     Num(PyNum),
     /// From `expires`: the start is "the moment of parsing", i.e. `now` itself.
     Now,
@@ -113,6 +116,7 @@ enum Bound {
 impl Bound {
     fn cmp_now(&self, now: f64) -> Result<std::cmp::Ordering, &ValidationError> {
         match self {
+            Bound::Exact(b) => Ok(now.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal)),
             Bound::Num(n) => Ok(PyNum::Float(now).cmp(*n).unwrap_or(std::cmp::Ordering::Equal)),
             Bound::Now => Ok(std::cmp::Ordering::Equal),
             Bound::Incomparable(e) => Err(e),
@@ -181,6 +185,8 @@ fn name_problem(message: String) -> Problem {
 
 fn bound(value: &Value, which: &str, key: &str) -> Bound {
     match py::as_num(value) {
+        Some(PyNum::Float(f)) => Bound::Exact(f),
+        Some(PyNum::Int(i)) if i.unsigned_abs() <= 1 << 53 => Bound::Exact(i as i64 as f64),
         Some(n) => Bound::Num(n),
         None => Bound::Incomparable(ValidationError {
             experiment: key.to_owned(),
@@ -363,7 +369,7 @@ impl Experiment {
                     ));
                 }
                 Some(Value::String(s)) => match parse_expires(s) {
-                    Some(stop) => (Bound::Now, Bound::Num(PyNum::Float(stop))),
+                    Some(stop) => (Bound::Now, Bound::Exact(stop)),
                     None => {
                         return Err(Problem::new(
                             "expires",
@@ -532,6 +538,7 @@ impl Experiment {
     /// The `[start_ts, stop_ts]` window as numbers, when both are numeric.
     pub fn window(&self) -> (Option<f64>, Option<f64>) {
         let f = |b: &Bound| match b {
+            Bound::Exact(x) => Some(*x),
             Bound::Num(PyNum::Int(i)) => Some(*i as f64),
             Bound::Num(PyNum::Float(x)) => Some(*x),
             _ => None,

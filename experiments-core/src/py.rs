@@ -165,8 +165,15 @@ pub(crate) fn truthy(v: &Value) -> bool {
 
 /// Python `a == b` (`True == 1 == 1.0`, lists element-wise, dicts ignore key order).
 pub(crate) fn py_eq(a: &Value, b: &Value) -> bool {
-    if let (Value::String(x), Value::String(y)) = (a, b) {
-        return str_eq(x, y);
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => return str_eq(x, y),
+        (Value::Bool(x), Value::Bool(y)) => return x == y,
+        (Value::Number(x), Value::Number(y)) => {
+            if let (Some(i), Some(j)) = (x.as_i64(), y.as_i64()) {
+                return i == j;
+            }
+        }
+        _ => {}
     }
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
         return x.cmp(y) == Some(Ordering::Equal);
@@ -216,6 +223,11 @@ impl OrdOp {
 /// Python `a <op> b`: numbers exactly, strings by code point, lists lexicographically;
 /// every other pairing raises `TypeError`.
 pub(crate) fn py_order(a: &Value, op: OrdOp, b: &Value) -> Result<bool, EvalError> {
+    if let (Value::Number(x), Value::Number(y)) = (a, b) {
+        if let (Some(i), Some(j)) = (x.as_i64(), y.as_i64()) {
+            return Ok(op.holds(i.cmp(&j)));
+        }
+    }
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
         return Ok(x.cmp(y).is_some_and(|o| op.holds(o)));
     }

@@ -11,7 +11,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   conformance [DIR|FILE ...]   replay conformance vectors (default ../shared/conformance/vectors)
-  bench [--runs N] [--config FILE]
+  bench [--runs N] [--config FILE] [--scenario a|b|c]
                                time the shared scenarios (default ../shared/bench/experiments.json)";
 
 /// Counts heap allocations so the bench can report allocations per call.
@@ -74,6 +74,7 @@ fn conformance(args: &[String]) -> ExitCode {
 
 fn run_bench(args: &[String]) -> ExitCode {
     let mut runs = 7usize;
+    let mut only: Option<char> = None;
     let mut config_path = PathBuf::from("../shared/bench/experiments.json");
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -86,6 +87,7 @@ fn run_bench(args: &[String]) -> ExitCode {
                 }
             },
             ("--config", Some(p)) => config_path = PathBuf::from(p),
+            ("--scenario", Some(s)) if s.len() == 1 => only = s.chars().next(),
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -100,7 +102,7 @@ fn run_bench(args: &[String]) -> ExitCode {
         }
     };
     let mut ok = true;
-    for s in bench::SCENARIOS {
+    for s in bench::SCENARIOS.into_iter().filter(|s| only.is_none_or(|c| c == s.letter)) {
         let work = bench::Workload::new(s);
         let mut inputs = bench::template(s);
         // Warm-up pass, then one counted pass for allocations, then the timed runs.
