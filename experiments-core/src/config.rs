@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::error::{ConfigError, EvalError, ValidationError};
 use crate::experiment::{Experiment, ExperimentRef};
-use crate::explain::Observer;
+use crate::explain::{Observer, Step};
 use crate::inputs::{Inputs, key_hash};
 use crate::py;
 
@@ -170,11 +170,23 @@ impl Config {
         now: f64,
         obs: &mut O,
     ) -> Result<Option<Evaluation<'c, 'i>>, EvalError> {
-        let Some(Ok(exp)) = self.get(key) else {
-            return Ok(None);
+        let exp = match self.get(key) {
+            None => {
+                obs.step(Step::NotFound);
+                return Ok(None);
+            }
+            Some(Err(error)) => {
+                obs.step(Step::Invalid { error });
+                return Ok(None);
+            }
+            Some(Ok(exp)) => exp,
         };
-        let Ok(active) = exp.resolve(now) else {
-            return Ok(None);
+        let active = match exp.resolve(now) {
+            Ok(active) => active,
+            Err(error) => {
+                obs.step(Step::Invalid { error });
+                return Ok(None);
+            }
         };
         let variant = active.variant(inputs, obs)?;
         let bucketing_value = active.unique_value(inputs)?;

@@ -36,6 +36,13 @@ pub enum ForcedReason {
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "snake_case", tag = "step")]
 pub enum Step<'a> {
+    /// No experiment has this name in the config.
+    NotFound,
+    /// The experiment is invalid (at this instant).
+    Invalid {
+        /// Why.
+        error: &'a crate::ValidationError,
+    },
     /// The experiment is switched off.
     Disabled {
         /// Why.
@@ -112,6 +119,8 @@ pub enum Step<'a> {
 impl fmt::Display for Step<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Step::NotFound => write!(f, "no experiment of that name in the config"),
+            Step::Invalid { error } => write!(f, "invalid: {}: {}", error.path, error.message),
             Step::Disabled { reason } => match reason {
                 DisabledReason::EnabledFlag => write!(f, "disabled: `enabled` is false"),
                 DisabledReason::NotStarted => {

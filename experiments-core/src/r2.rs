@@ -194,10 +194,7 @@ impl R2 {
                 })
                 .collect();
             let entry = TargetParam { name: Key::new(&key), case_sensitive: cs, allowed };
-            match targeting.iter_mut().find(|t| t.name == entry.name) {
-                Some(slot) => *slot = entry,
-                None => targeting.push(entry),
-            }
+            dict_set(&mut targeting, entry, |t| &t.name);
         }
 
         let mut overrides: Vec<OverrideParam> = Vec::new();
@@ -218,10 +215,7 @@ impl R2 {
                 map.insert(k.into_boxed_str(), v);
             }
             let entry = OverrideParam { name: Key::new(&key), case_sensitive: cs, map };
-            match overrides.iter_mut().find(|o| o.name == entry.name) {
-                Some(slot) => *slot = entry,
-                None => overrides.push(entry),
-            }
+            dict_set(&mut overrides, entry, |o| &o.name);
         }
 
         let seed = match cfg.get("seed") {
@@ -387,6 +381,14 @@ impl R2 {
     /// The variant names, sorted as r2 sorts them (empty when `variants` is not an object).
     pub(crate) fn variant_names(&self) -> Vec<&str> {
         self.choice.as_ref().map(|c| c.iter().map(|(n, _)| &**n).collect()).unwrap_or_default()
+    }
+}
+
+/// Python `d[name] = entry` on an ordered list: replaces in place, else appends.
+fn dict_set<T>(items: &mut Vec<T>, entry: T, name: impl Fn(&T) -> &Key) {
+    match items.iter_mut().find(|t| name(t) == name(&entry)) {
+        Some(slot) => *slot = entry,
+        None => items.push(entry),
     }
 }
 

@@ -132,6 +132,20 @@ fn explanation_says_why() {
     client.variant_traced("r2", &Inputs::new().with("user_id", "t2_1"), None, &mut trace).unwrap();
     assert!(trace.steps.iter().any(|s| matches!(s.data["step"].as_str(), Some("r2_targeting"))));
     let _ = Step::Targeted { result: true }.to_string();
+
+    let mut trace = Explanation::default();
+    client.variant_traced("missing", &user("t2_1"), None, &mut trace).unwrap();
+    assert_eq!(trace.steps[0].data["step"], "not_found");
+    let bad = Config::parse(
+        r#"{"bad": {"id": 1, "name": "bad", "type": "r2", "start_ts": "x", "stop_ts": 1}}"#,
+    )
+    .unwrap();
+    let mut trace = Explanation::default();
+    Experiments::new(&bad, NOW, Vec::<OwnedEvent>::new())
+        .variant_traced("bad", &user("t2_1"), None, &mut trace)
+        .unwrap();
+    assert_eq!(trace.steps[0].data["step"], "invalid");
+    assert!(trace.steps[0].text.contains("start_ts"), "{}", trace.steps[0].text);
 }
 
 #[test]

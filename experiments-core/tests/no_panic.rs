@@ -5,7 +5,18 @@ use experiments_core::{Config, Experiments, Explanation, Inputs, OwnedEvent, Val
 use proptest::prelude::*;
 use serde_json::Map;
 
-/// Keys that steer parsing into every branch, plus random ones.
+/// The experiment types, plus an unknown one.
+const TYPES: &[&str] = &[
+    "r2",
+    "feature_flag",
+    "single_variant",
+    "multi_variant",
+    "feature_rollout",
+    "range_variant",
+    "x",
+];
+
+/// Keys that steer parsing into every branch (with [`TYPES`]), plus random ones.
 const KEYS: &[&str] = &[
     "id",
     "name",
@@ -49,16 +60,14 @@ const KEYS: &[&str] = &[
     "user_id",
     "logged_in",
     "active",
-    "r2",
-    "feature_flag",
-    "single_variant",
-    "multi_variant",
-    "feature_rollout",
-    "range_variant",
 ];
 
 fn key() -> impl Strategy<Value = String> {
-    prop_oneof![4 => proptest::sample::select(KEYS).prop_map(str::to_owned), 1 => "\\PC{0,6}"]
+    prop_oneof![
+        4 => proptest::sample::select(KEYS).prop_map(str::to_owned),
+        1 => proptest::sample::select(TYPES).prop_map(str::to_owned),
+        1 => "\\PC{0,6}",
+    ]
 }
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -90,17 +99,7 @@ fn experiment() -> impl Strategy<Value = Value> {
     let block = prop::collection::vec((key(), json()), 0..8)
         .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>()));
     (
-        prop::sample::select(
-            &[
-                "r2",
-                "feature_flag",
-                "single_variant",
-                "multi_variant",
-                "feature_rollout",
-                "range_variant",
-                "x",
-            ][..],
-        ),
+        prop::sample::select(TYPES),
         prop_oneof![Just(Value::from(0)), json()],
         prop_oneof![Just(Value::from(4_102_444_800u64)), json()],
         block,
