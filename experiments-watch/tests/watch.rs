@@ -1,0 +1,414 @@
+//! The watcher on a real temporary directory: every kind of change and failure.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use experiments_watch::{ConfigWatcher, StartError, WatchEvent, WatchSettings};
+
+const PICKUP: Duration = Duration::from_secs(2);
+
+fn doc(n: usize) -> String {
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#""e{i}": {{"id": {i}, "name": "e{i}", "type": "feature_flag", "start_ts": 0,
+                "stop_ts": 4102444800, "experiment": {{"variants": {{"active": 100}}}}}}"#
+            )
+        })
+        .collect();
+    format!("{{{}}}", entries.join(","))
+}
+
+/// Writes via a temporary file and a rename, as the config fetcher does.
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    events: Receiver<WatchEvent>,
+    watcher: ConfigWatcher,
+}
+
+fn settings(path: &Path) -> WatchSettings {
+    // A long poll interval: changes must be seen through notifications within PICKUP.
+    WatchSettings { poll_interval: Duration::from_secs(30), ..WatchSettings::for_path(path) }
+}
+
+fn start_with(initial: Option<&str>, configure: impl FnOnce(&mut WatchSettings)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("experiments.json");
+    if let Some(text) = initial {
+        fs::write(&path, text).unwrap();
+    }
+    let (tx, events) = mpsc::channel();
+    let mut s = settings(&path);
+    configure(&mut s);
+    let watcher = ConfigWatcher::builder(s)
+        .on_event(move |e| {
+            let _ = tx.send(e.clone());
+        })
+        .start()
+        .unwrap();
+    Harness { _dir: dir, path, events, watcher }
+}
+
+fn start(initial: Option<&str>) -> Harness {
+    start_with(initial, |_| {})
+}
+
+impl Harness {
+    /// The next event, within `PICKUP`.
+    fn next(&self) -> WatchEvent {
+        self.events.recv_timeout(PICKUP).expect("a state change within 2 s")
+    }
+
+    fn version(&self) -> u64 {
+        self.watcher.snapshot().unwrap().version
+    }
+}
+
+fn loaded(version: u64, experiments: usize) -> WatchEvent {
+    WatchEvent::Loaded { version, experiments, invalid: 0 }
+}
+
+#[test]
+fn initial_load_and_identical_rewrites() {
+    let h = start(Some(&doc(2)));
+    assert_eq!(h.next(), loaded(1, 2));
+    let snap = h.watcher.snapshot().unwrap();
+    assert_eq!(snap.config.len(), 2);
+    assert_eq!(snap.digest.len(), 64);
+    // Same bytes, new file: no new version, no event.
+    write_atomic(&h.path, &doc(2));
+    assert!(h.events.recv_timeout(Duration::from_millis(500)).is_err());
+    assert_eq!(h.version(), 1);
+}
+
+#[test]
+fn rename_over_is_picked_up() {
+    let h = start(Some(&doc(1)));
+    assert_eq!(h.next(), loaded(1, 1));
+    write_atomic(&h.path, &doc(3));
+    assert_eq!(h.next(), loaded(2, 3));
+    assert_eq!(h.watcher.snapshot().unwrap().config.len(), 3);
+}
+
+#[test]
+fn in_place_rewrite_is_picked_up() {
+    let h = start(Some(&doc(1)));
+    assert_eq!(h.next(), loaded(1, 1));
+    fs::write(&h.path, doc(4)).unwrap();
+    // An in-place write may be seen half-written first; the final state must be loaded.
+    let deadline = Instant::now() + PICKUP;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match h.events.recv_timeout(left).expect("loaded within 2 s") {
+            WatchEvent::Loaded { experiments: 4, .. } => break,
+            WatchEvent::Kept { .. } => continue,
+            other => panic!("unexpected {other}"),
+        }
+    }
+}
+
+#[test]
+fn delete_then_recreate_keeps_then_recovers() {
+    let h = start(Some(&doc(2)));
+    assert_eq!(h.next(), loaded(1, 2));
+    fs::remove_file(&h.path).unwrap();
+    match h.next() {
+        WatchEvent::Kept { version: 1, error } => {
+            assert!(error.contains("does not exist"), "{error}")
+        }
+        other => panic!("unexpected {other}"),
+    }
+    // Readers still get the last good snapshot.
+    assert_eq!(h.watcher.snapshot().unwrap().config.len(), 2);
+    let status = h.watcher.status();
+    assert!(status.consecutive_failures >= 1);
+    assert!(status.last_error.unwrap().contains("does not exist"));
+    fs::write(&h.path, doc(5)).unwrap();
+    let deadline = Instant::now() + PICKUP;
+    while !matches!(
+        h.events.recv_timeout(deadline.saturating_duration_since(Instant::now())),
+        Ok(WatchEvent::Loaded { version: 2, experiments: 5, .. })
+    ) {
+        assert!(Instant::now() < deadline, "not recovered within 2 s");
+    }
+    assert_eq!(h.watcher.status().consecutive_failures, 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn kubernetes_data_symlink_swap() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d1 = dir.path().join("..2026_01");
+    let d2 = dir.path().join("..2026_02");
+    fs::create_dir(&d1).unwrap();
+    fs::create_dir(&d2).unwrap();
+    fs::write(d1.join("experiments.json"), doc(1)).unwrap();
+    fs::write(d2.join("experiments.json"), doc(6)).unwrap();
+    symlink("..2026_01", dir.path().join("..data")).unwrap();
+    let path = dir.path().join("experiments.json");
+    symlink("..data/experiments.json", &path).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let watcher = ConfigWatcher::builder(settings(&path))
+        .on_event(move |e| {
+            let _ = tx.send(e.clone());
+        })
+        .start()
+        .unwrap();
+    assert_eq!(rx.recv_timeout(PICKUP).unwrap(), loaded(1, 1));
+    // The kubelet's swap: a new symlink renamed over `..data`.
+    symlink("..2026_02", dir.path().join("..data_tmp")).unwrap();
+    fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    assert_eq!(rx.recv_timeout(PICKUP).unwrap(), loaded(2, 6));
+    assert_eq!(watcher.snapshot().unwrap().config.len(), 6);
+}
+
+#[test]
+fn broken_contents_keep_the_last_good_snapshot() {
+    let h = start(Some(&doc(2)));
+    assert_eq!(h.next(), loaded(1, 2));
+    let full = doc(3);
+    for (bad, expect) in [
+        ("{not json", "not valid JSON"),
+        (&full[..full.len() / 2], "not valid JSON"),
+        ("", "empty"),
+        ("   \n", "empty"),
+        ("[1, 2]", "JSON object"),
+    ] {
+        write_atomic(&h.path, bad);
+        match h.next() {
+            WatchEvent::Kept { version: 1, error } => {
+                assert!(error.contains(expect), "{bad:?}: {error}");
+                assert!(!error.contains('\n'));
+            }
+            other => panic!("{bad:?}: unexpected {other}"),
+        }
+        assert_eq!(h.watcher.snapshot().unwrap().config.len(), 2);
+    }
+    write_atomic(&h.path, &doc(2));
+    // Back to the served bytes: the error clears, the version stays.
+    assert_eq!(h.next(), loaded(1, 2));
+}
+
+#[test]
+fn oversized_files_and_directories_are_refused() {
+    let h = start_with(Some(&doc(1)), |s| s.max_file_size = 1000);
+    assert_eq!(h.next(), loaded(1, 1));
+    write_atomic(&h.path, &doc(40));
+    match h.next() {
+        WatchEvent::Kept { error, .. } => assert!(error.contains("over the limit"), "{error}"),
+        other => panic!("unexpected {other}"),
+    }
+    fs::remove_file(&h.path).unwrap();
+    let _ = h.next();
+    fs::create_dir(&h.path).unwrap();
+    let deadline = Instant::now() + PICKUP;
+    loop {
+        match h.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(WatchEvent::Kept { error, .. }) if error.contains("is a directory") => break,
+            Ok(_) => continue,
+            Err(_) => panic!("directory not reported within 2 s"),
+        }
+    }
+    assert_eq!(h.watcher.snapshot().unwrap().config.len(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = start(Some(&doc(1)));
+    assert_eq!(h.next(), loaded(1, 1));
+    let tmp = h.path.with_extension("tmp");
+    fs::write(&tmp, doc(2)).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o000)).unwrap();
+    let privileged = fs::read(&tmp).is_ok();
+    fs::rename(&tmp, &h.path).unwrap();
+    match h.next() {
+        // As root the kernel does not enforce the mode: the file simply loads.
+        WatchEvent::Loaded { version: 2, experiments: 2, .. } if privileged => {}
+        WatchEvent::Kept { version: 1, error } if !privileged => {
+            assert!(error.contains("permission denied"), "{error}")
+        }
+        other => panic!("unexpected {other} (privileged: {privileged})"),
+    }
+}
+
+#[test]
+fn startup_without_a_file() {
+    // No timeout: return at once, readers get a clear "unavailable".
+    let h = start(None);
+    assert!(matches!(h.next(), WatchEvent::Unavailable { .. }));
+    let err = h.watcher.snapshot().unwrap_err();
+    assert!(err.to_string().contains("experiments.json"), "{err}");
+    assert!(err.error.contains("does not exist"), "{err}");
+    assert_eq!(h.watcher.status().version, None);
+    write_atomic(&h.path, &doc(1));
+    assert_eq!(h.next(), loaded(1, 1));
+}
+
+#[test]
+fn startup_timeout_names_the_path_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.json");
+    let started = Instant::now();
+    let settings = WatchSettings {
+        timeout: Some(Duration::from_millis(300)),
+        backoff: Some(Duration::from_millis(20)),
+        ..WatchSettings::for_path(&path)
+    };
+    match ConfigWatcher::start(settings) {
+        Err(StartError::Timeout { path: p, last_error, .. }) => {
+            assert_eq!(p, path);
+            assert!(last_error.contains("does not exist"), "{last_error}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+}
+
+#[test]
+fn startup_waits_for_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("experiments.json");
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            write_atomic(&path, &doc(2));
+        })
+    };
+    let settings =
+        WatchSettings { timeout: Some(Duration::from_secs(5)), ..WatchSettings::for_path(&path) };
+    let watcher = ConfigWatcher::start(settings).expect("the file appears within the timeout");
+    assert_eq!(watcher.snapshot().unwrap().config.len(), 2);
+    writer.join().unwrap();
+}
+
+#[test]
+fn polling_alone_finds_a_file_when_notifications_cannot_start() {
+    // The parent directory does not exist yet, so it cannot be watched: only the poll runs.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later").join("experiments.json");
+    let settings = WatchSettings {
+        poll_interval: Duration::from_millis(100),
+        ..WatchSettings::for_path(&path)
+    };
+    let watcher = ConfigWatcher::start(settings).unwrap();
+    assert!(!watcher.status().notifications);
+    fs::create_dir(path.parent().unwrap()).unwrap();
+    fs::write(&path, doc(3)).unwrap();
+    let deadline = Instant::now() + PICKUP;
+    while watcher.snapshot().is_err() {
+        assert!(Instant::now() < deadline, "not loaded by polling within 2 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(watcher.snapshot().unwrap().config.len(), 3);
+}
+
+#[test]
+fn readers_only_see_complete_snapshots() {
+    let h = start(Some(&doc(10)));
+    assert_eq!(h.next(), loaded(1, 10));
+    let watcher = Arc::new(h.watcher);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (watcher, stop, reads) =
+                (Arc::clone(&watcher), Arc::clone(&stop), Arc::clone(&reads));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let snap = watcher.snapshot().expect("a snapshot is always available");
+                    let n = snap.config.len();
+                    assert!(n == 10 || n == 20, "incomplete snapshot with {n} experiments");
+                    assert_eq!(snap.report.experiments, n);
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let (a, b) = (doc(10), doc(20));
+    for i in 0..200 {
+        let text = if i % 2 == 0 { &b } else { &a };
+        if i % 3 == 0 {
+            // In place: the watcher may see a torn file, which must never be published.
+            fs::write(&h.path, text).unwrap();
+        } else {
+            write_atomic(&h.path, text);
+        }
+        if i % 20 == 0 {
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().expect("no reader saw a torn snapshot");
+    }
+    assert!(reads.load(Ordering::Relaxed) > 1000);
+    assert!(watcher.status().version.unwrap() > 1, "reloads happened");
+}
+
+#[test]
+fn dropping_the_watcher_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("experiments.json");
+    fs::write(&path, doc(1)).unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    let watcher = ConfigWatcher::builder(settings(&path))
+        .on_event(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .start()
+        .unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    drop(watcher);
+    write_atomic(&path, &doc(2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "no checks after drop");
+}
+
+#[test]
+fn settings_use_baseplate_names_and_human_durations() {
+    let s: WatchSettings = serde_json::from_str(
+        r#"{"path": "/etc/exp.json", "timeout": "30s", "backoff": "500ms", "poll_interval": "2s"}"#,
+    )
+    .unwrap();
+    assert_eq!(s.path, PathBuf::from("/etc/exp.json"));
+    assert_eq!(s.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(s.backoff, Some(Duration::from_millis(500)));
+    assert_eq!(s.poll_interval, Duration::from_secs(2));
+    assert_eq!(s.max_file_size, 10 * 1024 * 1024);
+    let d: WatchSettings = serde_json::from_str("{}").unwrap();
+    assert_eq!(d, WatchSettings::default());
+    assert_eq!(d.path, PathBuf::from("/var/local/experiments.json"));
+    assert!(serde_json::from_str::<WatchSettings>(r#"{"timeout": "soon"}"#).is_err());
+    assert!(serde_json::from_str::<WatchSettings>(r#"{"unknown": 1}"#).is_err());
+}
+
+#[test]
+fn status_reports_freshness() {
+    let h = start(Some(&doc(2)));
+    assert_eq!(h.next(), loaded(1, 2));
+    let s = h.watcher.status();
+    assert_eq!(s.version, Some(1));
+    assert!(s.age.unwrap() < Duration::from_secs(5));
+    assert!(s.notifications);
+    assert_eq!(s.consecutive_failures, 0);
+    assert_eq!(s.last_error, None);
+    assert!(s.last_check.is_some());
+}
