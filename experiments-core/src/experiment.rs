@@ -402,17 +402,15 @@ impl Experiment {
         let body = Self::parse_body(cfg, id, &name, type_name.as_deref())
             .map_err(|p| p.into_validation(key));
         // Baseplate accepts these, so the rejection is checked last (it is a deviation).
-        if let Some(go) = cfg.get("global_override") {
-            if !matches!(go, Value::Null | Value::String(_)) && cfg.contains_key("experiment") {
-                return Err(Problem::new(
-                    "global_override",
-                    format!(
-                        "global_override must be a string or null, found {}",
-                        py::type_name(go)
-                    ),
-                )
-                .deviation(Deviation::GlobalOverrideType));
-            }
+        if let Some(go) = cfg.get("global_override")
+            && !matches!(go, Value::Null | Value::String(_))
+            && cfg.contains_key("experiment")
+        {
+            return Err(Problem::new(
+                "global_override",
+                format!("global_override must be a string or null, found {}", py::type_name(go)),
+            )
+            .deviation(Deviation::GlobalOverrideType));
         }
         let dedupe_prefix = match &body {
             Ok(Body::R2(R2 { bucket_val, .. }) | Body::Simple(Simple { bucket_val, .. })) => {

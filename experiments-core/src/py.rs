@@ -223,10 +223,10 @@ impl OrdOp {
 /// Python `a <op> b`: numbers exactly, strings by code point, lists lexicographically;
 /// every other pairing raises `TypeError`.
 pub(crate) fn py_order(a: &Value, op: OrdOp, b: &Value) -> Result<bool, EvalError> {
-    if let (Value::Number(x), Value::Number(y)) = (a, b) {
-        if let (Some(i), Some(j)) = (x.as_i64(), y.as_i64()) {
-            return Ok(op.holds(i.cmp(&j)));
-        }
+    if let (Value::Number(x), Value::Number(y)) = (a, b)
+        && let (Some(i), Some(j)) = (x.as_i64(), y.as_i64())
+    {
+        return Ok(op.holds(i.cmp(&j)));
     }
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
         return Ok(x.cmp(y).is_some_and(|o| op.holds(o)));

@@ -320,12 +320,12 @@ impl R2 {
                 }
                 match &self.newer_than {
                     Some(newer_than) if param.name.as_str() == "logged_in" => {
-                        if let Some(created) = inputs.get_lowered(&self.user_created) {
-                            if py::truthy(created) && py::py_order(created, OrdOp::Gt, newer_than)?
-                            {
-                                obs.step(Step::R2Targeting { param: Some(&param.name) });
-                                return Ok(true);
-                            }
+                        if let Some(created) = inputs.get_lowered(&self.user_created)
+                            && py::truthy(created)
+                            && py::py_order(created, OrdOp::Gt, newer_than)?
+                        {
+                            obs.step(Step::R2Targeting { param: Some(&param.name) });
+                            return Ok(true);
                         }
                     }
                     _ => {

@@ -93,7 +93,7 @@ pub fn fill(s: Scenario, k: usize, id: &str, inputs: &mut Inputs) {
             0 => set_str(slot, id),
             2 => set_str(slot, ["ios", "android", "web"][k % 3]),
             3 => set_str(slot, ["US", "CA"][k % 2]),
-            4 => *slot = Value::Bool(k % 17 == 0),
+            4 => *slot = Value::Bool(k.is_multiple_of(17)),
             5 => *slot = Value::from((k % 50) as i64),
             6 => *slot = Value::from((k % 5000) as i64),
             7 => {
