@@ -1,4 +1,6 @@
-//! The per-request client, baseplate's `Experiments` object.
+//! The per-request client, baseplate's `Experiments` object: [`RequestScope`] holds the
+//! request's state (instant, bucketing-event dedupe) without borrowing anything, and
+//! [`Experiments`] binds one to a config snapshot and a sink.
 
 use crate::config::{Config, Evaluation};
 use crate::dedupe::Dedupe;
@@ -26,6 +28,102 @@ pub enum BucketingEvent {
     Duplicate,
 }
 
+/// The state of one request: its instant and the set of bucketing events it logged. Owns
+/// nothing borrowed, so it can live in a request object next to an `Arc` of the snapshot;
+/// every call takes the config and the sink. Creating one does not allocate.
+#[derive(Clone, Debug)]
+pub struct RequestScope {
+    now: f64,
+    dedupe: Dedupe,
+}
+
+impl RequestScope {
+    /// A request at `now` (seconds since the epoch).
+    pub fn new(now: f64) -> Self {
+        RequestScope { now, dedupe: Dedupe::default() }
+    }
+
+    /// Starts a new request at `now`, keeping the storage (a warmed scope never allocates).
+    pub fn reset(&mut self, now: f64) {
+        self.now = now;
+        self.dedupe.clear();
+    }
+
+    /// The instant of the request.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// See [`Experiments::variant_traced`].
+    pub fn variant_traced<'c, O: Observer>(
+        &mut self,
+        config: &'c Config,
+        sink: &mut impl EventSink,
+        experiment: &str,
+        inputs: &Inputs,
+        bucketing_event_override: Option<bool>,
+        obs: &mut O,
+    ) -> Result<(Option<&'c str>, Option<BucketingEvent>), EvalError> {
+        if experiment.is_empty() {
+            return Err(EvalError::EmptyExperimentName);
+        }
+        let Some(eval) = config.evaluate(experiment, inputs, self.now, obs)? else {
+            return Ok((None, None));
+        };
+        let outcome = self.bucketing_event(sink, &eval, inputs, bucketing_event_override);
+        Ok((eval.variant, Some(outcome)))
+    }
+
+    fn bucketing_event(
+        &mut self,
+        sink: &mut impl EventSink,
+        eval: &Evaluation<'_, '_>,
+        inputs: &Inputs,
+        over: Option<bool>,
+    ) -> BucketingEvent {
+        let Some(value) = eval.bucketing_value else {
+            return BucketingEvent::NoBucketingValue;
+        };
+        if eval.variant.is_none() {
+            return BucketingEvent::NoVariant;
+        }
+        if over == Some(false) {
+            return BucketingEvent::Suppressed;
+        }
+        if !eval.log_bucketing {
+            return BucketingEvent::NotLogged;
+        }
+        if !self.dedupe.insert(eval.dedupe_prefix, value) {
+            return BucketingEvent::Duplicate;
+        }
+        let mut event = Event::new(EventType::Choose, eval.variant, eval.experiment(), inputs);
+        event.bucketing_field = eval.bucketing_field;
+        event.bucketing_value = Some(value);
+        event.is_override = eval.is_override;
+        sink.log(&event);
+        BucketingEvent::Logged
+    }
+
+    /// See [`Experiments::expose`].
+    pub fn expose(
+        &mut self,
+        config: &Config,
+        sink: &mut impl EventSink,
+        experiment: &str,
+        variant: Option<&str>,
+        inputs: &Inputs,
+    ) -> bool {
+        let Some(exp) = config.experiment_ref(experiment, self.now) else {
+            return false;
+        };
+        let mut event = Event::new(EventType::Expose, variant, exp, inputs);
+        event.bucketing_field = config.bucketing_field(experiment, self.now);
+        event.bucketing_value = event.bucketing_field.and_then(|f| inputs.get(f));
+        sink.log(&event);
+        true
+    }
+}
+
 /// The per-request experiments client: evaluates experiments of one config snapshot at one
 /// instant, logs `choose`/`expose` events to its sink, and dedupes bucketing events within
 /// the request. Create one per request (cheap, no heap allocation) or reuse one with
@@ -48,23 +146,21 @@ pub enum BucketingEvent {
 #[derive(Debug)]
 pub struct Experiments<'c, S> {
     config: &'c Config,
-    now: f64,
     sink: S,
-    dedupe: Dedupe,
+    scope: RequestScope,
 }
 
 impl<'c, S: EventSink> Experiments<'c, S> {
     /// A client for one request at `now` (seconds since the epoch).
     pub fn new(config: &'c Config, now: f64, sink: S) -> Self {
-        Experiments { config, now, sink, dedupe: Dedupe::default() }
+        Experiments { config, sink, scope: RequestScope::new(now) }
     }
 
     /// Starts a new request on the same object: new snapshot and instant, empty dedupe set
     /// (its storage is kept, so a warmed client never allocates).
     pub fn reset(&mut self, config: &'c Config, now: f64) {
         self.config = config;
-        self.now = now;
-        self.dedupe.clear();
+        self.scope.reset(now);
     }
 
     /// The config snapshot.
@@ -74,7 +170,7 @@ impl<'c, S: EventSink> Experiments<'c, S> {
 
     /// The instant of the request.
     pub fn now(&self) -> f64 {
-        self.now
+        self.scope.now
     }
 
     /// The sink.
@@ -109,53 +205,21 @@ impl<'c, S: EventSink> Experiments<'c, S> {
         bucketing_event_override: Option<bool>,
         obs: &mut O,
     ) -> Result<(Option<&'c str>, Option<BucketingEvent>), EvalError> {
-        if experiment.is_empty() {
-            return Err(EvalError::EmptyExperimentName);
-        }
         let config = self.config;
-        let Some(eval) = config.evaluate(experiment, inputs, self.now, obs)? else {
-            return Ok((None, None));
-        };
-        let outcome = self.bucketing_event(&eval, inputs, bucketing_event_override);
-        Ok((eval.variant, Some(outcome)))
-    }
-
-    fn bucketing_event(
-        &mut self,
-        eval: &Evaluation<'_, '_>,
-        inputs: &Inputs,
-        over: Option<bool>,
-    ) -> BucketingEvent {
-        let Some(value) = eval.bucketing_value else {
-            return BucketingEvent::NoBucketingValue;
-        };
-        if eval.variant.is_none() {
-            return BucketingEvent::NoVariant;
-        }
-        if over == Some(false) {
-            return BucketingEvent::Suppressed;
-        }
-        if !eval.log_bucketing {
-            return BucketingEvent::NotLogged;
-        }
-        if !self.dedupe.insert(eval.dedupe_prefix, value) {
-            return BucketingEvent::Duplicate;
-        }
-        let bucketing = eval.bucketing_field.map(|f| (f, value));
-        let event = Event::new(EventType::Choose, eval.variant, eval.experiment, inputs, bucketing);
-        self.sink.log(&event);
-        BucketingEvent::Logged
+        self.scope.variant_traced(
+            config,
+            &mut self.sink,
+            experiment,
+            inputs,
+            bucketing_event_override,
+            obs,
+        )
     }
 
     /// Logs an `expose` event for `experiment` (nothing when it is unknown or invalid).
     /// Returns whether an event was logged.
     pub fn expose(&mut self, experiment: &str, variant: Option<&str>, inputs: &Inputs) -> bool {
-        let Some(exp) = self.config.experiment_ref(experiment, self.now) else {
-            return false;
-        };
-        let event = Event::new(EventType::Expose, variant, exp, inputs, None);
-        self.sink.log(&event);
-        true
+        self.scope.expose(self.config, &mut self.sink, experiment, variant, inputs)
     }
 
     /// Every config key in file order (`get_all_experiment_names`).
@@ -165,6 +229,6 @@ impl<'c, S: EventSink> Experiments<'c, S> {
 
     /// Whether `experiment` is a valid experiment now (`is_valid_experiment`).
     pub fn is_valid(&self, experiment: &str) -> bool {
-        self.config.is_valid(experiment, self.now)
+        self.config.is_valid(experiment, self.scope.now)
     }
 }

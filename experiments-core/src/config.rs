@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{ConfigError, EvalError, ValidationError};
-use crate::experiment::{Experiment, ExperimentRef};
+use crate::experiment::{Active, Experiment, ExperimentRef};
 use crate::explain::{Observer, Step};
 use crate::inputs::{Inputs, key_hash};
 use crate::py;
@@ -64,15 +64,24 @@ impl KeyIndex {
 pub struct Evaluation<'c, 'i> {
     /// The chosen variant.
     pub variant: Option<&'c str>,
-    /// The experiment as events describe it.
-    pub experiment: ExperimentRef<'c>,
+    experiment: &'c Experiment,
+    active: Active<'c>,
     /// Whether the experiment logs bucketing events (`should_log_bucketing()`).
     pub log_bucketing: bool,
     /// The truthy bucketing value from the original-case inputs (`get_unique_id`).
     pub bucketing_value: Option<&'i Value>,
     /// The configured bucketing field.
     pub bucketing_field: Option<&'c str>,
+    /// Whether an override (or `global_override`) chose the variant.
+    pub is_override: bool,
     pub(crate) dedupe_prefix: &'c str,
+}
+
+impl<'c> Evaluation<'c, '_> {
+    /// The experiment as events describe it.
+    pub fn experiment(&self) -> ExperimentRef<'c> {
+        self.experiment.event_ref(self.active)
+    }
 }
 
 /// Validation summary of a config at one instant.
@@ -188,16 +197,24 @@ impl Config {
                 return Ok(None);
             }
         };
-        let variant = active.variant(inputs, obs)?;
+        let (variant, is_override) = active.variant(inputs, obs)?;
         let bucketing_value = active.unique_value(inputs)?;
         Ok(Some(Evaluation {
             variant,
-            experiment: exp.event_ref(active),
+            experiment: exp,
+            active,
             log_bucketing: active.should_log_bucketing(),
             bucketing_value,
             bucketing_field: active.bucketing_field(),
+            is_override,
             dedupe_prefix: exp.dedupe_prefix(),
         }))
+    }
+
+    /// The bucketing field (`bucket_val`) of `key` at `now`, for experiments that bucket.
+    pub fn bucketing_field(&self, key: &str, now: f64) -> Option<&str> {
+        let Some(Ok(exp)) = self.get(key) else { return None };
+        exp.resolve(now).ok()?.bucketing_field()
     }
 
     /// The experiment of `key` as events describe it at `now`, if valid.

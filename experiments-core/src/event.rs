@@ -45,8 +45,10 @@ pub struct Event<'a> {
     pub inputs: &'a Inputs,
     /// The bucketing field (`bucket_val`) of the experiment, when it has one.
     pub bucketing_field: Option<&'a str>,
-    /// The bucketing value of the call, when truthy.
+    /// The bucketing value of the call (for `choose`: the truthy value that was bucketed).
     pub bucketing_value: Option<&'a Value>,
+    /// Whether an override (or `global_override`) chose the variant (`choose` only).
+    pub is_override: bool,
 }
 
 impl<'a> Event<'a> {
@@ -55,15 +57,15 @@ impl<'a> Event<'a> {
         variant: Option<&'a str>,
         experiment: ExperimentRef<'a>,
         inputs: &'a Inputs,
-        bucketing: Option<(&'a str, &'a Value)>,
     ) -> Self {
         Event {
             event_type,
             variant,
             experiment,
             inputs,
-            bucketing_field: bucketing.map(|b| b.0),
-            bucketing_value: bucketing.map(|b| b.1),
+            bucketing_field: None,
+            bucketing_value: None,
+            is_override: false,
         }
     }
 
@@ -106,10 +108,13 @@ impl<'a> Event<'a> {
                 name: self.experiment.name.map(str::to_owned),
                 owner: self.experiment.owner.cloned(),
                 version: self.experiment.version.cloned(),
+                start_ts: self.experiment.start_ts,
+                stop_ts: self.experiment.stop_ts,
             },
             inputs: self.inputs.clone(),
             bucketing_field: self.bucketing_field.map(str::to_owned),
             bucketing_value: self.bucketing_value.cloned(),
+            is_override: self.is_override,
         }
     }
 }
@@ -147,6 +152,12 @@ pub struct OwnedExperimentRef {
     /// The version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Value>,
+    /// `start_ts`.
+    #[serde(skip)]
+    pub start_ts: Option<f64>,
+    /// `stop_ts`.
+    #[serde(skip)]
+    pub stop_ts: Option<f64>,
 }
 
 /// An owned [`Event`], for buffering and for tests. Serializes like [`Event`].
@@ -171,9 +182,12 @@ pub struct OwnedEvent {
     /// The bucketing field, when the experiment has one.
     #[serde(skip)]
     pub bucketing_field: Option<String>,
-    /// The bucketing value, when truthy.
+    /// The bucketing value.
     #[serde(skip)]
     pub bucketing_value: Option<Value>,
+    /// Whether an override chose the variant.
+    #[serde(skip)]
+    pub is_override: bool,
 }
 
 /// Where a request's events go. Implemented for `&mut S`, for `Vec<OwnedEvent>` and, through

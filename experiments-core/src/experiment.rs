@@ -149,6 +149,8 @@ pub struct Experiment {
     body: Result<Body, ValidationError>,
     /// `f"{name}:{bucket_val}:"` for experiments that can log bucketing events.
     dedupe_prefix: Box<str>,
+    /// `start_ts` / `stop_ts` as numbers, when numeric.
+    window: (Option<f64>, Option<f64>),
 }
 
 /// An experiment as baseplate would have built it at one instant.
@@ -177,6 +179,12 @@ pub struct ExperimentRef<'a> {
     /// `version` for r2/feature_flag, `experiment.experiment_version` for simple experiments.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'a Value>,
+    /// `start_ts` (not part of baseplate's event; for sinks' schemas).
+    #[serde(skip)]
+    pub start_ts: Option<f64>,
+    /// `stop_ts` (not part of baseplate's event; for sinks' schemas).
+    #[serde(skip)]
+    pub stop_ts: Option<f64>,
 }
 
 fn name_problem(message: String) -> Problem {
@@ -419,6 +427,7 @@ impl Experiment {
             _ => Box::default(),
         };
         Ok(Experiment {
+            window: Self::numeric_window(&start, &stop),
             key: key.into(),
             id,
             name,
@@ -533,15 +542,19 @@ impl Experiment {
         }
     }
 
-    /// The `[start_ts, stop_ts]` window as numbers, when both are numeric.
+    /// The `[start_ts, stop_ts]` window as numbers, when numeric.
     pub fn window(&self) -> (Option<f64>, Option<f64>) {
+        self.window
+    }
+
+    fn numeric_window(start: &Bound, stop: &Bound) -> (Option<f64>, Option<f64>) {
         let f = |b: &Bound| match b {
             Bound::Exact(x) => Some(*x),
             Bound::Num(PyNum::Int(i)) => Some(*i as f64),
             Bound::Num(PyNum::Float(x)) => Some(*x),
             _ => None,
         };
-        (f(&self.start), f(&self.stop))
+        (f(start), f(stop))
     }
 
     /// The prefix of this experiment's dedupe keys.
@@ -581,12 +594,15 @@ impl Experiment {
 
     /// The event view of the experiment as resolved.
     pub(crate) fn event_ref<'a>(&'a self, active: Active<'a>) -> ExperimentRef<'a> {
+        let (start_ts, stop_ts) = self.window();
         let full = |class, version| ExperimentRef {
             class,
             id: Some(self.id),
             name: Some(&self.name),
             owner: Some(&self.owner),
             version: Some(version),
+            start_ts,
+            stop_ts,
         };
         match active {
             Active::Forced { .. } => ExperimentRef {
@@ -595,6 +611,8 @@ impl Experiment {
                 name: None,
                 owner: None,
                 version: None,
+                start_ts: None,
+                stop_ts: None,
             },
             Active::R2(r2) if r2.flag => full(ExperimentClass::FeatureFlag, &self.version),
             Active::R2(_) => full(ExperimentClass::R2Experiment, &self.version),
@@ -606,21 +624,22 @@ impl Experiment {
 }
 
 impl<'a> Active<'a> {
-    /// `experiment.variant(**inputs)`.
+    /// `experiment.variant(**inputs)`, and whether an override (or `global_override`) chose
+    /// the variant.
     pub(crate) fn variant<O: Observer>(
         self,
         inputs: &Inputs,
         obs: &mut O,
-    ) -> Result<Option<&'a str>, EvalError> {
+    ) -> Result<(Option<&'a str>, bool), EvalError> {
         match self {
             Active::Forced { variant, reason } => {
                 obs.step(Step::Forced { variant, reason });
-                Ok(variant)
+                Ok((variant, reason == ForcedReason::GlobalOverride))
             }
             Active::R2(r2) => r2.variant(inputs, obs),
             Active::Simple { disabled: Some(reason), .. } => {
                 obs.step(Step::Disabled { reason });
-                Ok(None)
+                Ok((None, false))
             }
             Active::Simple { simple, disabled: None } => simple.variant(inputs, obs),
         }

@@ -44,7 +44,7 @@ mod simple;
 mod targeting;
 mod variant_set;
 
-pub use client::{BucketingEvent, Experiments};
+pub use client::{BucketingEvent, Experiments, RequestScope};
 pub use config::{Config, Evaluation, ValidationReport};
 pub use dedupe::{INLINE_BYTES, INLINE_KEYS};
 pub use error::{ConfigError, Deviation, EvalError, ValidationError};
@@ -55,4 +55,10 @@ pub use explain::{
 };
 pub use inputs::{Inputs, User};
 pub use serde_json::Value;
+
+/// Python `str(value)` of a JSON value (`True`, `None`, `1.0`, `['a', 1]`), as baseplate
+/// writes bucketing values into hashes and dedupe keys.
+pub fn py_str(value: &Value) -> String {
+    py::to_py_str(value)
+}
 pub use targeting::NodeRef;

@@ -340,28 +340,29 @@ impl R2 {
     }
 
     /// Baseplate's `R2Experiment.variant`.
+    /// The variant, and whether an override chose it.
     pub(crate) fn variant<O: Observer>(
         &self,
         inputs: &Inputs,
         obs: &mut O,
-    ) -> Result<Option<&str>, EvalError> {
+    ) -> Result<(Option<&str>, bool), EvalError> {
         if let Some((param, forced)) = self.check_overrides(inputs)? {
             let accepted = self.has_variant(forced)?;
             obs.step(Step::R2Override { param, variant: forced, accepted });
             if accepted {
                 return match forced {
-                    Value::String(s) => Ok(Some(s)),
+                    Value::String(s) => Ok((Some(s), true)),
                     other => Err(EvalError::NonStringVariant(py::type_name(other))),
                 };
             }
         }
         let Some(value) = self.bucket_val.lookup(inputs, obs)? else {
-            return Ok(None);
+            return Ok((None, false));
         };
         let targeted = self.is_targeted(inputs, obs)?;
         obs.step(Step::Targeted { result: targeted });
         if !targeted {
-            return Ok(None);
+            return Ok((None, false));
         }
         let bucket = self.seed.bucket(value, &self.modulus);
         obs.step(Step::Bucket { seed: self.seed.as_str(), bucket, num_buckets: R2_BUCKETS });
@@ -370,7 +371,7 @@ impl R2 {
         let limit = (*limit)?;
         let variant = (i128::from(bucket) < limit).then_some(&**name);
         obs.step(Step::Variant { variant, range: Some(BucketRange::new(0, limit)) });
-        Ok(variant)
+        Ok((variant, false))
     }
 
     /// The string variants named by override values.

@@ -90,13 +90,14 @@ impl Simple {
     }
 
     /// Baseplate's `SimpleExperiment.variant` once the experiment is known to be enabled.
+    /// The variant, and whether an override chose it.
     pub(crate) fn variant<O: Observer>(
         &self,
         inputs: &Inputs,
         obs: &mut O,
-    ) -> Result<Option<&str>, EvalError> {
+    ) -> Result<(Option<&str>, bool), EvalError> {
         let Some(value) = self.bucket_val.lookup(inputs, obs)? else {
-            return Ok(None);
+            return Ok((None, false));
         };
         for (treatment, tree) in &self.overrides {
             let matched = tree.eval(inputs, obs)?;
@@ -104,7 +105,7 @@ impl Simple {
             if matched {
                 // An empty treatment is falsy: it stops the override search without winning.
                 if !treatment.is_empty() {
-                    return Ok(Some(treatment));
+                    return Ok((Some(treatment), true));
                 }
                 break;
             }
@@ -112,7 +113,7 @@ impl Simple {
         let targeted = self.targeting.eval(inputs, obs)?;
         obs.step(Step::Targeted { result: targeted });
         if !targeted {
-            return Ok(None);
+            return Ok((None, false));
         }
         let bucket = self.seed.bucket(value, &self.num_buckets);
         obs.step(Step::Bucket {
@@ -125,7 +126,7 @@ impl Simple {
             variant: choice.variant,
             range: choice.range.map(|(lo, hi)| BucketRange::new(lo, hi)),
         });
-        Ok(choice.variant)
+        Ok((choice.variant, false))
     }
 }
 
