@@ -1,0 +1,43 @@
+//! # experiments-events
+//!
+//! The event side of the experiments client: the delivered event model ([`EnrichedEvent`],
+//! with `json` and Reddit v2 Thrift-JSON encodings), the [`EventLogger`] trait a sink
+//! implements, and the one [`Pipeline`] every sink shares — the split the OpenTelemetry SDK
+//! makes between its batch processor and its exporters.
+//!
+//! `Pipeline::log` is synchronous and never blocks the request path: a bounded queue, and
+//! when it is full the event is dropped and counted. A background task batches by count,
+//! bytes and age; exporters retry retryable failures with exponential backoff within a
+//! budget while intake keeps flowing; every event is accounted for
+//! (`accepted == delivered + dropped + in_flight`); `flush` and `shutdown` take deadlines.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use experiments_core::{Config, Experiments, Inputs};
+//! use experiments_events::{Pipeline, PipelineSettings, StdoutLogger};
+//!
+//! let pipeline = Pipeline::start(PipelineSettings::default(), StdoutLogger::stdout())?;
+//! let config = Config::parse("{}")?;
+//! let mut request = Experiments::new(&config, 1.7e9, pipeline.sink(None));
+//! request.expose("some_experiment", Some("treatment"), &Inputs::new());
+//! let report = pipeline.shutdown(Duration::from_secs(5)).await;
+//! assert_eq!(report.remaining, 0);
+//! # Ok(()) }
+//! ```
+
+mod logger;
+mod model;
+mod pipeline;
+#[cfg(feature = "stdout")]
+mod stdout;
+
+/// Re-exported for sinks: `#[async_trait] impl EventLogger for MySink`.
+pub use async_trait::async_trait;
+pub use logger::{Batch, EncodedEvent, EventLogger, ExportOutcome};
+pub use model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
+pub use pipeline::{
+    Counters, Dropped, FlushReport, Pipeline, PipelineError, PipelineSettings, PipelineSink,
+};
+#[cfg(feature = "stdout")]
+pub use stdout::StdoutLogger;

@@ -1,0 +1,558 @@
+//! The one delivery pipeline every sink shares: a bounded, non-blocking intake; a batcher
+//! (count, bytes, age); exporters with retry and backoff within a budget, running while
+//! intake keeps flowing; accounting of every event; flush and shutdown with deadlines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use experiments_core::{Event, EventSink};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::logger::{Batch, EncodedEvent, EventLogger, ExportOutcome};
+use crate::model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
+
+/// Pipeline settings. Durations deserialize from human forms (`"1s"`, `"500ms"`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Events buffered between `log` and the batcher (10,000); when full, new events are
+    /// dropped (`queue_full`).
+    pub queue_capacity: usize,
+    /// Encoding of the events (`json`).
+    pub encoding: Encoding,
+    /// Most events in one batch (1,000).
+    pub max_batch_events: usize,
+    /// Most payload bytes in one batch (500 KiB).
+    pub max_batch_bytes: usize,
+    /// Longest time an event waits for its batch to fill (1 s).
+    #[serde(with = "humantime_serde")]
+    pub max_batch_age: Duration,
+    /// Serialized events above this are dropped (`too_large`; 100 KiB).
+    pub max_event_bytes: usize,
+    /// Complete batches waiting for an exporter (8). Memory is bounded: at most
+    /// `queue_capacity + (max_pending_batches + 2 + max_concurrent_exports) *
+    /// max_batch_events` events are held at once; beyond that `log` drops (`queue_full`).
+    pub max_pending_batches: usize,
+    /// Batches exported at the same time (1: batches are delivered in order).
+    pub max_concurrent_exports: usize,
+    /// First retry delay, doubled on each attempt (2 s).
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// Longest single retry delay (60 s).
+    #[serde(with = "humantime_serde")]
+    pub retry_max_delay: Duration,
+    /// Total time a batch may spend being retried before it is dropped
+    /// (`retry_budget_exhausted`; 300 s).
+    #[serde(with = "humantime_serde")]
+    pub retry_budget: Duration,
+    /// An export call taking longer than this counts as a retryable failure (30 s).
+    #[serde(with = "humantime_serde")]
+    pub export_timeout: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            queue_capacity: 10_000,
+            encoding: Encoding::Json,
+            max_batch_events: 1_000,
+            max_batch_bytes: 500 * 1024,
+            max_batch_age: Duration::from_secs(1),
+            max_event_bytes: MAX_EVENT_BYTES,
+            max_pending_batches: 8,
+            max_concurrent_exports: 1,
+            retry_base: Duration::from_secs(2),
+            retry_max_delay: Duration::from_secs(60),
+            retry_budget: Duration::from_secs(300),
+            export_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Events dropped, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// The intake queue was full (never accepted).
+    pub queue_full: u64,
+    /// `log` after shutdown began (never accepted).
+    pub closed: u64,
+    /// Serialized size above the limit.
+    pub too_large: u64,
+    /// Could not be serialized.
+    pub encode_error: u64,
+    /// The sink refused them for good.
+    pub rejected_by_sink: u64,
+    /// Still failing when the retry budget ran out.
+    pub retry_budget_exhausted: u64,
+    /// Still pending when the shutdown deadline passed.
+    pub shutdown_timeout: u64,
+}
+
+impl Dropped {
+    /// Drops of accepted events (all reasons but `queue_full` and `closed`).
+    pub fn after_accept(&self) -> u64 {
+        self.too_large
+            + self.encode_error
+            + self.rejected_by_sink
+            + self.retry_budget_exhausted
+            + self.shutdown_timeout
+    }
+
+    /// Every drop.
+    pub fn total(&self) -> u64 {
+        self.after_accept() + self.queue_full + self.closed
+    }
+}
+
+/// A snapshot of the pipeline's accounting. Invariant:
+/// `accepted == delivered + dropped.after_accept() + in_flight`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Events taken into the queue.
+    pub accepted: u64,
+    /// Events the sink confirmed.
+    pub delivered: u64,
+    /// Events dropped, by reason.
+    pub dropped: Dropped,
+    /// Accepted events neither delivered nor dropped yet.
+    pub in_flight: u64,
+    /// Export attempts that failed and were retried.
+    pub retries: u64,
+}
+
+#[derive(Default)]
+struct Atomics {
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    queue_full: AtomicU64,
+    closed: AtomicU64,
+    too_large: AtomicU64,
+    encode_error: AtomicU64,
+    rejected_by_sink: AtomicU64,
+    retry_budget_exhausted: AtomicU64,
+    shutdown_timeout: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// What a counter counts, for the `metrics` facade.
+#[derive(Clone, Copy)]
+enum Kind {
+    Accepted,
+    Delivered,
+    QueueFull,
+    Closed,
+    TooLarge,
+    EncodeError,
+    Rejected,
+    BudgetExhausted,
+    ShutdownTimeout,
+    Retry,
+}
+
+impl Atomics {
+    fn cell(&self, kind: Kind) -> &AtomicU64 {
+        match kind {
+            Kind::Accepted => &self.accepted,
+            Kind::Delivered => &self.delivered,
+            Kind::QueueFull => &self.queue_full,
+            Kind::Closed => &self.closed,
+            Kind::TooLarge => &self.too_large,
+            Kind::EncodeError => &self.encode_error,
+            Kind::Rejected => &self.rejected_by_sink,
+            Kind::BudgetExhausted => &self.retry_budget_exhausted,
+            Kind::ShutdownTimeout => &self.shutdown_timeout,
+            Kind::Retry => &self.retries,
+        }
+    }
+
+    fn add(&self, kind: Kind, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.cell(kind).fetch_add(n, Ordering::SeqCst);
+        #[cfg(feature = "metrics")]
+        {
+            let label = match kind {
+                Kind::Accepted => "accepted",
+                Kind::Delivered => "delivered",
+                Kind::QueueFull => "queue_full",
+                Kind::Closed => "closed",
+                Kind::TooLarge => "too_large",
+                Kind::EncodeError => "encode_error",
+                Kind::Rejected => "rejected_by_sink",
+                Kind::BudgetExhausted => "retry_budget_exhausted",
+                Kind::ShutdownTimeout => "shutdown_timeout",
+                Kind::Retry => "retry",
+            };
+            metrics::counter!("experiments_events_total", "outcome" => label).increment(n);
+        }
+    }
+
+    fn snapshot(&self) -> Counters {
+        let get = |k: Kind| self.cell(k).load(Ordering::SeqCst);
+        // Outcomes first, then `accepted`: an event is accepted before any outcome, so this
+        // order never shows more outcomes than acceptances.
+        let delivered = get(Kind::Delivered);
+        let dropped = Dropped {
+            too_large: get(Kind::TooLarge),
+            encode_error: get(Kind::EncodeError),
+            rejected_by_sink: get(Kind::Rejected),
+            retry_budget_exhausted: get(Kind::BudgetExhausted),
+            shutdown_timeout: get(Kind::ShutdownTimeout),
+            queue_full: get(Kind::QueueFull),
+            closed: get(Kind::Closed),
+        };
+        let accepted = get(Kind::Accepted);
+        Counters {
+            accepted,
+            delivered,
+            dropped,
+            in_flight: accepted.saturating_sub(delivered + dropped.after_accept()),
+            retries: get(Kind::Retry),
+        }
+    }
+}
+
+enum Item {
+    Event(Box<EnrichedEvent>),
+    Flush,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Item>,
+    counters: Atomics,
+    progress: Notify,
+    closed: AtomicBool,
+    settings: PipelineSettings,
+}
+
+impl Inner {
+    fn in_flight(&self) -> u64 {
+        self.counters.snapshot().in_flight
+    }
+
+    fn outcome(&self, kind: Kind, n: u64) {
+        self.counters.add(kind, n);
+        self.progress.notify_waiters();
+    }
+}
+
+/// The result of a flush or a shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FlushReport {
+    /// Accepted events still neither delivered nor dropped when it returned (0: complete).
+    pub remaining: u64,
+    /// The counters at that moment.
+    pub counters: Counters,
+}
+
+/// The pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// `start` was called outside a tokio runtime.
+    #[error("the event pipeline needs a tokio runtime: {0}")]
+    NoRuntime(#[from] tokio::runtime::TryCurrentError),
+}
+
+/// The event pipeline. Cheap to clone; every clone feeds the same queue.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+    tasks: Arc<std::sync::Mutex<Option<Tasks>>>,
+}
+
+struct Tasks {
+    batcher: JoinHandle<()>,
+    exporter: JoinHandle<()>,
+    logger: Arc<dyn EventLogger>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("counters", &self.counters()).finish()
+    }
+}
+
+impl Pipeline {
+    /// Starts the pipeline's tasks on the current tokio runtime.
+    pub fn start(
+        settings: PipelineSettings,
+        logger: impl EventLogger,
+    ) -> Result<Pipeline, PipelineError> {
+        let runtime = tokio::runtime::Handle::try_current()?;
+        let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+        let (ready_tx, ready_rx) = mpsc::channel(settings.max_pending_batches.max(1));
+        let inner = Arc::new(Inner {
+            tx,
+            counters: Atomics::default(),
+            progress: Notify::new(),
+            closed: AtomicBool::new(false),
+            settings,
+        });
+        let logger: Arc<dyn EventLogger> = Arc::new(logger);
+        let batcher = runtime.spawn(batcher(Arc::clone(&inner), rx, ready_tx));
+        let exporter = runtime.spawn(exporter(Arc::clone(&inner), Arc::clone(&logger), ready_rx));
+        Ok(Pipeline {
+            inner,
+            tasks: Arc::new(std::sync::Mutex::new(Some(Tasks { batcher, exporter, logger }))),
+        })
+    }
+
+    /// Queues an event. Synchronous and non-blocking: when the queue is full (or the
+    /// pipeline is shutting down) the event is dropped and counted. Returns whether it was
+    /// accepted.
+    pub fn log(&self, event: EnrichedEvent) -> bool {
+        let c = &self.inner.counters;
+        if self.inner.closed.load(Ordering::Relaxed) {
+            c.add(Kind::Closed, 1);
+            return false;
+        }
+        // Count before sending, so no outcome is ever seen before its acceptance.
+        c.add(Kind::Accepted, 1);
+        match self.inner.tx.try_send(Item::Event(Box::new(event))) {
+            Ok(()) => true,
+            Err(e) => {
+                c.cell(Kind::Accepted).fetch_sub(1, Ordering::SeqCst);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => c.add(Kind::QueueFull, 1),
+                    mpsc::error::TrySendError::Closed(_) => c.add(Kind::Closed, 1),
+                }
+                false
+            }
+        }
+    }
+
+    /// A core [`EventSink`] feeding this pipeline, tagging every event with
+    /// `correlation_id` (e.g. the request's trace id).
+    pub fn sink(&self, correlation_id: Option<Arc<str>>) -> PipelineSink {
+        PipelineSink { pipeline: self.clone(), correlation_id }
+    }
+
+    /// The accounting now.
+    pub fn counters(&self) -> Counters {
+        self.inner.counters.snapshot()
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &PipelineSettings {
+        &self.inner.settings
+    }
+
+    /// Sends the partial batch now and waits until every accepted event is delivered or
+    /// dropped, or until `timeout`.
+    pub async fn flush(&self, timeout: Duration) -> FlushReport {
+        let deadline = Instant::now() + timeout;
+        let _ = tokio::time::timeout_at(deadline, self.inner.tx.send(Item::Flush)).await;
+        self.wait_idle(deadline).await
+    }
+
+    async fn wait_idle(&self, deadline: Instant) -> FlushReport {
+        loop {
+            let notified = self.inner.progress.notified();
+            if self.inner.in_flight() == 0 || Instant::now() >= deadline {
+                break;
+            }
+            // Progress wakes us; the short period also covers a wake-up that raced.
+            let wake = (Instant::now() + Duration::from_millis(10)).min(deadline);
+            let _ = tokio::time::timeout_at(wake, notified).await;
+        }
+        let counters = self.counters();
+        FlushReport { remaining: counters.in_flight, counters }
+    }
+
+    /// Stops intake, delivers what it can until `timeout`, then drops the rest (counted as
+    /// `shutdown_timeout`) and shuts the sink down. Later calls return at once.
+    pub async fn shutdown(&self, timeout: Duration) -> FlushReport {
+        let deadline = Instant::now() + timeout;
+        let Some(tasks) = self.tasks.lock().ok().and_then(|mut t| t.take()) else {
+            return self.wait_idle(Instant::now()).await;
+        };
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let _ = tokio::time::timeout_at(deadline, self.inner.tx.send(Item::Flush)).await;
+        let report = self.wait_idle(deadline).await;
+        tasks.batcher.abort();
+        tasks.exporter.abort();
+        let _ = tasks.batcher.await;
+        let _ = tasks.exporter.await;
+        // Nothing runs any more: whatever is still in flight is lost.
+        let left = self.inner.in_flight();
+        self.inner.outcome(Kind::ShutdownTimeout, left);
+        if left > 0 {
+            tracing::warn!(events = left, "experiments events dropped at shutdown deadline");
+        }
+        let _ = tokio::time::timeout_at(
+            deadline.max(Instant::now() + Duration::from_millis(100)),
+            tasks.logger.shutdown(),
+        )
+        .await;
+        let counters = self.counters();
+        FlushReport { remaining: report.remaining, counters }
+    }
+}
+
+/// A core [`EventSink`] that enriches events and queues them in a [`Pipeline`].
+#[derive(Clone, Debug)]
+pub struct PipelineSink {
+    pipeline: Pipeline,
+    correlation_id: Option<Arc<str>>,
+}
+
+impl EventSink for PipelineSink {
+    fn log(&mut self, event: &Event<'_>) {
+        self.pipeline.log(EnrichedEvent::new(event, self.correlation_id.clone()));
+    }
+}
+
+/// Collects events into batches and hands complete ones to the exporter.
+async fn batcher(inner: Arc<Inner>, mut rx: mpsc::Receiver<Item>, ready: mpsc::Sender<Batch>) {
+    let s = inner.settings.clone();
+    let new_batch = || Batch { encoding: s.encoding, events: Vec::new() };
+    let mut batch = new_batch();
+    let mut bytes = 0usize;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let item = match deadline {
+            Some(d) => tokio::select! {
+                item = rx.recv() => item,
+                () = tokio::time::sleep_until(d) => {
+                    cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(item) = item else {
+            cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
+            return;
+        };
+        let event = match item {
+            Item::Flush => {
+                cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
+                continue;
+            }
+            Item::Event(e) => e,
+        };
+        let payload = match event.encode(s.encoding) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "experiments event could not be encoded");
+                inner.outcome(Kind::EncodeError, 1);
+                continue;
+            }
+        };
+        if payload.len() > s.max_event_bytes {
+            inner.outcome(Kind::TooLarge, 1);
+            continue;
+        }
+        if !batch.is_empty() && bytes + payload.len() > s.max_batch_bytes {
+            cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
+        }
+        bytes += payload.len();
+        batch.events.push(EncodedEvent {
+            payload,
+            event_type: event.event_type(),
+            key: event.bucketing_value(),
+            uuid: event.uuid,
+        });
+        if deadline.is_none() {
+            deadline = Some(Instant::now() + s.max_batch_age);
+        }
+        if batch.len() >= s.max_batch_events || bytes >= s.max_batch_bytes {
+            cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
+        }
+    }
+}
+
+/// Hands the current batch over (waiting for room: this is the memory bound).
+async fn cut(
+    ready: &mpsc::Sender<Batch>,
+    batch: &mut Batch,
+    bytes: &mut usize,
+    deadline: &mut Option<Instant>,
+    fresh: Batch,
+) {
+    *deadline = None;
+    *bytes = 0;
+    let full = std::mem::replace(batch, fresh);
+    if !full.is_empty() {
+        // The exporter only stops at shutdown, when the batch is accounted for there.
+        let _ = ready.send(full).await;
+    }
+}
+
+/// Runs exports, at most `max_concurrent_exports` at a time.
+async fn exporter(
+    inner: Arc<Inner>,
+    logger: Arc<dyn EventLogger>,
+    mut ready: mpsc::Receiver<Batch>,
+) {
+    let permits = Arc::new(Semaphore::new(inner.settings.max_concurrent_exports.max(1)));
+    let mut running = JoinSet::new();
+    while let Some(batch) = ready.recv().await {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let (inner, logger) = (Arc::clone(&inner), Arc::clone(&logger));
+        running.spawn(async move {
+            deliver(&inner, logger.as_ref(), batch).await;
+            drop(permit);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Exports one batch, retrying with exponential backoff within the budget.
+async fn deliver(inner: &Inner, logger: &dyn EventLogger, mut batch: Batch) {
+    let s = &inner.settings;
+    let give_up = Instant::now() + s.retry_budget;
+    let mut delay = s.retry_base;
+    loop {
+        let outcome = tokio::time::timeout(s.export_timeout, logger.export(&batch))
+            .await
+            .unwrap_or_else(|_| ExportOutcome::Retryable {
+                reason: format!("export timed out after {:?}", s.export_timeout),
+                retry_after: None,
+            });
+        let n = batch.len() as u64;
+        let (reason, retry_after) = match outcome {
+            ExportOutcome::Delivered => {
+                inner.outcome(Kind::Delivered, n);
+                return;
+            }
+            ExportOutcome::Rejected { reason } => {
+                tracing::warn!(events = n, %reason, "experiments events rejected by the sink");
+                inner.outcome(Kind::Rejected, n);
+                return;
+            }
+            ExportOutcome::Partial { retry, rejected, reason } => {
+                let failed = (retry.len() + rejected.len()) as u64;
+                inner.outcome(Kind::Delivered, n.saturating_sub(failed));
+                if !rejected.is_empty() {
+                    tracing::warn!(events = rejected.len(), %reason, "experiments events rejected by the sink");
+                }
+                inner.outcome(Kind::Rejected, rejected.len() as u64);
+                if retry.is_empty() {
+                    return;
+                }
+                batch = batch.subset(&retry);
+                (reason, None)
+            }
+            ExportOutcome::Retryable { reason, retry_after } => (reason, retry_after),
+        };
+        // Honour the destination's Retry-After when it asks for longer than our backoff.
+        let backoff = delay.min(s.retry_max_delay);
+        let wait = retry_after.map_or(backoff, |r| r.max(backoff));
+        if Instant::now() + wait > give_up {
+            tracing::warn!(events = batch.len(), %reason, "experiments events dropped: retry budget exhausted");
+            inner.outcome(Kind::BudgetExhausted, batch.len() as u64);
+            return;
+        }
+        tracing::debug!(events = batch.len(), %reason, ?wait, "retrying experiments events");
+        inner.counters.add(Kind::Retry, 1);
+        tokio::time::sleep(wait).await;
+        delay = delay.saturating_mul(2).min(s.retry_max_delay);
+    }
+}

@@ -1,0 +1,60 @@
+//! The stdout sink: one serialized event per line, to stdout or any `AsyncWrite`.
+
+use async_trait::async_trait;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Mutex;
+
+use crate::logger::{Batch, EventLogger, ExportOutcome};
+
+/// Writes each event of a batch as one line (JSON lines for the `json` encoding).
+pub struct StdoutLogger<W = tokio::io::Stdout> {
+    out: Mutex<W>,
+}
+
+impl StdoutLogger<tokio::io::Stdout> {
+    /// A sink writing to the process's standard output.
+    pub fn stdout() -> Self {
+        StdoutLogger { out: Mutex::new(tokio::io::stdout()) }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> StdoutLogger<W> {
+    /// A sink writing to `out`.
+    pub fn new(out: W) -> Self {
+        StdoutLogger { out: Mutex::new(out) }
+    }
+
+    /// Returns the writer.
+    pub fn into_inner(self) -> W {
+        self.out.into_inner()
+    }
+}
+
+#[async_trait]
+impl<W: AsyncWrite + Unpin + Send + 'static> EventLogger for StdoutLogger<W> {
+    async fn export(&self, batch: &Batch) -> ExportOutcome {
+        let mut buf = Vec::with_capacity(batch.payload_bytes() + batch.len());
+        for e in &batch.events {
+            buf.extend_from_slice(&e.payload);
+            buf.push(b'\n');
+        }
+        let mut out = self.out.lock().await;
+        match async {
+            out.write_all(&buf).await?;
+            out.flush().await
+        }
+        .await
+        {
+            Ok(()) => ExportOutcome::Delivered,
+            // A closed pipe will not come back.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                ExportOutcome::Rejected { reason: e.to_string() }
+            }
+            Err(e) => ExportOutcome::Retryable { reason: e.to_string(), retry_after: None },
+        }
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.out.lock().await.flush().await;
+    }
+}

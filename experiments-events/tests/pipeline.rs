@@ -1,0 +1,414 @@
+//! The shared pipeline under real tokio: batching, retries, rejections, hangs, bursts,
+//! deadlines and the accounting invariant.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use experiments_core::{Config, Experiments, Inputs};
+use experiments_events::{
+    Batch, Counters, Encoding, EnrichedEvent, EventLogger, ExportOutcome, Pipeline,
+    PipelineSettings, StdoutLogger, async_trait,
+};
+use uuid::Uuid;
+
+/// What the scripted sink answers to each export call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answer {
+    Ok,
+    Retry,
+    Reject,
+    Hang,
+    /// First half delivered, second half retryable.
+    HalfRetry,
+}
+
+#[derive(Default)]
+struct Recorder {
+    /// Answers for the first calls; then `Ok`.
+    script: Mutex<Vec<Answer>>,
+    /// Every batch of every call.
+    calls: Mutex<Vec<Batch>>,
+    /// Events the sink accepted (delivered).
+    delivered: Mutex<Vec<Uuid>>,
+    /// Answer forever once the script is done, when set.
+    forever: Mutex<Option<Answer>>,
+    shutdowns: AtomicUsize,
+}
+
+impl Recorder {
+    fn scripted(script: &[Answer]) -> Arc<Self> {
+        let r = Recorder::default();
+        *r.script.lock().unwrap() = script.iter().rev().copied().collect();
+        Arc::new(r)
+    }
+
+    fn forever(answer: Answer) -> Arc<Self> {
+        let r = Recorder::default();
+        *r.forever.lock().unwrap() = Some(answer);
+        Arc::new(r)
+    }
+
+    fn batch_sizes(&self) -> Vec<usize> {
+        self.calls.lock().unwrap().iter().map(Batch::len).collect()
+    }
+
+    fn delivered(&self) -> Vec<Uuid> {
+        self.delivered.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl EventLogger for Recorder {
+    async fn export(&self, batch: &Batch) -> ExportOutcome {
+        self.calls.lock().unwrap().push(batch.clone());
+        let answer = self
+            .script
+            .lock()
+            .unwrap()
+            .pop()
+            .or(*self.forever.lock().unwrap())
+            .unwrap_or(Answer::Ok);
+        let ids = || batch.events.iter().map(|e| e.uuid);
+        match answer {
+            Answer::Ok => {
+                self.delivered.lock().unwrap().extend(ids());
+                ExportOutcome::Delivered
+            }
+            Answer::Retry => {
+                ExportOutcome::Retryable { reason: "unavailable".into(), retry_after: None }
+            }
+            Answer::Reject => ExportOutcome::Rejected { reason: "bad request".into() },
+            Answer::Hang => std::future::pending().await,
+            Answer::HalfRetry => {
+                let half = batch.len() / 2;
+                self.delivered.lock().unwrap().extend(ids().take(half));
+                ExportOutcome::Partial {
+                    retry: (half..batch.len()).collect(),
+                    rejected: vec![],
+                    reason: "partial".into(),
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&self) {
+        self.shutdowns.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn event(i: usize) -> EnrichedEvent {
+    event_with(i, "")
+}
+
+fn event_with(i: usize, padding: &str) -> EnrichedEvent {
+    let config = Config::parse(r#"{"e": {"id": 1, "name": "e", "type": "r2", "enabled": false, "start_ts": 0, "stop_ts": 1}}"#).unwrap();
+    let mut out = Vec::new();
+    let inputs = Inputs::new().with("user_id", format!("t2_{i}")).with("pad", padding);
+    Experiments::new(&config, 1.0, &mut out).expose("e", Some("v"), &inputs);
+    EnrichedEvent {
+        event: out.remove(0),
+        uuid: Uuid::new_v4(),
+        client_timestamp_ms: 0,
+        correlation_id: None,
+    }
+}
+
+fn settings() -> PipelineSettings {
+    PipelineSettings {
+        max_batch_events: 10,
+        max_batch_age: Duration::from_millis(200),
+        retry_base: Duration::from_millis(20),
+        retry_max_delay: Duration::from_millis(200),
+        retry_budget: Duration::from_secs(2),
+        export_timeout: Duration::from_millis(300),
+        ..PipelineSettings::default()
+    }
+}
+
+fn assert_invariant(c: &Counters) {
+    assert_eq!(c.accepted, c.delivered + c.dropped.after_accept() + c.in_flight, "{c:?}");
+}
+
+#[tokio::test]
+async fn batches_by_count_then_age() {
+    let sink = Recorder::scripted(&[]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..25 {
+        assert!(p.log(event(i)));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(sink.batch_sizes(), vec![10, 10], "full batches go at once");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(sink.batch_sizes(), vec![10, 10, 5], "the rest goes when it is old enough");
+    let c = p.counters();
+    assert_eq!((c.accepted, c.delivered, c.in_flight), (25, 25, 0));
+}
+
+#[tokio::test]
+async fn batches_by_bytes() {
+    let sink = Recorder::scripted(&[]);
+    let s = PipelineSettings { max_batch_events: 1000, max_batch_bytes: 4 * 1024, ..settings() };
+    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+    let pad = "x".repeat(900);
+    for i in 0..20 {
+        p.log(event_with(i, &pad));
+    }
+    let report = p.flush(Duration::from_secs(2)).await;
+    assert_eq!(report.remaining, 0);
+    let calls = sink.calls.lock().unwrap();
+    assert!(calls.len() >= 5, "{}", calls.len());
+    for b in calls.iter() {
+        assert!(b.payload_bytes() <= 4 * 1024, "{}", b.payload_bytes());
+    }
+    assert_eq!(calls.iter().map(Batch::len).sum::<usize>(), 20);
+}
+
+#[tokio::test]
+async fn retry_then_success_delivers_once() {
+    let sink = Recorder::scripted(&[Answer::Retry, Answer::Retry]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..5 {
+        p.log(event(i));
+    }
+    let report = p.flush(Duration::from_secs(2)).await;
+    assert_eq!(report.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![5, 5, 5], "the same batch, three attempts");
+    let c = p.counters();
+    assert_eq!((c.delivered, c.retries), (5, 2));
+    assert_eq!(sink.delivered().len(), 5);
+    assert_invariant(&c);
+}
+
+#[tokio::test]
+async fn partial_failures_retry_only_the_rest() {
+    let sink = Recorder::scripted(&[Answer::HalfRetry]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..10 {
+        p.log(event(i));
+    }
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![10, 5]);
+    let delivered: HashSet<Uuid> = sink.delivered().into_iter().collect();
+    assert_eq!(delivered.len(), 10, "each event delivered exactly once");
+    assert_eq!(p.counters().delivered, 10);
+}
+
+#[tokio::test]
+async fn permanent_rejection_is_counted_not_retried() {
+    let sink = Recorder::scripted(&[Answer::Reject]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..4 {
+        p.log(event(i));
+    }
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![4]);
+    let c = p.counters();
+    assert_eq!((c.delivered, c.dropped.rejected_by_sink), (0, 4));
+    assert_invariant(&c);
+}
+
+#[tokio::test]
+async fn retry_budget_is_enforced() {
+    let sink = Recorder::forever(Answer::Retry);
+    let s = PipelineSettings { retry_budget: Duration::from_millis(300), ..settings() };
+    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+    for i in 0..3 {
+        p.log(event(i));
+    }
+    assert_eq!(p.flush(Duration::from_secs(3)).await.remaining, 0);
+    let c = p.counters();
+    assert_eq!(c.dropped.retry_budget_exhausted, 3);
+    assert!(c.retries >= 2, "{c:?}");
+    assert!(sink.calls.lock().unwrap().len() >= 3);
+}
+
+#[tokio::test]
+async fn a_hanging_sink_times_out_and_intake_keeps_flowing_within_bounds() {
+    let sink = Recorder::forever(Answer::Hang);
+    let s = PipelineSettings {
+        queue_capacity: 100,
+        max_pending_batches: 2,
+        export_timeout: Duration::from_millis(50),
+        retry_budget: Duration::from_secs(60),
+        ..settings()
+    };
+    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+    let mut accepted = 0;
+    for round in 0..20 {
+        for i in 0..50 {
+            accepted += usize::from(p.log(event(round * 50 + i)));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let c = p.counters();
+    // Memory bound: the queue, the pending batches plus the one waiting to join them, the
+    // batch being built and the one being exported.
+    let bound = 100 + (2 + 1) * 10 + 10 + 10;
+    assert!(c.in_flight as usize <= bound, "{c:?}");
+    assert_eq!(c.accepted as usize, accepted);
+    assert_eq!(c.accepted + c.dropped.queue_full, 1000);
+    assert!(c.dropped.queue_full > 0, "{c:?}");
+    assert!(accepted > 100, "intake kept flowing while the sink hung: {accepted}");
+    assert!(sink.calls.lock().unwrap().len() >= 2, "the export timed out and was retried");
+    assert_invariant(&c);
+
+    // Flush gives up at its deadline and says how much is left.
+    let started = tokio::time::Instant::now();
+    let report = p.flush(Duration::from_millis(150)).await;
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    assert!(report.remaining > 0);
+
+    // Shutdown drops what is left, counted, and still shuts the sink down.
+    let report = p.shutdown(Duration::from_millis(150)).await;
+    let c = report.counters;
+    assert_eq!(c.in_flight, 0);
+    assert_eq!(c.dropped.shutdown_timeout, report.remaining);
+    assert_invariant(&c);
+    assert_eq!(sink.shutdowns.load(Ordering::SeqCst), 1);
+    assert!(!p.log(event(0)));
+    assert_eq!(p.counters().dropped.closed, 1);
+}
+
+#[tokio::test]
+async fn queue_full_under_a_burst_drops_and_counts() {
+    let sink = Recorder::forever(Answer::Hang);
+    let s = PipelineSettings { queue_capacity: 50, max_pending_batches: 1, ..settings() };
+    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+    let events: Vec<EnrichedEvent> = (0..5_000).map(event).collect();
+    let accepted = events.into_iter().filter(|_| true).map(|e| p.log(e)).filter(|a| *a).count();
+    let c = p.counters();
+    assert_eq!(c.accepted as usize, accepted);
+    assert_eq!(c.accepted + c.dropped.queue_full, 5_000);
+    assert!(c.dropped.queue_full >= 4_000, "{c:?}");
+    let _ = p.shutdown(Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn too_large_events_are_dropped() {
+    let sink = Recorder::scripted(&[]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    p.log(event_with(1, &"x".repeat(120 * 1024)));
+    p.log(event(2));
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    let c = p.counters();
+    assert_eq!((c.delivered, c.dropped.too_large), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_holds_under_concurrent_producers() {
+    let sink = Recorder::scripted(&[
+        Answer::Retry,
+        Answer::Reject,
+        Answer::HalfRetry,
+        Answer::Ok,
+        Answer::Reject,
+    ]);
+    let s = PipelineSettings { queue_capacity: 2_000, max_batch_events: 100, ..settings() };
+    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (p, done) = (p.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut samples = 0;
+            while !done.load(Ordering::Relaxed) {
+                let c = p.counters();
+                // Raw check (no saturation): outcomes never exceed acceptances.
+                assert!(c.delivered + c.dropped.after_accept() <= c.accepted, "{c:?}");
+                assert_invariant(&c);
+                samples += 1;
+            }
+            samples
+        })
+    };
+    let producers: Vec<_> = (0..4)
+        .map(|t| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for i in 0..5_000 {
+                    p.log(event(t * 10_000 + i));
+                    if i % 500 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in producers {
+        h.join().unwrap();
+    }
+    let report = p.flush(Duration::from_secs(10)).await;
+    done.store(true, Ordering::Relaxed);
+    assert!(watcher.join().unwrap() > 10);
+    assert_eq!(report.remaining, 0);
+    let c = p.counters();
+    assert_eq!(c.accepted + c.dropped.queue_full + c.dropped.closed, 20_000);
+    assert_eq!(c.in_flight, 0);
+    assert_invariant(&c);
+    let delivered = sink.delivered();
+    let unique: HashSet<Uuid> = delivered.iter().copied().collect();
+    assert_eq!(unique.len(), delivered.len(), "no event delivered twice");
+    assert_eq!(c.delivered as usize, delivered.len(), "delivered counts what the sink got");
+    assert!(c.dropped.rejected_by_sink >= 100, "{c:?}");
+}
+
+#[tokio::test]
+async fn stdout_sink_writes_json_lines_through_the_core_sink() {
+    let (reader, writer) = tokio::io::duplex(1 << 20);
+    let p = Pipeline::start(settings(), StdoutLogger::new(writer)).unwrap();
+    let config = Config::parse(r#"{"e": {"id": 9, "name": "e", "type": "feature_rollout", "start_ts": 0,
+        "stop_ts": 4102444800, "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 1.0}]}}}"#).unwrap();
+    let mut request = Experiments::new(&config, 1.7e9, p.sink(Some(Arc::from("req-7"))));
+    let inputs = Inputs::new().with("user_id", "t2_1");
+    assert_eq!(request.variant("e", &inputs, None).unwrap(), Some("on"));
+    request.expose("e", Some("on"), &inputs);
+    drop(request);
+    let report = p.shutdown(Duration::from_secs(2)).await;
+    assert_eq!((report.remaining, report.counters.delivered), (0, 2));
+    let mut text = String::new();
+    use tokio::io::AsyncReadExt;
+    let mut reader = reader;
+    let mut buf = vec![0u8; 1 << 16];
+    let n = reader.read(&mut buf).await.unwrap();
+    text.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["event_type"], "choose");
+    assert_eq!(lines[1]["event_type"], "expose");
+    assert_eq!(lines[0]["correlation_id"], "req-7");
+    assert_eq!(lines[1]["correlation_id"], "req-7");
+}
+
+#[tokio::test]
+async fn v2_batches_carry_the_encoding() {
+    let sink = Recorder::scripted(&[]);
+    let s = PipelineSettings { encoding: Encoding::V2, ..settings() };
+    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+    p.log(event(1));
+    p.flush(Duration::from_secs(1)).await;
+    let calls = sink.calls.lock().unwrap();
+    assert_eq!(calls[0].encoding, Encoding::V2);
+    let v: serde_json::Value = serde_json::from_slice(&calls[0].events[0].payload).unwrap();
+    assert_eq!(v["1"]["str"], "experiment");
+}
+
+#[test]
+fn start_needs_a_runtime() {
+    assert!(Pipeline::start(PipelineSettings::default(), Recorder::scripted(&[])).is_err());
+}
+
+#[test]
+fn settings_deserialize_with_human_durations() {
+    let s: PipelineSettings = serde_json::from_str(
+        r#"{"max_batch_age": "250ms", "retry_budget": "5m", "encoding": "v2"}"#,
+    )
+    .unwrap();
+    assert_eq!(s.max_batch_age, Duration::from_millis(250));
+    assert_eq!(s.retry_budget, Duration::from_secs(300));
+    assert_eq!(s.encoding, Encoding::V2);
+    assert_eq!(s.queue_capacity, 10_000);
+    assert_eq!(s.max_batch_bytes, 500 * 1024);
+    assert_eq!(s.retry_base, Duration::from_secs(2));
+}
