@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use experiments_core::{Event, EventType, OwnedEvent, Value, py_str};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
+use experiments_core::{Event, EventType, OwnedEvent, OwnedExperimentRef, Value, py_str};
+use std::borrow::Cow;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 /// Serialized events larger than this are rejected (counted as `too_large`, never sent).
@@ -77,119 +79,28 @@ impl EnrichedEvent {
     ///  "inputs": {...}}
     /// ```
     pub fn to_json(&self) -> Value {
-        let e = &self.event;
-        let mut experiment = Map::new();
-        experiment.insert("class".into(), json!(e.experiment.class));
-        let optional = [
-            ("id", e.experiment.id.map(Value::from)),
-            ("name", e.experiment.name.clone().map(Value::from)),
-            ("owner", e.experiment.owner.clone()),
-            ("version", e.experiment.version.clone()),
-            ("start_ts", e.experiment.start_ts.map(Value::from)),
-            ("stop_ts", e.experiment.stop_ts.map(Value::from)),
-        ];
-        for (k, v) in optional {
-            if let Some(v) = v {
-                experiment.insert(k.into(), v);
-            }
-        }
-        let bucketing = match (&e.bucketing_field, &e.bucketing_value) {
-            (Some(f), Some(v)) => json!({"field": f, "value": v}),
-            _ => Value::Null,
-        };
-        json!({
-            "uuid": self.uuid.to_string(),
-            "client_timestamp": self.client_timestamp_ms,
-            "correlation_id": self.correlation_id.as_deref(),
-            "event_type": e.event_type,
-            "variant": e.variant,
-            "user_id": e.user_id,
-            "logged_in": e.logged_in,
-            "cookie_created_timestamp": e.cookie_created_timestamp,
-            "app_name": e.app_name,
-            "experiment": experiment,
-            "bucketing": bucketing,
-            "is_override": e.is_override,
-            "inputs": e.inputs,
-        })
+        serde_json::to_value(JsonView(self)).unwrap_or(Value::Null)
     }
 
-    /// Reddit's v2 event as Thrift-JSON: keys are field ids; `{"str": v}`, `{"i32": v}`,
-    /// `{"i64": v}`, `{"tf": 1|0}`, `{"rec": {...}}`. Fields: 1 source (`"experiment"`),
-    /// 2 action (event type), 3 noun (bucketing field), 5 client_timestamp, 6 uuid,
-    /// 8 correlation_id, 107 app {2 name}, 112 user {1 user_id, 3 logged_in,
-    /// 4 cookie_created_timestamp}, 129 experiment {1 id, 2 name, 3 owner, 4 variant,
-    /// 5 start_ts, 6 stop_ts, 7 bucketing_key, 8 version, 9 bucketing_value, 10 is_override}.
-    /// Absent values are omitted (the whole app / user record when there is no app name /
-    /// user id).
+    /// Reddit's v2 event as Thrift-JSON: keys are field ids; `{"str": v}`, `{"i64": v}`,
+    /// `{"tf": 1|0}`, `{"rec": {...}}`. Fields: 1 source (`"experiment"`), 2 action (event
+    /// type), 3 noun (bucketing field), 5 client_timestamp, 6 uuid, 8 correlation_id,
+    /// 107 app {2 name}, 112 user {1 user_id, 3 logged_in, 4 cookie_created_timestamp},
+    /// 129 experiment {1 id, 2 name, 3 owner, 4 variant, 5 start_ts, 6 stop_ts,
+    /// 7 bucketing_key, 8 version, 9 bucketing_value, 10 is_override}. Absent values are
+    /// omitted (the whole app / user record when there is no app name / user id).
     pub fn to_v2(&self) -> Value {
-        let e = &self.event;
-        let s = |v: &str| json!({"str": v});
-        let mut top = Map::new();
-        top.insert("1".into(), s("experiment"));
-        top.insert("2".into(), s(e.event_type.as_str()));
-        if let Some(f) = &e.bucketing_field {
-            top.insert("3".into(), s(f));
-        }
-        top.insert("5".into(), json!({"i64": self.client_timestamp_ms}));
-        top.insert("6".into(), s(&self.uuid.to_string()));
-        if let Some(c) = &self.correlation_id {
-            top.insert("8".into(), s(c));
-        }
-        if let Some(app) = text(&e.app_name) {
-            top.insert("107".into(), json!({"rec": {"2": {"str": app}}}));
-        }
-        if let Some(user_id) = text(&e.user_id) {
-            let mut user = Map::new();
-            user.insert("1".into(), s(&user_id));
-            if let Value::Bool(b) = e.logged_in {
-                user.insert("3".into(), json!({"tf": u8::from(b)}));
-            }
-            if let Some(ts) = integer(&e.cookie_created_timestamp) {
-                user.insert("4".into(), json!({"i64": ts}));
-            }
-            top.insert("112".into(), json!({"rec": user}));
-        }
-        let x = &e.experiment;
-        let mut exp = Map::new();
-        if let Some(id) = x.id {
-            exp.insert("1".into(), json!({"i64": id}));
-        }
-        if let Some(name) = &x.name {
-            exp.insert("2".into(), s(name));
-        }
-        if let Some(owner) = x.owner.as_ref().and_then(text) {
-            exp.insert("3".into(), s(&owner));
-        }
-        if let Some(v) = &e.variant {
-            exp.insert("4".into(), s(v));
-        }
-        if let Some(ts) = x.start_ts {
-            exp.insert("5".into(), json!({"i64": ts as i64}));
-        }
-        if let Some(ts) = x.stop_ts {
-            exp.insert("6".into(), json!({"i64": ts as i64}));
-        }
-        if let Some(f) = &e.bucketing_field {
-            exp.insert("7".into(), s(f));
-        }
-        if let Some(version) = x.version.as_ref().and_then(text) {
-            exp.insert("8".into(), s(&version));
-        }
-        if let Some(value) = self.bucketing_value() {
-            exp.insert("9".into(), s(&value));
-        }
-        exp.insert("10".into(), json!({"tf": u8::from(e.is_override)}));
-        top.insert("129".into(), json!({"rec": exp}));
-        Value::Object(top)
+        serde_json::to_value(V2View(self)).unwrap_or(Value::Null)
     }
 
-    /// Serializes in `encoding`.
+    /// Serializes in `encoding`, straight into bytes.
     pub fn encode(&self, encoding: Encoding) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = Vec::with_capacity(512);
         match encoding {
-            Encoding::Json => serde_json::to_vec(&self.to_json()),
-            Encoding::V2 => serde_json::to_vec(&self.to_v2()),
+            Encoding::Json => serde_json::to_writer(&mut out, &JsonView(self))?,
+            Encoding::V2 => serde_json::to_writer(&mut out, &V2View(self))?,
         }
+        Ok(out)
     }
 
     /// The event type.
@@ -198,16 +109,180 @@ impl EnrichedEvent {
     }
 }
 
-/// A value as a thrift string: strings as they are, numbers and booleans as Python `str()`,
-/// null (absent) as nothing.
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(py_str(other)),
+/// The `json` encoding of an event.
+struct JsonView<'a>(&'a EnrichedEvent);
+
+/// The `experiment` object of the `json` encoding.
+struct JsonExperiment<'a>(&'a OwnedExperimentRef);
+
+impl Serialize for JsonExperiment<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let x = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("class", &x.class)?;
+        if let Some(id) = x.id {
+            m.serialize_entry("id", &id)?;
+        }
+        if let Some(name) = &x.name {
+            m.serialize_entry("name", name)?;
+        }
+        if let Some(owner) = &x.owner {
+            m.serialize_entry("owner", owner)?;
+        }
+        if let Some(version) = &x.version {
+            m.serialize_entry("version", version)?;
+        }
+        if let Some(ts) = x.start_ts {
+            m.serialize_entry("start_ts", &ts)?;
+        }
+        if let Some(ts) = x.stop_ts {
+            m.serialize_entry("stop_ts", &ts)?;
+        }
+        m.end()
     }
 }
 
+impl Serialize for JsonView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (ev, e) = (self.0, &self.0.event);
+        let mut m = s.serialize_map(Some(14))?;
+        m.serialize_entry("uuid", &ev.uuid)?;
+        m.serialize_entry("client_timestamp", &ev.client_timestamp_ms)?;
+        m.serialize_entry("correlation_id", &ev.correlation_id.as_deref())?;
+        m.serialize_entry("event_type", &e.event_type)?;
+        m.serialize_entry("variant", &e.variant)?;
+        m.serialize_entry("user_id", &e.user_id)?;
+        m.serialize_entry("logged_in", &e.logged_in)?;
+        m.serialize_entry("cookie_created_timestamp", &e.cookie_created_timestamp)?;
+        m.serialize_entry("app_name", &e.app_name)?;
+        m.serialize_entry("experiment", &JsonExperiment(&e.experiment))?;
+        match (&e.bucketing_field, &e.bucketing_value) {
+            (Some(field), Some(value)) => {
+                m.serialize_entry("bucketing", &Bucketing { field, value })?;
+            }
+            _ => m.serialize_entry("bucketing", &())?,
+        }
+        m.serialize_entry("is_override", &e.is_override)?;
+        m.serialize_entry("inputs", &e.inputs)?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Bucketing<'a> {
+    field: &'a str,
+    value: &'a Value,
+}
+
+/// Thrift-JSON typed values.
+enum Thrift<'a> {
+    Str(Cow<'a, str>),
+    I64(i64),
+    Tf(bool),
+    Rec(Vec<(&'static str, Thrift<'a>)>),
+}
+
+impl Serialize for Thrift<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        match self {
+            Thrift::Str(v) => m.serialize_entry("str", v)?,
+            Thrift::I64(v) => m.serialize_entry("i64", v)?,
+            Thrift::Tf(v) => m.serialize_entry("tf", &u8::from(*v))?,
+            Thrift::Rec(fields) => m.serialize_entry("rec", &Fields(fields))?,
+        }
+        m.end()
+    }
+}
+
+/// A thrift struct: field id -> typed value.
+struct Fields<'f, 'a>(&'f [(&'static str, Thrift<'a>)]);
+
+impl Serialize for Fields<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (id, v) in self.0 {
+            m.serialize_entry(id, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The `v2` encoding of an event.
+struct V2View<'a>(&'a EnrichedEvent);
+
+impl Serialize for V2View<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use Thrift::{I64, Rec, Str, Tf};
+        let (ev, e) = (self.0, &self.0.event);
+        let x = &e.experiment;
+        let mut top: Vec<(&'static str, Thrift<'_>)> = Vec::with_capacity(10);
+        top.push(("1", Str(Cow::Borrowed("experiment"))));
+        top.push(("2", Str(Cow::Borrowed(e.event_type.as_str()))));
+        if let Some(f) = &e.bucketing_field {
+            top.push(("3", Str(Cow::Borrowed(f))));
+        }
+        top.push(("5", I64(ev.client_timestamp_ms)));
+        top.push(("6", Str(Cow::Owned(ev.uuid.to_string()))));
+        if let Some(c) = &ev.correlation_id {
+            top.push(("8", Str(Cow::Borrowed(c))));
+        }
+        if let Some(app) = text(&e.app_name) {
+            top.push(("107", Rec(vec![("2", Str(app))])));
+        }
+        if let Some(user_id) = text(&e.user_id) {
+            let mut user = vec![("1", Str(user_id))];
+            if let Value::Bool(b) = e.logged_in {
+                user.push(("3", Tf(b)));
+            }
+            if let Some(ts) = integer(&e.cookie_created_timestamp) {
+                user.push(("4", I64(ts)));
+            }
+            top.push(("112", Rec(user)));
+        }
+        let mut exp = Vec::with_capacity(10);
+        if let Some(id) = x.id {
+            exp.push(("1", I64(id)));
+        }
+        if let Some(name) = &x.name {
+            exp.push(("2", Str(Cow::Borrowed(name))));
+        }
+        if let Some(owner) = x.owner.as_ref().and_then(text) {
+            exp.push(("3", Str(owner)));
+        }
+        if let Some(v) = &e.variant {
+            exp.push(("4", Str(Cow::Borrowed(v))));
+        }
+        if let Some(ts) = x.start_ts {
+            exp.push(("5", I64(ts as i64)));
+        }
+        if let Some(ts) = x.stop_ts {
+            exp.push(("6", I64(ts as i64)));
+        }
+        if let Some(f) = &e.bucketing_field {
+            exp.push(("7", Str(Cow::Borrowed(f))));
+        }
+        if let Some(version) = x.version.as_ref().and_then(text) {
+            exp.push(("8", Str(version)));
+        }
+        if let Some(value) = e.bucketing_value.as_ref().and_then(text) {
+            exp.push(("9", Str(value)));
+        }
+        exp.push(("10", Tf(e.is_override)));
+        top.push(("129", Rec(exp)));
+        Fields(&top).serialize(s)
+    }
+}
+
+/// A value as a thrift string: strings as they are, numbers and booleans as Python `str()`,
+/// null (absent) as nothing.
+fn text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        other => Some(Cow::Owned(py_str(other))),
+    }
+}
 /// An integer value (floats truncated), for i64 fields.
 fn integer(v: &Value) -> Option<i64> {
     match v {

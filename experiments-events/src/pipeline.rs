@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use experiments_core::{Event, EventSink};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -124,18 +126,14 @@ pub struct Counters {
     pub retries: u64,
 }
 
+/// The counters, split by who writes them so producers and the delivery tasks do not
+/// contend for one cache line.
 #[derive(Default)]
 struct Atomics {
-    accepted: AtomicU64,
-    delivered: AtomicU64,
-    queue_full: AtomicU64,
-    closed: AtomicU64,
-    too_large: AtomicU64,
-    encode_error: AtomicU64,
-    rejected_by_sink: AtomicU64,
-    retry_budget_exhausted: AtomicU64,
-    shutdown_timeout: AtomicU64,
-    retries: AtomicU64,
+    /// Written by `log` (the request path).
+    intake: CachePadded<[AtomicU64; 3]>,
+    /// Written by the batcher and the exporters.
+    outcomes: CachePadded<[AtomicU64; 7]>,
 }
 
 /// What a counter counts, for the `metrics` facade.
@@ -156,16 +154,16 @@ enum Kind {
 impl Atomics {
     fn cell(&self, kind: Kind) -> &AtomicU64 {
         match kind {
-            Kind::Accepted => &self.accepted,
-            Kind::Delivered => &self.delivered,
-            Kind::QueueFull => &self.queue_full,
-            Kind::Closed => &self.closed,
-            Kind::TooLarge => &self.too_large,
-            Kind::EncodeError => &self.encode_error,
-            Kind::Rejected => &self.rejected_by_sink,
-            Kind::BudgetExhausted => &self.retry_budget_exhausted,
-            Kind::ShutdownTimeout => &self.shutdown_timeout,
-            Kind::Retry => &self.retries,
+            Kind::Accepted => &self.intake[0],
+            Kind::QueueFull => &self.intake[1],
+            Kind::Closed => &self.intake[2],
+            Kind::Delivered => &self.outcomes[0],
+            Kind::TooLarge => &self.outcomes[1],
+            Kind::EncodeError => &self.outcomes[2],
+            Kind::Rejected => &self.outcomes[3],
+            Kind::BudgetExhausted => &self.outcomes[4],
+            Kind::ShutdownTimeout => &self.outcomes[5],
+            Kind::Retry => &self.outcomes[6],
         }
     }
 
@@ -217,13 +215,15 @@ impl Atomics {
     }
 }
 
-enum Item {
-    Event(Box<EnrichedEvent>),
-    Flush,
-}
-
 struct Inner {
-    tx: mpsc::Sender<Item>,
+    /// The intake: lock-free and bounded; `log` never waits and never wakes anyone for a
+    /// single event.
+    queue: ArrayQueue<Box<EnrichedEvent>>,
+    /// Wakes the batcher when a full batch is queued or a flush is requested.
+    wake: Notify,
+    /// Set when a wake-up is pending, so producers wake the batcher once, not per event.
+    wake_pending: AtomicBool,
+    flush_requested: AtomicBool,
     counters: Atomics,
     progress: Notify,
     closed: AtomicBool,
@@ -258,7 +258,8 @@ pub enum PipelineError {
     NoRuntime(#[from] tokio::runtime::TryCurrentError),
 }
 
-/// The event pipeline. Cheap to clone; every clone feeds the same queue.
+/// The event pipeline. Cheap to clone; every clone feeds the same queue. When the last
+/// clone is dropped without [`Pipeline::shutdown`], the background tasks are aborted.
 #[derive(Clone)]
 pub struct Pipeline {
     inner: Arc<Inner>,
@@ -269,6 +270,13 @@ struct Tasks {
     batcher: JoinHandle<()>,
     exporter: JoinHandle<()>,
     logger: Arc<dyn EventLogger>,
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.batcher.abort();
+        self.exporter.abort();
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -284,17 +292,19 @@ impl Pipeline {
         logger: impl EventLogger,
     ) -> Result<Pipeline, PipelineError> {
         let runtime = tokio::runtime::Handle::try_current()?;
-        let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
         let (ready_tx, ready_rx) = mpsc::channel(settings.max_pending_batches.max(1));
         let inner = Arc::new(Inner {
-            tx,
+            queue: ArrayQueue::new(settings.queue_capacity.max(1)),
+            wake: Notify::new(),
+            wake_pending: AtomicBool::new(false),
+            flush_requested: AtomicBool::new(false),
             counters: Atomics::default(),
             progress: Notify::new(),
             closed: AtomicBool::new(false),
             settings,
         });
         let logger: Arc<dyn EventLogger> = Arc::new(logger);
-        let batcher = runtime.spawn(batcher(Arc::clone(&inner), rx, ready_tx));
+        let batcher = runtime.spawn(batcher(Arc::clone(&inner), ready_tx));
         let exporter = runtime.spawn(exporter(Arc::clone(&inner), Arc::clone(&logger), ready_rx));
         Ok(Pipeline {
             inner,
@@ -311,16 +321,20 @@ impl Pipeline {
             c.add(Kind::Closed, 1);
             return false;
         }
-        // Count before sending, so no outcome is ever seen before its acceptance.
+        // Count before queueing, so no outcome is ever seen before its acceptance.
         c.add(Kind::Accepted, 1);
-        match self.inner.tx.try_send(Item::Event(Box::new(event))) {
-            Ok(()) => true,
-            Err(e) => {
-                c.cell(Kind::Accepted).fetch_sub(1, Ordering::SeqCst);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => c.add(Kind::QueueFull, 1),
-                    mpsc::error::TrySendError::Closed(_) => c.add(Kind::Closed, 1),
+        match self.inner.queue.push(Box::new(event)) {
+            Ok(()) => {
+                if self.inner.queue.len() >= self.inner.settings.max_batch_events
+                    && !self.inner.wake_pending.swap(true, Ordering::AcqRel)
+                {
+                    self.inner.wake.notify_one();
                 }
+                true
+            }
+            Err(_) => {
+                c.cell(Kind::Accepted).fetch_sub(1, Ordering::SeqCst);
+                c.add(Kind::QueueFull, 1);
                 false
             }
         }
@@ -346,8 +360,13 @@ impl Pipeline {
     /// dropped, or until `timeout`.
     pub async fn flush(&self, timeout: Duration) -> FlushReport {
         let deadline = Instant::now() + timeout;
-        let _ = tokio::time::timeout_at(deadline, self.inner.tx.send(Item::Flush)).await;
+        self.request_flush();
         self.wait_idle(deadline).await
+    }
+
+    fn request_flush(&self) {
+        self.inner.flush_requested.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
     }
 
     async fn wait_idle(&self, deadline: Instant) -> FlushReport {
@@ -372,12 +391,13 @@ impl Pipeline {
             return self.wait_idle(Instant::now()).await;
         };
         self.inner.closed.store(true, Ordering::SeqCst);
-        let _ = tokio::time::timeout_at(deadline, self.inner.tx.send(Item::Flush)).await;
+        self.request_flush();
         let report = self.wait_idle(deadline).await;
+        let mut tasks = tasks;
         tasks.batcher.abort();
         tasks.exporter.abort();
-        let _ = tasks.batcher.await;
-        let _ = tasks.exporter.await;
+        let _ = (&mut tasks.batcher).await;
+        let _ = (&mut tasks.exporter).await;
         // Nothing runs any more: whatever is still in flight is lost.
         let left = self.inner.in_flight();
         self.inner.outcome(Kind::ShutdownTimeout, left);
@@ -407,61 +427,51 @@ impl EventSink for PipelineSink {
     }
 }
 
-/// Collects events into batches and hands complete ones to the exporter.
-async fn batcher(inner: Arc<Inner>, mut rx: mpsc::Receiver<Item>, ready: mpsc::Sender<Batch>) {
+/// Collects events into batches and hands complete ones to the exporter. It wakes when a
+/// full batch is queued or a flush is requested, and on a short tick for the age limit.
+async fn batcher(inner: Arc<Inner>, ready: mpsc::Sender<Batch>) {
     let s = inner.settings.clone();
+    let tick = (s.max_batch_age / 10).clamp(Duration::from_millis(1), Duration::from_millis(50));
     let new_batch = || Batch { encoding: s.encoding, events: Vec::new() };
     let mut batch = new_batch();
     let mut bytes = 0usize;
     let mut deadline: Option<Instant> = None;
     loop {
-        let item = match deadline {
-            Some(d) => tokio::select! {
-                item = rx.recv() => item,
-                () = tokio::time::sleep_until(d) => {
-                    cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
+        tokio::select! {
+            () = inner.wake.notified() => {}
+            () = tokio::time::sleep(tick) => {}
+        }
+        inner.wake_pending.store(false, Ordering::Release);
+        while let Some(event) = inner.queue.pop() {
+            let payload = match event.encode(s.encoding) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "experiments event could not be encoded");
+                    inner.outcome(Kind::EncodeError, 1);
                     continue;
                 }
-            },
-            None => rx.recv().await,
-        };
-        let Some(item) = item else {
-            cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
-            return;
-        };
-        let event = match item {
-            Item::Flush => {
+            };
+            if payload.len() > s.max_event_bytes {
+                inner.outcome(Kind::TooLarge, 1);
+                continue;
+            }
+            if !batch.is_empty() && bytes + payload.len() > s.max_batch_bytes {
                 cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
-                continue;
             }
-            Item::Event(e) => e,
-        };
-        let payload = match event.encode(s.encoding) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "experiments event could not be encoded");
-                inner.outcome(Kind::EncodeError, 1);
-                continue;
+            bytes += payload.len();
+            batch.events.push(EncodedEvent {
+                payload,
+                event_type: event.event_type(),
+                key: event.bucketing_value(),
+                uuid: event.uuid,
+            });
+            deadline.get_or_insert_with(|| Instant::now() + s.max_batch_age);
+            if batch.len() >= s.max_batch_events || bytes >= s.max_batch_bytes {
+                cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
             }
-        };
-        if payload.len() > s.max_event_bytes {
-            inner.outcome(Kind::TooLarge, 1);
-            continue;
         }
-        if !batch.is_empty() && bytes + payload.len() > s.max_batch_bytes {
-            cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
-        }
-        bytes += payload.len();
-        batch.events.push(EncodedEvent {
-            payload,
-            event_type: event.event_type(),
-            key: event.bucketing_value(),
-            uuid: event.uuid,
-        });
-        if deadline.is_none() {
-            deadline = Some(Instant::now() + s.max_batch_age);
-        }
-        if batch.len() >= s.max_batch_events || bytes >= s.max_batch_bytes {
+        let flush = inner.flush_requested.swap(false, Ordering::SeqCst);
+        if flush || deadline.is_some_and(|d| Instant::now() >= d) {
             cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
         }
     }
