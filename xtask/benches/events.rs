@@ -3,7 +3,6 @@
 //! `cargo bench -p xtask --bench events`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_main};
