@@ -1,0 +1,256 @@
+//! A real HTTP collector on loopback, for tests and benchmarks (feature `collector`): it
+//! verifies the signature, un-gzips, decodes and counts events (by uuid, so duplicates show),
+//! and can be told to misbehave: answer an error status, ask to retry later, hang, or drop
+//! the connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::signature;
+
+/// How the collector answers one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behavior {
+    /// Store the events, answer 200.
+    Accept,
+    /// Answer this status without storing.
+    Status(u16),
+    /// Answer this status with `Retry-After: <seconds>`.
+    RetryAfter(u16, u64),
+    /// Wait this long, then answer 200 without storing (the client has given up by then).
+    Hang(Duration),
+    /// Close the connection without answering.
+    Drop,
+}
+
+#[derive(Default)]
+struct State {
+    key_name: String,
+    secret: Vec<u8>,
+    script: Mutex<VecDeque<Behavior>>,
+    default: Mutex<Option<Behavior>>,
+    seen: Mutex<HashMap<String, usize>>,
+    events: Mutex<Vec<Value>>,
+    requests: AtomicU64,
+    bad_signatures: AtomicU64,
+    wire_bytes: AtomicU64,
+    body_bytes: AtomicU64,
+}
+
+/// A running collector. Stops when dropped.
+pub struct Collector {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Collector {
+    /// Starts a collector on `127.0.0.1` (any free port) expecting signatures by
+    /// `key_name` with `secret`.
+    pub async fn start(key_name: &str, secret: &[u8]) -> std::io::Result<Collector> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            key_name: key_name.to_owned(),
+            secret: secret.to_owned(),
+            ..State::default()
+        });
+        let server = {
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let state = Arc::clone(&state);
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| handle(Arc::clone(&state), req));
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            })
+        };
+        Ok(Collector { addr, state, server })
+    }
+
+    /// The endpoint to configure in the sink.
+    pub fn url(&self) -> String {
+        format!("http://{}/v2", self.addr)
+    }
+
+    /// Answers the next requests with `behaviors`, in order, then with the default.
+    pub fn script(&self, behaviors: impl IntoIterator<Item = Behavior>) {
+        self.state.script.lock().unwrap_or_else(|p| p.into_inner()).extend(behaviors);
+    }
+
+    /// How requests are answered once the script is done (`Accept` unless set).
+    pub fn set_default(&self, behavior: Behavior) {
+        *self.state.default.lock().unwrap_or_else(|p| p.into_inner()) = Some(behavior);
+    }
+
+    /// The stored events, decoded, in arrival order (duplicates included).
+    pub fn events(&self) -> Vec<Value> {
+        self.state.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Distinct events stored.
+    pub fn distinct(&self) -> usize {
+        self.state.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Events stored more than once (at-least-once delivery shows here).
+    pub fn duplicates(&self) -> usize {
+        self.state.seen.lock().unwrap_or_else(|p| p.into_inner()).values().map(|n| n - 1).sum()
+    }
+
+    /// Requests received.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose signature did not match (answered 403).
+    pub fn bad_signatures(&self) -> u64 {
+        self.state.bad_signatures.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes received on the wire (compressed when gzip is on).
+    pub fn wire_bytes(&self) -> u64 {
+        self.state.wire_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Uncompressed body bytes received.
+    pub fn body_bytes(&self) -> u64 {
+        self.state.body_bytes.load(Ordering::SeqCst)
+    }
+}
+
+fn reply(status: u16, text: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+/// Where an event of one encoding keeps its uuid.
+type UuidOf = fn(&Value) -> Option<&str>;
+
+/// The events of a body and their uuids.
+fn decode(body: &[u8]) -> Result<Vec<(String, Value)>, String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let (events, uuid_of): (Vec<Value>, UuidOf) = match doc {
+        Value::Array(items) => (items, |e| e["uuid"].as_str()),
+        Value::Object(ref m) => {
+            let lst = m
+                .get("1")
+                .and_then(|v| v.get("lst"))
+                .and_then(Value::as_array)
+                .ok_or("no 1.lst")?;
+            let n = lst.get(1).and_then(Value::as_u64).ok_or("no element count")? as usize;
+            if lst.first().and_then(Value::as_str) != Some("rec") || lst.len() != n + 2 {
+                return Err(format!(
+                    "bad list header for {} elements",
+                    lst.len().saturating_sub(2)
+                ));
+            }
+            (lst[2..].to_vec(), |e| e["6"]["str"].as_str())
+        }
+        _ => return Err("neither a list nor a v2 batch".into()),
+    };
+    events
+        .into_iter()
+        .map(|e| {
+            uuid_of(&e)
+                .map(str::to_owned)
+                .map(|u| (u, e.clone()))
+                .ok_or_else(|| "event without uuid".to_owned())
+        })
+        .collect()
+}
+
+/// `Err` makes hyper close the connection without answering (`Behavior::Drop`).
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let behavior = {
+        let next = state.script.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        next.or(*state.default.lock().unwrap_or_else(|p| p.into_inner()))
+            .unwrap_or(Behavior::Accept)
+    };
+    if behavior == Behavior::Drop {
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted drop"));
+    }
+    let gzip = req.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+    let sig = req.headers().get("x-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let wire = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(reply(400, "unreadable body")),
+    };
+    state.wire_bytes.fetch_add(wire.len() as u64, Ordering::SeqCst);
+    let body = if gzip {
+        let mut out = Vec::new();
+        if flate2::read::GzDecoder::new(&wire[..]).read_to_end(&mut out).is_err() {
+            return Ok(reply(400, "bad gzip"));
+        }
+        out
+    } else {
+        wire.to_vec()
+    };
+    state.body_bytes.fetch_add(body.len() as u64, Ordering::SeqCst);
+    if sig.as_deref() != Some(signature(&state.key_name, &state.secret, &body).as_str()) {
+        state.bad_signatures.fetch_add(1, Ordering::SeqCst);
+        return Ok(reply(403, "bad signature"));
+    }
+    match behavior {
+        Behavior::Accept => {}
+        Behavior::Status(s) => return Ok(reply(s, "scripted failure")),
+        Behavior::RetryAfter(s, secs) => {
+            let mut r = reply(s, "slow down");
+            if let Ok(v) = secs.to_string().parse() {
+                r.headers_mut().insert("retry-after", v);
+            }
+            return Ok(r);
+        }
+        Behavior::Hang(d) => {
+            tokio::time::sleep(d).await;
+            return Ok(reply(200, "too late"));
+        }
+        Behavior::Drop => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "scripted drop",
+            ));
+        }
+    }
+    match decode(&body) {
+        Ok(events) => {
+            let mut seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stored = state.events.lock().unwrap_or_else(|p| p.into_inner());
+            for (uuid, e) in events {
+                *seen.entry(uuid).or_default() += 1;
+                stored.push(e);
+            }
+            Ok(reply(200, "ok"))
+        }
+        Err(e) => Ok(reply(422, &e)),
+    }
+}

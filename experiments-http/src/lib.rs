@@ -1,0 +1,270 @@
+//! # experiments-http
+//!
+//! An [`EventLogger`] that POSTs batches to an HTTP endpoint speaking Reddit's v2 event
+//! collector protocol. The shared pipeline of `experiments-events` does intake, batching,
+//! retries and accounting; this crate only exports a batch:
+//!
+//! - body `v2`: `{"1":{"lst":["rec",N,<event>,...]}}` around the Thrift-JSON events;
+//!   body `json`: a JSON array of the `json` encoding;
+//! - `Content-Encoding: gzip` (configurable), `Content-Type: application/json`, `Date`,
+//!   `User-Agent: experiments-http/<version>`;
+//! - `X-Signature: key=<key name>, mac=<hex HMAC-SHA256(secret, uncompressed body)>`;
+//! - bodies above `max_batch_bytes` (500 KiB uncompressed) are split over several requests.
+//!
+//! Outcomes: 2xx delivered; 5xx, 408, 429, connection errors and timeouts retryable
+//! (`Retry-After` honoured); 422 and the other 4xx rejected for good (status and the start
+//! of the body are logged).
+//!
+//! **Delivery guarantee: at least once.** A request that times out after the collector
+//! stored it is retried, so the collector may see an event twice; every event carries a
+//! unique `uuid` to dedupe on. Nothing is lost silently: an event is delivered, or counted
+//! as dropped by the pipeline with its reason.
+
+#[cfg(feature = "collector")]
+pub mod collector;
+mod settings;
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use experiments_events::{
+    Batch, Encoding, EventLogger, ExportOutcome, PipelineSettings, async_trait,
+};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, DATE, HeaderValue, RETRY_AFTER, USER_AGENT};
+use sha2::Sha256;
+
+pub use settings::{HttpSettings, Secret};
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT_VALUE: &str = concat!("experiments-http/", env!("CARGO_PKG_VERSION"));
+
+/// How much of an error response's body is logged.
+const LOGGED_BODY: usize = 512;
+
+/// The sink could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The extra CA certificate could not be read or parsed.
+    #[error("CA certificate {path}: {reason}")]
+    CaCertificate {
+        /// Its path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// POSTs batches of events to a collector.
+pub struct HttpLogger {
+    client: reqwest::Client,
+    settings: HttpSettings,
+}
+
+impl std::fmt::Debug for HttpLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpLogger").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// `X-Signature` of an uncompressed body.
+pub fn signature(key_name: &str, secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret) else {
+        return format!("key={key_name}, mac=");
+    };
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("key={key_name}, mac={hex}")
+}
+
+/// The request body of some events of a batch.
+pub fn body(encoding: Encoding, payloads: &[&[u8]]) -> Vec<u8> {
+    let size: usize = payloads.iter().map(|p| p.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 32);
+    match encoding {
+        Encoding::V2 => {
+            out.extend_from_slice(format!(r#"{{"1":{{"lst":["rec",{}"#, payloads.len()).as_bytes());
+            for p in payloads {
+                out.push(b',');
+                out.extend_from_slice(p);
+            }
+            out.extend_from_slice(b"]}}");
+        }
+        Encoding::Json => {
+            out.push(b'[');
+            for (i, p) in payloads.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(p);
+            }
+            out.push(b']');
+        }
+    }
+    out
+}
+
+/// Splits `batch` into runs of indices whose bodies stay within `limit` bytes (a single
+/// event always forms a run, whatever its size).
+fn chunks(batch: &Batch, limit: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut size = 32;
+    for (i, e) in batch.events.iter().enumerate() {
+        let add = e.payload.len() + 1;
+        match out.last_mut() {
+            Some(run) if size + add <= limit => run.push(i),
+            _ => {
+                out.push(vec![i]);
+                size = 32;
+            }
+        }
+        size += add;
+    }
+    out
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+/// What one POST came to.
+enum Posted {
+    Ok,
+    Retry(String, Option<Duration>),
+    Reject(String),
+}
+
+impl HttpLogger {
+    /// Builds the sink (one connection-reusing client).
+    pub fn new(settings: HttpSettings) -> Result<Self, HttpError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90));
+        if let Some(path) = &settings.ca_certificate {
+            let err = |reason: String| HttpError::CaCertificate {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        Ok(HttpLogger { client: builder.build()?, settings })
+    }
+
+    /// Pipeline settings that match this sink: its encoding, batch size limit and number
+    /// of requests in flight.
+    pub fn pipeline_settings(&self, base: PipelineSettings) -> PipelineSettings {
+        PipelineSettings {
+            encoding: self.settings.format,
+            max_batch_bytes: self.settings.max_batch_bytes,
+            max_concurrent_exports: self.settings.max_in_flight.max(1),
+            ..base
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    async fn post(&self, encoding: Encoding, payloads: &[&[u8]]) -> Posted {
+        let s = &self.settings;
+        let raw = body(encoding, payloads);
+        let sig = signature(&s.key_name, s.secret.bytes(), &raw);
+        let mut request = self
+            .client
+            .post(&s.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(DATE, httpdate::fmt_http_date(SystemTime::now()))
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header("X-Signature", sig);
+        let body = if s.gzip {
+            let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::fast());
+            if let Err(e) = gz.write_all(&raw) {
+                return Posted::Reject(format!("gzip: {e}"));
+            }
+            match gz.finish() {
+                Ok(b) => {
+                    request = request.header(CONTENT_ENCODING, "gzip");
+                    b
+                }
+                Err(e) => return Posted::Reject(format!("gzip: {e}")),
+            }
+        } else {
+            raw
+        };
+        let response = match request.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => return Posted::Retry(format!("request failed: {e}"), None),
+        };
+        let status = response.status();
+        if status.is_success() {
+            // Drain the body so the connection can be reused.
+            let _ = response.bytes().await;
+            return Posted::Ok;
+        }
+        let after = retry_after(response.headers().get(RETRY_AFTER));
+        let text = response.text().await.unwrap_or_default();
+        let excerpt: String = text.chars().take(LOGGED_BODY).collect();
+        let reason = format!("HTTP {status}: {excerpt}");
+        let retryable = status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS;
+        if retryable {
+            Posted::Retry(reason, after)
+        } else {
+            tracing::warn!(status = status.as_u16(), body = %excerpt, "collector rejected a batch");
+            Posted::Reject(reason)
+        }
+    }
+}
+
+#[async_trait]
+impl EventLogger for HttpLogger {
+    async fn export(&self, batch: &Batch) -> ExportOutcome {
+        let runs = chunks(batch, self.settings.max_batch_bytes);
+        let mut retry = Vec::new();
+        let mut rejected = Vec::new();
+        let mut reasons = Vec::new();
+        let mut wait: Option<Duration> = None;
+        for run in &runs {
+            let payloads: Vec<&[u8]> =
+                run.iter().map(|&i| batch.events[i].payload.as_slice()).collect();
+            match self.post(batch.encoding, &payloads).await {
+                Posted::Ok => {}
+                Posted::Retry(reason, after) => {
+                    retry.extend_from_slice(run);
+                    wait = wait.max(after);
+                    reasons.push(reason);
+                }
+                Posted::Reject(reason) => {
+                    rejected.extend_from_slice(run);
+                    reasons.push(reason);
+                }
+            }
+        }
+        let reason = reasons.join("; ");
+        match (retry.len(), rejected.len()) {
+            (0, 0) => ExportOutcome::Delivered,
+            (r, 0) if r == batch.len() => ExportOutcome::Retryable { reason, retry_after: wait },
+            (0, j) if j == batch.len() => ExportOutcome::Rejected { reason },
+            _ => ExportOutcome::Partial { retry, rejected, reason },
+        }
+    }
+}

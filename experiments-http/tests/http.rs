@@ -1,0 +1,246 @@
+//! The HTTP sink against a real collector on 127.0.0.1, through the shared pipeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use experiments_core::{Config, Experiments, Inputs};
+use experiments_events::{Counters, Encoding, EnrichedEvent, Pipeline, PipelineSettings};
+use experiments_http::collector::{Behavior, Collector};
+use experiments_http::{HttpLogger, HttpSettings, Secret, signature};
+
+const KEY: &str = "exp-test";
+const SECRET: &[u8] = b"correct horse battery staple";
+
+fn events(n: usize) -> Vec<EnrichedEvent> {
+    let config = Config::parse(
+        r#"{"e": {"id": 7, "name": "e", "owner": "team", "type": "feature_rollout", "version": "1",
+            "start_ts": 0, "stop_ts": 4102444800,
+            "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 1.0}]}}}"#,
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+        out.push(EnrichedEvent::new(e, None))
+    });
+    for i in 0..n {
+        let inputs = Inputs::new()
+            .with("user_id", format!("t2_{i}"))
+            .with("logged_in", true)
+            .with("app_name", "ios");
+        Experiments::new(&config, 1.7e9, &mut sink).expose("e", Some("on"), &inputs);
+    }
+    drop(sink);
+    out
+}
+
+fn http_settings(collector: &Collector) -> HttpSettings {
+    HttpSettings {
+        timeout: Duration::from_millis(500),
+        ..HttpSettings::new(collector.url(), KEY, Secret::new(SECRET))
+    }
+}
+
+fn pipeline_for(logger: HttpLogger) -> Pipeline {
+    let base = PipelineSettings {
+        max_batch_events: 100,
+        max_batch_age: Duration::from_millis(50),
+        retry_base: Duration::from_millis(20),
+        retry_max_delay: Duration::from_millis(200),
+        retry_budget: Duration::from_secs(5),
+        ..PipelineSettings::default()
+    };
+    let settings = logger.pipeline_settings(base);
+    Pipeline::start(settings, logger).unwrap()
+}
+
+fn assert_invariant(c: &Counters) {
+    assert_eq!(c.accepted, c.delivered + c.dropped.after_accept() + c.in_flight, "{c:?}");
+}
+
+async fn run(collector: &Collector, settings: HttpSettings, n: usize) -> Counters {
+    let p = pipeline_for(HttpLogger::new(settings).unwrap());
+    for e in events(n) {
+        assert!(p.log(e));
+    }
+    let report = p.shutdown(Duration::from_secs(10)).await;
+    let c = report.counters;
+    assert_invariant(&c);
+    assert!(collector.requests() > 0);
+    c
+}
+
+#[tokio::test]
+async fn ten_thousand_events_arrive_exactly_once() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    let c = run(&collector, http_settings(&collector), 10_000).await;
+    assert_eq!(c.delivered, 10_000);
+    assert_eq!(collector.distinct(), 10_000);
+    assert_eq!(collector.duplicates(), 0);
+    assert!(collector.requests() >= 100, "many batches: {}", collector.requests());
+    assert_eq!(collector.bad_signatures(), 0);
+    assert!(collector.wire_bytes() < collector.body_bytes() / 3, "gzip is on");
+    // v2 events as the collector decoded them.
+    let e = &collector.events()[0];
+    assert_eq!(e["1"]["str"], "experiment");
+    assert_eq!(e["2"]["str"], "expose");
+    assert_eq!(e["129"]["rec"]["1"]["i64"], 7);
+}
+
+#[tokio::test]
+async fn json_format_without_gzip() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    let settings =
+        HttpSettings { format: Encoding::Json, gzip: false, ..http_settings(&collector) };
+    let c = run(&collector, settings, 50).await;
+    assert_eq!(c.delivered, 50);
+    assert_eq!(collector.wire_bytes(), collector.body_bytes());
+    assert_eq!(collector.events()[0]["event_type"], "expose");
+}
+
+#[tokio::test]
+async fn a_500_storm_within_the_budget_loses_nothing() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    collector.script(std::iter::repeat_n(Behavior::Status(500), 6));
+    let c = run(&collector, http_settings(&collector), 300).await;
+    assert_eq!(c.delivered, 300);
+    assert!(c.retries >= 6, "{c:?}");
+    assert_eq!(collector.distinct(), 300);
+}
+
+#[tokio::test]
+async fn retryable_statuses_and_connection_failures() {
+    for behavior in [
+        Behavior::Status(503),
+        Behavior::Status(408),
+        Behavior::RetryAfter(429, 1),
+        Behavior::Drop,
+        Behavior::Hang(Duration::from_secs(2)),
+    ] {
+        let collector = Collector::start(KEY, SECRET).await.unwrap();
+        collector.script([behavior]);
+        let started = std::time::Instant::now();
+        let c = run(&collector, http_settings(&collector), 10).await;
+        assert_eq!(c.delivered, 10, "{behavior:?}: {c:?}");
+        assert_eq!(c.retries, 1, "{behavior:?}: {c:?}");
+        assert_eq!(collector.distinct(), 10, "{behavior:?}");
+        if let Behavior::RetryAfter(_, secs) = behavior {
+            assert!(started.elapsed() >= Duration::from_secs(secs), "Retry-After honoured");
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_errors_are_permanent_rejections() {
+    for status in [400, 422, 404] {
+        let collector = Collector::start(KEY, SECRET).await.unwrap();
+        collector.script([Behavior::Status(status)]);
+        let c = run(&collector, http_settings(&collector), 10).await;
+        assert_eq!(
+            (c.delivered, c.dropped.rejected_by_sink, c.retries),
+            (0, 10, 0),
+            "{status}: {c:?}"
+        );
+        assert_eq!(collector.requests(), 1, "not retried");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_detected_by_the_collector() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    let settings =
+        HttpSettings { secret: Secret::new(b"wrong".to_vec()), ..http_settings(&collector) };
+    let c = run(&collector, settings, 5).await;
+    assert_eq!(collector.bad_signatures(), 1);
+    assert_eq!(c.dropped.rejected_by_sink, 5);
+    assert_eq!(collector.distinct(), 0);
+}
+
+#[tokio::test]
+async fn outage_beyond_the_budget_is_counted() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    collector.set_default(Behavior::Status(500));
+    let logger = HttpLogger::new(http_settings(&collector)).unwrap();
+    let base = PipelineSettings {
+        retry_base: Duration::from_millis(20),
+        retry_budget: Duration::from_millis(300),
+        max_batch_age: Duration::from_millis(20),
+        ..PipelineSettings::default()
+    };
+    let p = Pipeline::start(logger.pipeline_settings(base), logger).unwrap();
+    for e in events(20) {
+        p.log(e);
+    }
+    let c = p.shutdown(Duration::from_secs(5)).await.counters;
+    assert_eq!(c.dropped.retry_budget_exhausted, 20, "{c:?}");
+    assert_invariant(&c);
+}
+
+#[tokio::test]
+async fn large_batches_are_split_by_the_body_limit() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    let settings = HttpSettings { max_batch_bytes: 8 * 1024, ..http_settings(&collector) };
+    let logger = HttpLogger::new(settings).unwrap();
+    // A pipeline that ignores the sink's limit: the sink still splits.
+    let p = Pipeline::start(
+        PipelineSettings {
+            encoding: Encoding::V2,
+            max_batch_age: Duration::from_millis(20),
+            ..PipelineSettings::default()
+        },
+        logger,
+    )
+    .unwrap();
+    for e in events(200) {
+        p.log(e);
+    }
+    let c = p.shutdown(Duration::from_secs(5)).await.counters;
+    assert_eq!(c.delivered, 200);
+    assert!(collector.requests() >= 10, "{}", collector.requests());
+    assert!(collector.body_bytes() / collector.requests() <= 8 * 1024);
+}
+
+#[tokio::test]
+async fn through_the_core_sink_with_correlation() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    let p = pipeline_for(HttpLogger::new(http_settings(&collector)).unwrap());
+    let config = Config::parse(r#"{"e": {"id": 1, "name": "e", "type": "feature_rollout", "start_ts": 0,
+        "stop_ts": 4102444800, "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 1.0}]}}}"#).unwrap();
+    let mut request = Experiments::new(&config, 1.7e9, p.sink(Some(Arc::from("trace-1"))));
+    request.variant("e", &Inputs::new().with("user_id", "t2_9"), None).unwrap();
+    drop(request);
+    p.shutdown(Duration::from_secs(5)).await;
+    let e = &collector.events()[0];
+    assert_eq!(e["2"]["str"], "choose");
+    assert_eq!(e["8"]["str"], "trace-1");
+    assert_eq!(e["129"]["rec"]["9"]["str"], "t2_9");
+}
+
+#[test]
+fn signature_format() {
+    // python3: hmac.new(b"k", b"{}", hashlib.sha256).hexdigest()
+    let sig = signature("name", b"k", b"{}");
+    assert!(sig.starts_with("key=name, mac="));
+    assert_eq!(sig.len(), "key=name, mac=".len() + 64);
+    assert_eq!(sig, format!("key=name, mac={}", EXPECTED_HMAC));
+}
+
+const EXPECTED_HMAC: &str = "add853b103fbcc936a194f9eb15e29c4ff08af6e47d5d1bca4f20218e31e4fff";
+
+#[test]
+fn secrets_are_base64_and_redacted() {
+    let s: HttpSettings =
+        serde_json::from_str(r#"{"url": "http://x", "key_name": "k", "secret": "c2VjcmV0"}"#)
+            .unwrap();
+    assert_eq!(s.secret.bytes(), b"secret");
+    assert!(!format!("{s:?}").contains("secret\""));
+    assert!(format!("{s:?}").contains("<redacted>"));
+    assert!(
+        serde_json::from_str::<HttpSettings>(
+            r#"{"url": "http://x", "key_name": "k", "secret": "%%%"}"#
+        )
+        .is_err()
+    );
+    assert_eq!(s.timeout, Duration::from_secs(3));
+    assert_eq!(s.format, Encoding::V2);
+    assert!(s.gzip);
+}
