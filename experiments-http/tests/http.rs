@@ -19,17 +19,16 @@ fn events(n: usize) -> Vec<EnrichedEvent> {
     )
     .unwrap();
     let mut out = Vec::new();
-    let mut sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
-        out.push(EnrichedEvent::new(e, None))
-    });
     for i in 0..n {
         let inputs = Inputs::new()
             .with("user_id", format!("t2_{i}"))
             .with("logged_in", true)
             .with("app_name", "ios");
-        Experiments::new(&config, 1.7e9, &mut sink).expose("e", Some("on"), &inputs);
+        let sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+            out.push(EnrichedEvent::new(e, None))
+        });
+        Experiments::new(&config, 1.7e9, sink).expose("e", Some("on"), &inputs);
     }
-    drop(sink);
     out
 }
 
