@@ -45,6 +45,8 @@ struct State {
     default: Mutex<Option<Behavior>>,
     seen: Mutex<HashMap<String, usize>>,
     events: Mutex<Vec<Value>>,
+    /// Whether decoded events are kept for [`Collector::events`] (on by default).
+    drop_events: std::sync::atomic::AtomicBool,
     requests: AtomicU64,
     bad_signatures: AtomicU64,
     wire_bytes: AtomicU64,
@@ -107,6 +109,12 @@ impl Collector {
         *self.state.default.lock().unwrap_or_else(|p| p.into_inner()) = Some(behavior);
     }
 
+    /// Keep decoded events for [`Collector::events`] (default) or only count them (for
+    /// benchmarks, so the collector's own bookkeeping stays cheap).
+    pub fn keep_events(&self, keep: bool) {
+        self.state.drop_events.store(!keep, Ordering::SeqCst);
+    }
+
     /// The stored events, decoded, in arrival order (duplicates included).
     pub fn events(&self) -> Vec<Value> {
         self.state.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -157,12 +165,14 @@ fn decode(body: &[u8]) -> Result<Vec<(String, Value)>, String> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let (events, uuid_of): (Vec<Value>, UuidOf) = match doc {
         Value::Array(items) => (items, |e| e["uuid"].as_str()),
-        Value::Object(ref m) => {
-            let lst = m
-                .get("1")
-                .and_then(|v| v.get("lst"))
-                .and_then(Value::as_array)
-                .ok_or("no 1.lst")?;
+        Value::Object(mut m) => {
+            let lst = match m.remove("1") {
+                Some(Value::Object(mut one)) => match one.remove("lst") {
+                    Some(Value::Array(lst)) => lst,
+                    _ => return Err("no 1.lst".into()),
+                },
+                _ => return Err("no 1.lst".into()),
+            };
             let n = lst.get(1).and_then(Value::as_u64).ok_or("no element count")? as usize;
             if lst.first().and_then(Value::as_str) != Some("rec") || lst.len() != n + 2 {
                 return Err(format!(
@@ -170,17 +180,15 @@ fn decode(body: &[u8]) -> Result<Vec<(String, Value)>, String> {
                     lst.len().saturating_sub(2)
                 ));
             }
-            (lst[2..].to_vec(), |e| e["6"]["str"].as_str())
+            (lst.into_iter().skip(2).collect(), |e| e["6"]["str"].as_str())
         }
         _ => return Err("neither a list nor a v2 batch".into()),
     };
     events
         .into_iter()
-        .map(|e| {
-            uuid_of(&e)
-                .map(str::to_owned)
-                .map(|u| (u, e.clone()))
-                .ok_or_else(|| "event without uuid".to_owned())
+        .map(|e| match uuid_of(&e).map(str::to_owned) {
+            Some(u) => Ok((u, e)),
+            None => Err("event without uuid".to_owned()),
         })
         .collect()
 }
@@ -245,9 +253,12 @@ async fn handle(
         Ok(events) => {
             let mut seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
             let mut stored = state.events.lock().unwrap_or_else(|p| p.into_inner());
+            let keep = !state.drop_events.load(Ordering::SeqCst);
             for (uuid, e) in events {
                 *seen.entry(uuid).or_default() += 1;
-                stored.push(e);
+                if keep {
+                    stored.push(e);
+                }
             }
             Ok(reply(200, "ok"))
         }

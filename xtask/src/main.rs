@@ -1,6 +1,6 @@
 //! `cargo xtask conformance|bench` — the project's automation, in Rust.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,10 +11,12 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   conformance [DIR|FILE ...]   replay conformance vectors (default ../shared/conformance/vectors)
+  bench-http [--events N]      sustained events/s into a loopback collector, gzip on
   bench [--runs N] [--config FILE] [--scenario a|b|c]
                                time the shared scenarios (default ../shared/bench/experiments.json)";
 
-/// Counts heap allocations so the bench can report allocations per call.
+/// Counts heap allocations so the bench can report allocations per call; allocates with
+/// mimalloc, as a service logging from many threads should.
 struct CountingAlloc;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -25,18 +27,18 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("conformance") => conformance(&args[1..]),
         Some("bench") => run_bench(&args[1..]),
+        Some("bench-http") => run_bench_http(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
@@ -130,4 +133,40 @@ fn run_bench(args: &[String]) -> ExitCode {
         }
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn run_bench_http(args: &[String]) -> ExitCode {
+    let n = match args {
+        [] => 200_000,
+        [flag, n] if flag == "--events" => match n.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match xtask::sinks::bench_http(n) {
+        Ok(f) => {
+            println!(
+                "sink=http events={} delivered={} seconds={:.2} events_per_sec={:.0} wire_bytes_per_event={:.1} body_bytes_per_event={:.1} requests={}",
+                f.events,
+                f.delivered,
+                f.elapsed.as_secs_f64(),
+                f.delivered as f64 / f.elapsed.as_secs_f64(),
+                f.wire_bytes_per_event,
+                f.body_bytes_per_event,
+                f.requests
+            );
+            if f.delivered == f.events { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("bench-http: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
