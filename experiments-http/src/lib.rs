@@ -268,3 +268,34 @@ impl EventLogger for HttpLogger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date() {
+        assert_eq!(retry_after(Some(&HeaderValue::from_static("7"))), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let parsed = retry_after(Some(&HeaderValue::from_str(&later).unwrap())).unwrap();
+        assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120), "{parsed:?}");
+        assert_eq!(retry_after(Some(&HeaderValue::from_static("soon"))), None);
+        assert_eq!(retry_after(None), None);
+    }
+
+    #[test]
+    fn bodies_wrap_the_encoded_events() {
+        let events: [&[u8]; 2] = [b"{\"a\":1}", b"{\"b\":2}"];
+        assert_eq!(body(Encoding::V2, &events), br#"{"1":{"lst":["rec",2,{"a":1},{"b":2}]}}"#);
+        assert_eq!(body(Encoding::Json, &events), br#"[{"a":1},{"b":2}]"#);
+        assert_eq!(body(Encoding::V2, &[]), br#"{"1":{"lst":["rec",0]}}"#);
+    }
+
+    #[test]
+    fn a_bad_ca_certificate_is_a_clear_error() {
+        let mut s = HttpSettings::new("http://127.0.0.1:1/v2", "k", Secret::new(b"s".to_vec()));
+        s.ca_certificate = Some("/nonexistent/ca.pem".into());
+        let err = HttpLogger::new(s).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+}
