@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(retry_after(Some(&HeaderValue::from_static("7"))), Some(Duration::from_secs(7)));
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
         let parsed = retry_after(Some(&HeaderValue::from_str(&later).unwrap())).unwrap();
-        assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120), "{parsed:?}");
+        assert!(
+            parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120),
+            "{parsed:?}"
+        );
         assert_eq!(retry_after(Some(&HeaderValue::from_static("soon"))), None);
         assert_eq!(retry_after(None), None);
     }

@@ -12,6 +12,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   conformance [DIR|FILE ...]   replay conformance vectors (default ../shared/conformance/vectors)
   bench-http [--events N]      sustained events/s into a loopback collector, gzip on
+  services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
   bench [--runs N] [--config FILE] [--scenario a|b|c]
                                time the shared scenarios (default ../shared/bench/experiments.json)";
 
@@ -51,6 +52,20 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(&args[1..]),
         Some("bench") => run_bench(&args[1..]),
         Some("bench-http") => run_bench_http(&args[1..]),
+        Some("services") => {
+            let result = match args.get(1).map(String::as_str) {
+                Some("up") => xtask::services::up(),
+                Some("down") => xtask::services::down(),
+                _ => Err(USAGE.to_owned()),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("services: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
