@@ -213,12 +213,15 @@ impl KafkaLogger {
         Ok(KafkaLogger { producer, settings, errors: Mutex::new(BTreeMap::new()) })
     }
 
-    /// Pipeline settings that match this sink: its encoding, and an export timeout longer
-    /// than librdkafka's own delivery timeout.
+    /// Pipeline settings that match this sink: its encoding, an export timeout longer than
+    /// librdkafka's own delivery timeout, and several batches in flight (each batch is
+    /// enqueued into librdkafka in one go, so per-partition order is kept while the next
+    /// batch no longer waits for the previous one's delivery reports).
     pub fn pipeline_settings(&self, base: PipelineSettings) -> PipelineSettings {
         PipelineSettings {
             encoding: self.settings.encoding,
             export_timeout: self.settings.message_timeout() + Duration::from_secs(5),
+            max_concurrent_exports: base.max_concurrent_exports.max(4),
             ..base
         }
     }

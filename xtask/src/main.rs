@@ -12,6 +12,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   conformance [DIR|FILE ...]   replay conformance vectors (default ../shared/conformance/vectors)
   bench-http [--events N]      sustained events/s into a loopback collector, gzip on
+  bench-kafka [--events N]     sustained events/s and end-to-end latency to the local broker
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
   bench [--runs N] [--config FILE] [--scenario a|b|c]
                                time the shared scenarios (default ../shared/bench/experiments.json)";
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance(&args[1..]),
         Some("bench") => run_bench(&args[1..]),
         Some("bench-http") => run_bench_http(&args[1..]),
+        Some("bench-kafka") => run_bench_kafka(&args[1..]),
         Some("services") => {
             let result = match args.get(1).map(String::as_str) {
                 Some("up") => xtask::services::up(),
@@ -181,6 +183,40 @@ fn run_bench_http(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("bench-http: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_bench_kafka(args: &[String]) -> ExitCode {
+    let n = match args {
+        [] => 300_000,
+        [flag, n] if flag == "--events" => n.parse().unwrap_or(300_000),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let brokers = std::env::var("EXPERIMENTS_KAFKA_BROKERS")
+        .unwrap_or_else(|_| xtask::services::KAFKA_ADDR.into());
+    match xtask::sinks::bench_kafka(&brokers, n, 2_000) {
+        Ok(f) => {
+            let t = &f.throughput;
+            println!(
+                "sink=kafka broker=tansu-0.6.0-memory encoding=json events={} delivered={} seconds={:.2} events_per_sec={:.0}",
+                t.events,
+                t.delivered,
+                t.elapsed.as_secs_f64(),
+                t.delivered as f64 / t.elapsed.as_secs_f64()
+            );
+            println!(
+                "sink=kafka latency_rate={}/s events={} p50_ms={} p99_ms={}",
+                f.latency_rate, f.latency_events, f.latency_p50_ms, f.latency_p99_ms
+            );
+            if t.delivered == t.events { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("bench-kafka: {e}");
             ExitCode::from(2)
         }
     }
