@@ -521,6 +521,95 @@ impl Experiment {
         }
     }
 
+    /// Things that parse but are almost surely mistakes, at `now`: unknown types, expired or
+    /// not started, a `bucket_val` that can never match, targeting that can never match,
+    /// overrides naming unknown variants, r2 sizes over the 1/n cap or over 100 %,
+    /// overlapping ranges.
+    pub fn warnings(&self, now: f64) -> Vec<String> {
+        let mut out = Vec::new();
+        if matches!(&self.body, Ok(Body::Forced { reason: ForcedReason::UnknownType, .. })) {
+            let t = self.type_name.as_deref().unwrap_or("");
+            out.push(format!("unknown experiment type {t:?}: it never returns a variant"));
+        }
+        match self.window {
+            (Some(start), _) if now < start => {
+                out.push(format!("not started yet (start_ts {start} is in the future)"))
+            }
+            (_, Some(stop)) if now >= stop => out.push(format!("expired (stop_ts {stop} is past)")),
+            _ => {}
+        }
+        let bucket_val = match &self.body {
+            Ok(Body::R2(r2)) => Some(&r2.bucket_val),
+            Ok(Body::Simple(s)) => Some(&s.bucket_val),
+            _ => None,
+        };
+        match bucket_val {
+            Some(BucketVal::Str { raw, matchable: false }) => out.push(format!(
+                "bucket_val {:?} is not lower-case: inputs are matched lower-cased, so it never matches",
+                raw.as_str()
+            )),
+            Some(BucketVal::Other(text)) => {
+                out.push(format!("bucket_val {text} is not a string: it never matches"))
+            }
+            _ => {}
+        }
+        for (place, why) in self.targeting_errors() {
+            out.push(format!("{place} can never match: {why}"));
+        }
+        match &self.body {
+            Ok(Body::R2(r2)) => out.extend(r2.lint()),
+            Ok(Body::Simple(s)) => {
+                if matches!(s.targeting.root, crate::targeting::Node::Const(false))
+                    && s.targeting.error.is_none()
+                {
+                    out.push("targeting is OVERRIDE false: nobody is targeted".to_owned());
+                }
+                let names = s.variants.names();
+                for (v, _) in &s.overrides {
+                    if !v.is_empty() && !names.contains(&&**v) {
+                        out.push(format!(
+                            "an override forces {v:?}, which is not one of the variants"
+                        ));
+                    }
+                }
+                for (a, b) in s.variants.overlaps() {
+                    out.push(format!("range variants {a:?} and {b:?} overlap: {a:?} wins"));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// The share of buckets each variant gets when every call is targeted and no override
+    /// applies, in config order (`None` when the experiment is not bucketed, or has more
+    /// than a million buckets).
+    pub fn expected_shares(&self) -> Option<Vec<(String, f64)>> {
+        let (n, pick): (u64, Box<dyn Fn(u64) -> Option<String> + '_>) = match &self.body {
+            Ok(Body::R2(r2)) => {
+                (crate::r2::R2_BUCKETS, Box::new(|b| r2.variant_of_bucket(b).map(str::to_owned)))
+            }
+            Ok(Body::Simple(s)) => (
+                s.num_buckets.get(),
+                Box::new(|b| s.variants.choose(b).ok().and_then(|c| c.variant).map(str::to_owned)),
+            ),
+            _ => return None,
+        };
+        if n > 1_000_000 {
+            return None;
+        }
+        let mut counts: Vec<(String, u64)> =
+            self.variant_names().into_iter().map(|v| (v.to_owned(), 0)).collect();
+        for b in 0..n {
+            if let Some(v) = pick(b)
+                && let Some(slot) = counts.iter_mut().find(|(name, _)| *name == v)
+            {
+                slot.1 += 1;
+            }
+        }
+        Some(counts.into_iter().map(|(v, c)| (v, c as f64 / n as f64)).collect())
+    }
+
     /// Targeting trees that could not be built, so match nobody: `(where, why)`.
     pub fn targeting_errors(&self) -> Vec<(String, &str)> {
         let Ok(Body::Simple(s)) = &self.body else {

@@ -1,0 +1,81 @@
+//! `experiments eval`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use experiments::{Experiments, Explanation, OwnedEvent};
+use serde_json::json;
+
+use crate::{Format, load_config, parse_inputs};
+
+/// Evaluates one experiment for the inputs and prints the variant, the event and the path.
+pub fn run(
+    file: &Path,
+    experiment: &str,
+    args: &[String],
+    now: f64,
+    explain: bool,
+    format: Format,
+) -> ExitCode {
+    let config = match load_config(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("experiments eval: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let inputs = match parse_inputs(args) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("experiments eval: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut trace = Explanation::default();
+    let mut events: Vec<OwnedEvent> = Vec::new();
+    let mut client = Experiments::new(&config, now, &mut events);
+    let result = client.variant_traced(experiment, &inputs, None, &mut trace);
+    drop(client);
+    let (variant, outcome) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    json!({"error": e.to_string(), "python_exception": e.python_exception()})
+                ),
+                Format::Text => println!("error: {e} (baseplate raises {})", e.python_exception()),
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let event = events.first().map(|e| serde_json::to_value(e).unwrap_or_default());
+    match format {
+        Format::Json => {
+            let steps: Vec<_> = if explain {
+                trace.steps.iter().map(|s| json!({"text": s.text, "step": s.data})).collect()
+            } else {
+                Vec::new()
+            };
+            println!("{}", json!({"variant": variant, "event": event, "explain": steps}));
+        }
+        Format::Text => {
+            println!("variant: {}", variant.unwrap_or("none"));
+            match (&event, outcome) {
+                (Some(e), _) => println!("event: {e}"),
+                (None, Some(why)) => println!(
+                    "event: none ({})",
+                    serde_json::to_value(why).unwrap_or_default().as_str().unwrap_or("")
+                ),
+                (None, None) => println!("event: none"),
+            }
+            if explain {
+                println!("explain:");
+                for s in &trace.steps {
+                    println!("  {}", s.text);
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,356 @@
+//! The `experiments` binary on real files: every subcommand, the exit codes, and `eval`
+//! agreeing with the library on a sample of the conformance vectors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use experiments::Config;
+use serde_json::{Value, json};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_experiments"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const VALID: &str = r#"{
+  "rollout": {"id": 1, "name": "rollout", "owner": "a", "type": "feature_rollout", "version": "1",
+    "start_ts": 0, "stop_ts": 4102444800,
+    "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 0.5}]}},
+  "split": {"id": 2, "name": "split", "owner": "b", "type": "single_variant", "version": "1",
+    "start_ts": 0, "stop_ts": 4102444800,
+    "experiment": {"experiment_version": 2, "bucket_val": "user_id",
+      "variants": [{"name": "control", "size": 0.1}, {"name": "treatment", "size": 0.1}],
+      "targeting": {"GE": {"field": "num_votes", "value": 5}}}}
+}"#;
+
+const SUSPICIOUS: &str = r#"{
+  "unknown": {"id": 1, "name": "unknown", "type": "dynamic_config", "start_ts": 0, "stop_ts": 4102444800, "experiment": {}},
+  "expired": {"id": 2, "name": "expired", "type": "feature_rollout", "start_ts": 0, "stop_ts": 1000,
+    "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 0.5}]}},
+  "future": {"id": 3, "name": "future", "type": "feature_rollout", "start_ts": 4000000000, "stop_ts": 4102444800,
+    "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 0.5}]}},
+  "mixed_case": {"id": 4, "name": "mixed_case", "type": "feature_rollout", "start_ts": 0, "stop_ts": 4102444800,
+    "experiment": {"experiment_version": 1, "bucket_val": "Device_ID", "variants": [{"name": "on", "size": 0.5}]}},
+  "never": {"id": 5, "name": "never", "type": "feature_rollout", "start_ts": 0, "stop_ts": 4102444800,
+    "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 0.5}], "targeting": {"BOGUS": 1}}},
+  "bad_override": {"id": 6, "name": "bad_override", "type": "feature_rollout", "start_ts": 0, "stop_ts": 4102444800,
+    "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 0.5}],
+      "overrides": [{"typo": {"OVERRIDE": true}}]}},
+  "capped": {"id": 7, "name": "capped", "type": "r2", "start_ts": 0, "stop_ts": 4102444800,
+    "experiment": {"variants": {"a": 60, "b": 50}, "targeting": {"logged_in": [true]}}},
+  "overlap": {"id": 8, "name": "overlap", "type": "range_variant", "start_ts": 0, "stop_ts": 4102444800,
+    "experiment": {"experiment_version": 1, "variants": [
+      {"name": "x", "range_start": 0.0, "range_end": 0.4}, {"name": "y", "range_start": 0.3, "range_end": 0.5}]}}
+}"#;
+
+#[test]
+fn check_exit_codes_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = write(dir.path(), "valid.json", VALID);
+    let o = run(&["check", valid.to_str().unwrap(), "--now", "1700000000"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("2 experiments: 2 valid, 0 invalid"));
+
+    let mixed = write(dir.path(), "mixed.json", &VALID.replace(r#""id": 2,"#, r#""id": "2","#));
+    let o = run(&["check", mixed.to_str().unwrap(), "--format", "json", "--now", "1700000000"]);
+    assert_eq!(code(&o), 1);
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["experiments"], 2);
+    assert_eq!(doc["valid"], 1);
+    assert_eq!(doc["invalid"][0]["name"], "split");
+    assert!(doc["invalid"][0]["error"].as_str().unwrap().contains("id"));
+    assert_eq!(doc["warnings"], json!([]));
+
+    let invalid = write(dir.path(), "invalid.json", r#"{"a": {"id": true}, "b": []}"#);
+    assert_eq!(code(&run(&["check", invalid.to_str().unwrap()])), 1);
+
+    for (name, text) in [("empty.json", ""), ("garbage.json", "{not json"), ("list.json", "[1, 2]")]
+    {
+        let p = write(dir.path(), name, text);
+        let o = run(&["check", p.to_str().unwrap()]);
+        assert_eq!(code(&o), 2, "{name}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(name), "the error names the file");
+    }
+    assert_eq!(code(&run(&["check", "/nonexistent/experiments.json"])), 2);
+    let empty_object = write(dir.path(), "none.json", "{}");
+    assert_eq!(code(&run(&["check", empty_object.to_str().unwrap()])), 0);
+}
+
+#[test]
+fn check_warns_about_likely_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "suspicious.json", SUSPICIOUS);
+    let o = run(&["check", p.to_str().unwrap(), "--format", "json", "--now", "1700000000"]);
+    assert_eq!(code(&o), 0, "all valid: {}", stdout(&o));
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let warnings: Vec<(String, String)> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (w["name"].as_str().unwrap().to_owned(), w["warning"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let has = |name: &str, text: &str| warnings.iter().any(|(n, w)| n == name && w.contains(text));
+    assert!(has("unknown", "unknown experiment type"), "{warnings:?}");
+    assert!(has("expired", "expired"), "{warnings:?}");
+    assert!(has("future", "not started"), "{warnings:?}");
+    assert!(has("mixed_case", "never matches"), "{warnings:?}");
+    assert!(has("never", "can never match"), "{warnings:?}");
+    assert!(has("bad_override", "not one of the variants"), "{warnings:?}");
+    assert!(has("capped", "1/n cap"), "{warnings:?}");
+    assert!(has("capped", "over 100%"), "{warnings:?}");
+    assert!(has("overlap", "overlap"), "{warnings:?}");
+    let text = stdout(&run(&["check", p.to_str().unwrap(), "--now", "1700000000"]));
+    assert!(text.contains("  warning: expired"), "{text}");
+}
+
+#[test]
+fn eval_prints_variant_event_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "valid.json", VALID);
+    let f = p.to_str().unwrap();
+    let o = run(&[
+        "eval",
+        f,
+        "split",
+        "user_id=t2_1",
+        "num_votes=7",
+        "--now",
+        "1700000000",
+        "--explain",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0);
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let steps = doc["explain"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["step"]["step"] == "bucket"), "{doc}");
+    // KEY=VALUE values are JSON when they parse: num_votes is the number 7.
+    assert_eq!(
+        steps.iter().find(|s| s["step"]["step"] == "targeting_node").unwrap()["step"]["result"],
+        true
+    );
+    match &doc["variant"] {
+        Value::Null => assert_eq!(doc["event"], Value::Null),
+        v => {
+            assert_eq!(doc["event"]["variant"], *v);
+            assert_eq!(doc["event"]["inputs"]["num_votes"], 7);
+        }
+    }
+
+    let o = run(&[
+        "eval",
+        f,
+        "split",
+        "user_id=t2_1",
+        "num_votes=2",
+        "--now",
+        "1700000000",
+        "--explain",
+    ]);
+    let text = stdout(&o);
+    assert!(text.starts_with("variant: none"), "{text}");
+    assert!(text.contains("targeted: false"), "{text}");
+
+    // Where baseplate raises, eval reports the error and exits 1.
+    let o =
+        run(&["eval", f, "split", "user_id=t2_1", r#"num_votes="many""#, "--now", "1700000000"]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("not supported between instances of 'str' and 'int'"));
+
+    let o = run(&["eval", f, "missing", "user_id=t2_1", "--explain"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("variant: none"));
+    assert!(stdout(&o).contains("no experiment of that name"));
+    assert_eq!(code(&run(&["eval", f, "split", "novalue"])), 2);
+}
+
+#[test]
+fn simulate_reports_shares_and_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "valid.json", VALID);
+    let o =
+        run(&["simulate", p.to_str().unwrap(), "rollout", "--ids", "20000", "--now", "1700000000"]);
+    assert_eq!(code(&o), 0);
+    let text = stdout(&o);
+    assert!(text.contains("on "), "{text}");
+    assert!(text.contains("50.0000%"), "configured share: {text}");
+    let p_line = text.lines().find(|l| l.starts_with("chi-square")).expect("a chi-square line");
+    let p: f64 = p_line.rsplit("p = ").next().unwrap().trim().parse().unwrap();
+    assert!(p > 0.001, "SHA-1 buckets are uniform: {p_line}");
+    // With targeting that excludes the ids, the fit fails loudly.
+    let o = run(&[
+        "simulate",
+        p_str(&dir, "valid.json"),
+        "split",
+        "num_votes=1",
+        "--ids",
+        "5000",
+        "--now",
+        "1700000000",
+    ]);
+    assert!(stdout(&o).contains("note: shares differ"), "{}", stdout(&o));
+}
+
+fn p_str(dir: &tempfile::TempDir, name: &str) -> &'static str {
+    Box::leak(dir.path().join(name).to_string_lossy().into_owned().into_boxed_str())
+}
+
+#[test]
+fn demo_runs_on_the_embedded_config() {
+    let o = run(&["demo", "--requests", "200"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).expect("accounting line");
+    assert!(accounting.starts_with("requests=200 "), "{accounting}");
+    assert!(
+        accounting.contains(&format!(
+            "events={} delivered={} dropped=0 failed=0",
+            lines.len(),
+            lines.len()
+        )),
+        "{accounting}"
+    );
+    assert!(lines.iter().any(|l| l["event_type"] == "choose"));
+    assert!(lines.iter().any(|l| l["event_type"] == "expose"));
+    let o = run(&["demo", "--requests", "20", "--format", "v2"]);
+    let first: Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(first["1"]["str"], "experiment");
+    assert_eq!(code(&run(&["demo", "--watch"])), 2, "--watch needs --config");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_ships_to_an_http_collector() {
+    let collector = experiments_http::collector::Collector::start("demo", b"secret").await.unwrap();
+    let url = collector.url();
+    let o = tokio::task::spawn_blocking(move || {
+        run(&[
+            "demo",
+            "--requests",
+            "100",
+            "--sink",
+            "http",
+            "--http-url",
+            &url,
+            "--http-key-name",
+            "demo",
+            "--http-key-secret",
+            "c2VjcmV0",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).unwrap();
+    let delivered: usize =
+        accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(collector.distinct(), delivered);
+    assert_eq!(collector.bad_signatures(), 0);
+}
+
+#[test]
+fn demo_ships_to_kafka_when_a_broker_runs() {
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:9092".parse().unwrap(),
+        std::time::Duration::from_millis(300),
+    )
+    .is_ok();
+    if !up {
+        assert!(std::env::var_os("CI").is_none(), "no Kafka broker: run `cargo xtask services up`");
+        eprintln!("skipping: no Kafka broker on 127.0.0.1:9092");
+        return;
+    }
+    let topic = format!("cli-demo-{}", std::process::id());
+    let o = run(&["demo", "--requests", "100", "--sink", "kafka", "--kafka-topic", &topic]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("dropped=0"));
+}
+
+#[test]
+fn eval_agrees_with_the_library_on_conformance_vectors() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/vectors");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut compared = 0;
+    for file in [
+        "public_00_r2.json",
+        "public_06_targeting.json",
+        "public_12_edge.json",
+        "public_22_dedupe.json",
+    ] {
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let config_path = tmp.path().join(file);
+        std::fs::write(&config_path, doc["config"].to_string()).unwrap();
+        let config = Config::from_value(doc["config"].clone()).unwrap();
+        let now = doc["now"].as_f64().unwrap();
+        // The first call of each request runs on a fresh object, as one `eval` does.
+        for request in doc["requests"].as_array().unwrap().iter().take(25) {
+            let call = &request["calls"][0];
+            if call["op"] != "variant" || call["bucketing_event_override"] != Value::Null {
+                continue;
+            }
+            let name = call["experiment"].as_str().unwrap();
+            if name.is_empty()
+                || name.starts_with('-')
+                || config.validation_error(name, now).is_some_and(|e| e.deviation.is_some())
+            {
+                continue;
+            }
+            let mut args = vec![
+                "eval".to_owned(),
+                config_path.to_string_lossy().into_owned(),
+                name.to_owned(),
+            ];
+            let mut ok = true;
+            for (k, v) in call["inputs"].as_object().unwrap() {
+                ok &= !k.contains('=') && !k.is_empty();
+                args.push(format!("{k}={v}"));
+            }
+            if !ok {
+                continue;
+            }
+            args.extend([
+                "--now".to_owned(),
+                format!("{now}"),
+                "--format".to_owned(),
+                "json".to_owned(),
+            ]);
+            let o = bin().args(&args).output().unwrap();
+            let got: Value = serde_json::from_str(&stdout(&o)).unwrap();
+            let expect = &call["expect"];
+            if expect.get("python_error").is_some() {
+                assert_eq!(code(&o), 1, "{file} {name}: expected an error, got {got}");
+            } else {
+                assert_eq!(got["variant"], expect["variant"], "{file} {name} {args:?}");
+                let events = expect["events"].as_array().unwrap();
+                assert_eq!(
+                    got["event"],
+                    events.first().cloned().unwrap_or(Value::Null),
+                    "{file} {name}"
+                );
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 40, "compared {compared} calls");
+}
