@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use experiments::events::{Encoding, EventLogger, Pipeline, PipelineSettings, StdoutLogger};
+use experiments::http::{HttpLogger, HttpSettings, Secret};
+use experiments::kafka::{CreateTopic, KafkaLogger, KafkaSettings};
 use experiments::watch::{ConfigWatcher, WatchSettings};
 use experiments::{Config, ExperimentsClient, Inputs};
-use experiments_http::{HttpLogger, HttpSettings, Secret};
-use experiments_kafka::{CreateTopic, KafkaLogger, KafkaSettings};
 
 /// The example config embedded in the binary (`experiments-core/examples/experiments.json`).
 pub const EXAMPLE_CONFIG: &str = include_str!("../../experiments-core/examples/experiments.json");

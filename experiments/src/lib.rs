@@ -2,8 +2,8 @@
 //!
 //! The one dependency a service needs to run experiments compatible with Reddit's
 //! `baseplate.lib.experiments`: the evaluation engine, the config file watcher (feature
-//! `watch`), the event pipeline with its stdout sink (feature `stdout`), and the
-//! [`ExperimentsClient`] that ties them together.
+//! `watch`), the event pipeline with its stdout sink (feature `stdout`), the Kafka and HTTP
+//! sinks (features `kafka`, `http`), and the [`ExperimentsClient`] that ties them together.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,4 +38,16 @@ pub mod events {
 #[cfg(feature = "watch")]
 pub mod watch {
     pub use experiments_watch::*;
+}
+
+/// The Kafka sink.
+#[cfg(feature = "kafka")]
+pub mod kafka {
+    pub use experiments_kafka::*;
+}
+
+/// The HTTP sink for v2 event collectors.
+#[cfg(feature = "http")]
+pub mod http {
+    pub use experiments_http::*;
 }
