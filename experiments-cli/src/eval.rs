@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use experiments::{Experiments, Explanation, OwnedEvent};
 use serde_json::json;
 
-use crate::{Format, load_config, parse_inputs};
+use crate::{Format, config_and_inputs};
 
 /// Evaluates one experiment for the inputs and prints the variant, the event and the path.
 pub fn run(
@@ -17,19 +17,9 @@ pub fn run(
     explain: bool,
     format: Format,
 ) -> ExitCode {
-    let config = match load_config(file) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("experiments eval: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let inputs = match parse_inputs(args) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("experiments eval: {e}");
-            return ExitCode::from(2);
-        }
+    let (config, inputs) = match config_and_inputs("eval", file, args) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let mut trace = Explanation::default();
     let mut events: Vec<OwnedEvent> = Vec::new();

@@ -111,6 +111,19 @@ pub fn parse_inputs(args: &[String]) -> Result<Inputs, String> {
     Ok(inputs)
 }
 
+/// The config and the `KEY=VALUE` inputs of a subcommand; on failure the message is printed
+/// and the exit status (2) returned.
+pub fn config_and_inputs(
+    command: &str,
+    file: &Path,
+    args: &[String],
+) -> Result<(Config, Inputs), ExitCode> {
+    load_config(file).and_then(|c| Ok((c, parse_inputs(args)?))).map_err(|e| {
+        eprintln!("experiments {command}: {e}");
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use experiments::{Experiments, NoopSink, Value};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::config_and_inputs;
 use crate::stats::chi_square;
-use crate::{load_config, parse_inputs};
 
 /// Buckets `ids` synthetic ids and compares the shares with the configured sizes.
 pub fn run(
@@ -18,12 +18,9 @@ pub fn run(
     prefix: &str,
     now: f64,
 ) -> ExitCode {
-    let config = match load_config(file) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("experiments simulate: {e}");
-            return ExitCode::from(2);
-        }
+    let (config, mut inputs) = match config_and_inputs("simulate", file, args) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let exp = match config.get(experiment) {
         Some(Ok(e)) => e,
@@ -34,13 +31,6 @@ pub fn run(
         None => {
             eprintln!("experiments simulate: no experiment {experiment:?} in {}", file.display());
             return ExitCode::from(1);
-        }
-    };
-    let mut inputs = match parse_inputs(args) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("experiments simulate: {e}");
-            return ExitCode::from(2);
         }
     };
     let field = config.bucketing_field(experiment, now).unwrap_or("user_id").to_owned();
