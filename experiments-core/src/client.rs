@@ -93,11 +93,11 @@ impl RequestScope {
         if !eval.log_bucketing {
             return BucketingEvent::NotLogged;
         }
-        if !self.dedupe.insert(eval.dedupe_prefix, value) {
+        if !self.dedupe.insert(eval.dedupe_prefix(), value) {
             return BucketingEvent::Duplicate;
         }
         let mut event = Event::new(EventType::Choose, eval.variant, eval.experiment(), inputs);
-        event.bucketing_field = eval.bucketing_field;
+        event.bucketing_field = eval.bucketing_field();
         event.bucketing_value = Some(value);
         event.is_override = eval.is_override;
         sink.log(&event);

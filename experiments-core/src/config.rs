@@ -70,17 +70,24 @@ pub struct Evaluation<'c, 'i> {
     pub log_bucketing: bool,
     /// The truthy bucketing value from the original-case inputs (`get_unique_id`).
     pub bucketing_value: Option<&'i Value>,
-    /// The configured bucketing field.
-    pub bucketing_field: Option<&'c str>,
     /// Whether an override (or `global_override`) chose the variant.
     pub is_override: bool,
-    pub(crate) dedupe_prefix: &'c str,
 }
 
 impl<'c> Evaluation<'c, '_> {
     /// The experiment as events describe it.
     pub fn experiment(&self) -> ExperimentRef<'c> {
         self.experiment.event_ref(self.active)
+    }
+
+    /// The configured bucketing field.
+    pub fn bucketing_field(&self) -> Option<&'c str> {
+        self.active.bucketing_field()
+    }
+
+    /// The prefix of the experiment's dedupe keys.
+    pub(crate) fn dedupe_prefix(&self) -> &'c str {
+        self.experiment.dedupe_prefix()
     }
 }
 
@@ -205,9 +212,7 @@ impl Config {
             active,
             log_bucketing: active.should_log_bucketing(),
             bucketing_value,
-            bucketing_field: active.bucketing_field(),
             is_override,
-            dedupe_prefix: exp.dedupe_prefix(),
         }))
     }
 
