@@ -105,6 +105,73 @@ impl Problem {
     }
 }
 
+/// A Python type, as baseplate's exception messages name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PyType {
+    /// `None`.
+    NoneType,
+    /// `bool`.
+    Bool,
+    /// `int`.
+    Int,
+    /// `float`.
+    Float,
+    /// `str`.
+    Str,
+    /// `list`.
+    List,
+    /// `dict`.
+    Dict,
+}
+
+impl PyType {
+    /// The Python type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PyType::NoneType => "NoneType",
+            PyType::Bool => "bool",
+            PyType::Int => "int",
+            PyType::Float => "float",
+            PyType::Str => "str",
+            PyType::List => "list",
+            PyType::Dict => "dict",
+        }
+    }
+}
+
+impl fmt::Display for PyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A Python binary operator, as exception messages show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PyOp {
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+    /// `/`.
+    Div,
+}
+
+impl fmt::Display for PyOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PyOp::Lt => "<",
+            PyOp::Le => "<=",
+            PyOp::Gt => ">",
+            PyOp::Ge => ">=",
+            PyOp::Div => "/",
+        })
+    }
+}
+
 /// A `variant` call failed in a situation where baseplate raised an exception.
 ///
 /// No variant is returned and no event is logged. [`EvalError::python_exception`] names the
@@ -118,41 +185,36 @@ pub enum EvalError {
     #[error("'{op}' not supported between instances of '{left}' and '{right}'")]
     Unorderable {
         /// The operator (`<`, `<=`, `>`, `>=`).
-        op: &'static str,
-        /// Python type name of the left operand.
-        left: &'static str,
-        /// Python type name of the right operand.
-        right: &'static str,
+        op: PyOp,
+        /// Type of the left operand.
+        left: PyType,
+        /// Type of the right operand.
+        right: PyType,
     },
     /// A list or object was used where a hashable value is required.
     #[error("unhashable type: '{0}'")]
-    Unhashable(&'static str),
+    Unhashable(PyType),
     /// A membership test against a value that is not a container.
     #[error("argument of type '{0}' is not iterable")]
-    NotIterable(&'static str),
+    NotIterable(PyType),
     /// A membership test in a string with a non-string candidate.
     #[error("'in <string>' requires string as left operand, not {0}")]
-    InRequiresString(&'static str),
+    InRequiresString(PyType),
     /// A length was needed from a value that has none.
     #[error("object of type '{0}' has no len()")]
-    NoLen(&'static str),
-    /// An attribute (`keys`) was needed from a value that has none.
-    #[error("'{ty}' object has no attribute '{attr}'")]
-    NoAttribute {
-        /// Python type name of the value.
-        ty: &'static str,
-        /// The missing attribute.
-        attr: &'static str,
-    },
+    NoLen(PyType),
+    /// `.keys()` was called on a value that is not an object.
+    #[error("'{0}' object has no attribute 'keys'")]
+    NoKeys(PyType),
     /// An arithmetic operation between unsupported operand types.
     #[error("unsupported operand type(s) for {op}: '{left}' and '{right}'")]
     BadOperand {
         /// The operator.
-        op: &'static str,
-        /// Python type name of the left operand.
-        left: &'static str,
-        /// Python type name of the right operand.
-        right: &'static str,
+        op: PyOp,
+        /// Type of the left operand.
+        left: PyType,
+        /// Type of the right operand.
+        right: PyType,
     },
     /// Bucketing modulo the number of variants, which is zero.
     #[error("integer modulo by zero")]
@@ -166,7 +228,7 @@ pub enum EvalError {
     /// An r2 override resolved to a value that is not a string (only possible when
     /// `variants` is a list). Baseplate would return that value; this port cannot.
     #[error("override resolved to a non-string variant of type '{0}'")]
-    NonStringVariant(&'static str),
+    NonStringVariant(PyType),
 }
 
 impl EvalError {
@@ -181,7 +243,7 @@ impl EvalError {
             | EvalError::NoLen(_)
             | EvalError::BadOperand { .. }
             | EvalError::NonStringVariant(_) => "TypeError",
-            EvalError::NoAttribute { .. } => "AttributeError",
+            EvalError::NoKeys(_) => "AttributeError",
             EvalError::ZeroDivision => "ZeroDivisionError",
             EvalError::InfinityToInt => "OverflowError",
             EvalError::NanToInt => "ValueError",

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::{Deviation, EvalError, Problem, ValidationError};
+use crate::error::{Deviation, EvalError, Problem, PyType, ValidationError};
 use crate::explain::{DisabledReason, ForcedReason, Observer, Step};
 use crate::inputs::{Inputs, Key};
 use crate::py::{self, PyNum};
@@ -45,7 +45,7 @@ pub(crate) enum BucketVal {
     /// A hashable non-string (`null`, a number): never found among string keys.
     Other(Box<str>),
     /// A list or object: every lookup raises `TypeError: unhashable type`.
-    Unhashable(&'static str),
+    Unhashable(PyType),
 }
 
 impl BucketVal {
@@ -55,9 +55,7 @@ impl BucketVal {
             Some(Value::String(s)) => {
                 BucketVal::Str { raw: Key::new(s), matchable: py::is_lowercase_fixed_point(s) }
             }
-            Some(v @ (Value::Array(_) | Value::Object(_))) => {
-                BucketVal::Unhashable(py::type_name(v))
-            }
+            Some(v @ (Value::Array(_) | Value::Object(_))) => BucketVal::Unhashable(py::py_type(v)),
             Some(other) => BucketVal::Other(py::to_py_str(other).into()),
         }
     }
@@ -67,7 +65,7 @@ impl BucketVal {
         match self {
             BucketVal::Str { raw, .. } => raw,
             BucketVal::Other(text) => text,
-            BucketVal::Unhashable(ty) => ty,
+            BucketVal::Unhashable(ty) => ty.name(),
         }
     }
 
@@ -78,7 +76,7 @@ impl BucketVal {
         obs: &mut O,
     ) -> Result<Option<&'i Value>, EvalError> {
         let found = match self {
-            BucketVal::Unhashable(ty) => return Err(EvalError::Unhashable(ty)),
+            BucketVal::Unhashable(ty) => return Err(EvalError::Unhashable(*ty)),
             BucketVal::Other(_) | BucketVal::Str { matchable: false, .. } => None,
             BucketVal::Str { raw, .. } => inputs.get_lowered(raw),
         };
@@ -93,7 +91,7 @@ impl BucketVal {
         inputs: &'i Inputs,
     ) -> Result<Option<&'i Value>, EvalError> {
         match self {
-            BucketVal::Unhashable(ty) => Err(EvalError::Unhashable(ty)),
+            BucketVal::Unhashable(ty) => Err(EvalError::Unhashable(*ty)),
             BucketVal::Other(_) => Ok(None),
             BucketVal::Str { raw, .. } => Ok(inputs.get_key(raw).filter(|v| py::truthy(v))),
         }

@@ -47,7 +47,7 @@ mod variant_set;
 pub use client::{BucketingEvent, Experiments, RequestScope};
 pub use config::{Config, Evaluation, ValidationReport};
 pub use dedupe::{INLINE_BYTES, INLINE_KEYS};
-pub use error::{ConfigError, Deviation, EvalError, ValidationError};
+pub use error::{ConfigError, Deviation, EvalError, PyOp, PyType, ValidationError};
 pub use event::{Event, EventSink, EventType, FnSink, NoopSink, OwnedEvent, OwnedExperimentRef};
 pub use experiment::{Experiment, ExperimentClass, ExperimentRef};
 pub use explain::{

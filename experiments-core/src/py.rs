@@ -12,7 +12,7 @@ use num_traits::{FromPrimitive, ToPrimitive};
 use serde_json::{Number, Value};
 use unicode_general_category::{GeneralCategory, get_general_category};
 
-use crate::error::EvalError;
+use crate::error::{EvalError, PyOp, PyType};
 
 /// A Python number: `bool` and `int` are integers, `float` is a double.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -135,17 +135,22 @@ pub(crate) fn str_eq(a: &str, b: &str) -> bool {
     bytes_eq(a.as_bytes(), b.as_bytes())
 }
 
+/// The Python type of a JSON value.
+pub(crate) fn py_type(v: &Value) -> PyType {
+    match v {
+        Value::Null => PyType::NoneType,
+        Value::Bool(_) => PyType::Bool,
+        Value::Number(n) if n.is_f64() => PyType::Float,
+        Value::Number(_) => PyType::Int,
+        Value::String(_) => PyType::Str,
+        Value::Array(_) => PyType::List,
+        Value::Object(_) => PyType::Dict,
+    }
+}
+
 /// Python type name of a JSON value.
 pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
+    py_type(v).name()
 }
 
 /// Python truthiness.
@@ -201,12 +206,12 @@ pub(crate) enum OrdOp {
 }
 
 impl OrdOp {
-    pub(crate) fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> PyOp {
         match self {
-            OrdOp::Lt => "<",
-            OrdOp::Le => "<=",
-            OrdOp::Gt => ">",
-            OrdOp::Ge => ">=",
+            OrdOp::Lt => PyOp::Lt,
+            OrdOp::Le => PyOp::Le,
+            OrdOp::Gt => PyOp::Gt,
+            OrdOp::Ge => PyOp::Ge,
         }
     }
 
@@ -242,16 +247,14 @@ pub(crate) fn py_order(a: &Value, op: OrdOp, b: &Value) -> Result<bool, EvalErro
             }
             Ok(op.holds(x.len().cmp(&y.len())))
         }
-        _ => {
-            Err(EvalError::Unorderable { op: op.symbol(), left: type_name(a), right: type_name(b) })
-        }
+        _ => Err(EvalError::Unorderable { op: op.symbol(), left: py_type(a), right: py_type(b) }),
     }
 }
 
 /// Whether Python can hash the value (lists and dicts cannot).
 pub(crate) fn check_hashable(v: &Value) -> Result<(), EvalError> {
     match v {
-        Value::Array(_) | Value::Object(_) => Err(EvalError::Unhashable(type_name(v))),
+        Value::Array(_) | Value::Object(_) => Err(EvalError::Unhashable(py_type(v))),
         _ => Ok(()),
     }
 }
@@ -262,13 +265,13 @@ pub(crate) fn py_contains(container: &Value, item: &Value) -> Result<bool, EvalE
         Value::Array(items) => Ok(items.iter().any(|x| py_eq(item, x))),
         Value::String(s) => match item {
             Value::String(needle) => Ok(s.contains(needle.as_str())),
-            _ => Err(EvalError::InRequiresString(type_name(item))),
+            _ => Err(EvalError::InRequiresString(py_type(item))),
         },
         Value::Object(map) => {
             check_hashable(item)?;
             Ok(matches!(item, Value::String(k) if map.contains_key(k)))
         }
-        _ => Err(EvalError::NotIterable(type_name(container))),
+        _ => Err(EvalError::NotIterable(py_type(container))),
     }
 }
 

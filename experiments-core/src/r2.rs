@@ -4,7 +4,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::bucketing::{Modulus, Seed};
-use crate::error::{EvalError, Problem};
+use crate::error::{EvalError, Problem, PyOp, PyType};
 use crate::experiment::BucketVal;
 use crate::explain::{BucketRange, Observer, Step};
 use crate::inputs::{Inputs, Key};
@@ -243,9 +243,9 @@ impl R2 {
         let map = match variants {
             Value::Object(m) => m,
             Value::Array(_) | Value::String(_) => {
-                return Err(EvalError::NoAttribute { ty: py::type_name(variants), attr: "keys" });
+                return Err(EvalError::NoKeys(py::py_type(variants)));
             }
-            other => return Err(EvalError::NoLen(py::type_name(other))),
+            other => return Err(EvalError::NoLen(py::py_type(other))),
         };
         if map.is_empty() {
             return Err(EvalError::ZeroDivision);
@@ -258,9 +258,9 @@ impl R2 {
             .map(|(name, size)| {
                 let limit = match py::as_num(size) {
                     None => Err(EvalError::BadOperand {
-                        op: "/",
-                        left: py::type_name(size),
-                        right: "float",
+                        op: PyOp::Div,
+                        left: py::py_type(size),
+                        right: PyType::Float,
                     }),
                     // (size * num_variants) * (1000 / 100), left to right.
                     Some(PyNum::Int(i)) => py::float_to_int((i * n) as f64 * 10.0),
@@ -352,7 +352,7 @@ impl R2 {
             if accepted {
                 return match forced {
                     Value::String(s) => Ok((Some(s), true)),
-                    other => Err(EvalError::NonStringVariant(py::type_name(other))),
+                    other => Err(EvalError::NonStringVariant(py::py_type(other))),
                 };
             }
         }
