@@ -98,10 +98,6 @@ impl<'a> Event<'a> {
         OwnedEvent {
             event_type: self.event_type,
             variant: self.variant.map(str::to_owned),
-            user_id: self.user_id().clone(),
-            logged_in: self.logged_in().clone(),
-            cookie_created_timestamp: self.cookie_created_timestamp().clone(),
-            app_name: self.app_name().clone(),
             experiment: OwnedExperimentRef {
                 class: self.experiment.class,
                 id: self.experiment.id,
@@ -113,7 +109,6 @@ impl<'a> Event<'a> {
             },
             inputs: self.inputs.clone(),
             bucketing_field: self.bucketing_field.map(str::to_owned),
-            bucketing_value: self.bucketing_value.cloned(),
             is_override: self.is_override,
         }
     }
@@ -160,34 +155,93 @@ pub struct OwnedExperimentRef {
     pub stop_ts: Option<f64>,
 }
 
-/// An owned [`Event`], for buffering and for tests. Serializes like [`Event`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An owned [`Event`], for buffering and for tests. Serializes like [`Event`]. The fields
+/// that are lookups into the inputs (`user_id`, `app_name`, the bucketing value, ...) are
+/// methods, so a copy does not duplicate them.
+#[derive(Clone, Debug, PartialEq)]
 pub struct OwnedEvent {
     /// `choose` or `expose`.
     pub event_type: EventType,
     /// The variant.
     pub variant: Option<String>,
-    /// `inputs.get("user_id")`.
-    pub user_id: Value,
-    /// `inputs.get("logged_in")`.
-    pub logged_in: Value,
-    /// `inputs.get("cookie_created_timestamp")`.
-    pub cookie_created_timestamp: Value,
-    /// `inputs.get("app_name")`.
-    pub app_name: Value,
     /// The experiment.
     pub experiment: OwnedExperimentRef,
     /// The call's inputs.
     pub inputs: Inputs,
     /// The bucketing field, when the experiment has one.
-    #[serde(skip)]
     pub bucketing_field: Option<String>,
-    /// The bucketing value.
-    #[serde(skip)]
-    pub bucketing_value: Option<Value>,
     /// Whether an override chose the variant.
-    #[serde(skip)]
     pub is_override: bool,
+}
+
+impl OwnedEvent {
+    fn input(&self, key: &str) -> &Value {
+        self.inputs.get(key).unwrap_or(&NULL)
+    }
+
+    /// `inputs.get("user_id")` (`null` when absent).
+    pub fn user_id(&self) -> &Value {
+        self.input("user_id")
+    }
+
+    /// `inputs.get("logged_in")`.
+    pub fn logged_in(&self) -> &Value {
+        self.input("logged_in")
+    }
+
+    /// `inputs.get("cookie_created_timestamp")`.
+    pub fn cookie_created_timestamp(&self) -> &Value {
+        self.input("cookie_created_timestamp")
+    }
+
+    /// `inputs.get("app_name")`.
+    pub fn app_name(&self) -> &Value {
+        self.input("app_name")
+    }
+
+    /// The bucketing value: the input named by the bucketing field.
+    pub fn bucketing_value(&self) -> Option<&Value> {
+        self.inputs.get(self.bucketing_field.as_deref()?)
+    }
+}
+
+impl Serialize for OwnedEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = serializer.serialize_struct("Event", 8)?;
+        st.serialize_field("event_type", &self.event_type)?;
+        st.serialize_field("variant", &self.variant)?;
+        st.serialize_field("user_id", self.user_id())?;
+        st.serialize_field("logged_in", self.logged_in())?;
+        st.serialize_field("cookie_created_timestamp", self.cookie_created_timestamp())?;
+        st.serialize_field("app_name", self.app_name())?;
+        st.serialize_field("experiment", &self.experiment)?;
+        st.serialize_field("inputs", &self.inputs)?;
+        st.end()
+    }
+}
+
+/// What an event document holds; the looked-up fields are ignored on reading.
+#[derive(Deserialize)]
+struct OwnedEventDocument {
+    event_type: EventType,
+    variant: Option<String>,
+    experiment: OwnedExperimentRef,
+    inputs: Inputs,
+}
+
+impl<'de> Deserialize<'de> for OwnedEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let d = OwnedEventDocument::deserialize(deserializer)?;
+        Ok(OwnedEvent {
+            event_type: d.event_type,
+            variant: d.variant,
+            experiment: d.experiment,
+            inputs: d.inputs,
+            bucketing_field: None,
+            is_override: false,
+        })
+    }
 }
 
 /// Where a request's events go. Implemented for `&mut S`, for `Vec<OwnedEvent>` and, through

@@ -64,7 +64,7 @@ impl EnrichedEvent {
 
     /// The bucketing value as Python `str()` (the Kafka message key, v2 `bucketing_value`).
     pub fn bucketing_value(&self) -> Option<String> {
-        self.event.bucketing_value.as_ref().map(py_str)
+        self.event.bucketing_value().map(py_str)
     }
 
     /// The `json` encoding, as a value. The schema is stable:
@@ -151,12 +151,12 @@ impl Serialize for JsonView<'_> {
         m.serialize_entry("correlation_id", &ev.correlation_id.as_deref())?;
         m.serialize_entry("event_type", &e.event_type)?;
         m.serialize_entry("variant", &e.variant)?;
-        m.serialize_entry("user_id", &e.user_id)?;
-        m.serialize_entry("logged_in", &e.logged_in)?;
-        m.serialize_entry("cookie_created_timestamp", &e.cookie_created_timestamp)?;
-        m.serialize_entry("app_name", &e.app_name)?;
+        m.serialize_entry("user_id", e.user_id())?;
+        m.serialize_entry("logged_in", e.logged_in())?;
+        m.serialize_entry("cookie_created_timestamp", e.cookie_created_timestamp())?;
+        m.serialize_entry("app_name", e.app_name())?;
         m.serialize_entry("experiment", &JsonExperiment(&e.experiment))?;
-        match (&e.bucketing_field, &e.bucketing_value) {
+        match (&e.bucketing_field, e.bucketing_value()) {
             (Some(field), Some(value)) => {
                 m.serialize_entry("bucketing", &Bucketing { field, value })?;
             }
@@ -227,15 +227,15 @@ impl Serialize for V2View<'_> {
         if let Some(c) = &ev.correlation_id {
             top.push(("8", Str(Cow::Borrowed(c))));
         }
-        if let Some(app) = text(&e.app_name) {
+        if let Some(app) = text(e.app_name()) {
             top.push(("107", Rec(vec![("2", Str(app))])));
         }
-        if let Some(user_id) = text(&e.user_id) {
+        if let Some(user_id) = text(e.user_id()) {
             let mut user = vec![("1", Str(user_id))];
-            if let Value::Bool(b) = e.logged_in {
+            if let Value::Bool(b) = *e.logged_in() {
                 user.push(("3", Tf(b)));
             }
-            if let Some(ts) = integer(&e.cookie_created_timestamp) {
+            if let Some(ts) = integer(e.cookie_created_timestamp()) {
                 user.push(("4", I64(ts)));
             }
             top.push(("112", Rec(user)));
@@ -265,7 +265,7 @@ impl Serialize for V2View<'_> {
         if let Some(version) = x.version.as_ref().and_then(text) {
             exp.push(("8", Str(version)));
         }
-        if let Some(value) = e.bucketing_value.as_ref().and_then(text) {
+        if let Some(value) = e.bucketing_value().and_then(text) {
             exp.push(("9", Str(value)));
         }
         exp.push(("10", Tf(e.is_override)));
