@@ -26,11 +26,35 @@ impl EventType {
     }
 }
 
-const NULL: Value = Value::Null;
+/// The inputs baseplate passes to `event_logger.log` by name, in this order
+/// (`inputs.get(key)`, null when absent).
+pub const EVENT_FIELDS: [&str; 4] =
+    ["user_id", "logged_in", "cookie_created_timestamp", "app_name"];
+
+/// The event document of baseplate's `event_logger.log(**kw)` arguments, shared by
+/// [`Event`] and [`OwnedEvent`].
+fn serialize_event<S: serde::Serializer>(
+    serializer: S,
+    event_type: EventType,
+    variant: Option<&str>,
+    experiment: &impl Serialize,
+    inputs: &Inputs,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = serializer.serialize_struct("Event", 8)?;
+    st.serialize_field("event_type", &event_type)?;
+    st.serialize_field("variant", &variant)?;
+    for key in EVENT_FIELDS {
+        st.serialize_field(key, inputs.get_or_null(key))?;
+    }
+    st.serialize_field("experiment", experiment)?;
+    st.serialize_field("inputs", inputs)?;
+    st.end()
+}
 
 /// One event, borrowing from the config snapshot and the call's inputs. Building it does not
-/// allocate or look anything up; serialize it or convert it with [`Event::to_owned_event`] to
-/// keep it. Serializes as
+/// allocate or look anything up ([`EVENT_FIELDS`] are read from the inputs when serialized);
+/// serialize it or convert it with [`Event::to_owned_event`] to keep it. Serializes as
 /// `{"event_type", "variant", "user_id", "logged_in", "cookie_created_timestamp", "app_name",
 /// "experiment", "inputs"}` like baseplate's `event_logger.log(**kw)` arguments.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -69,30 +93,6 @@ impl<'a> Event<'a> {
         }
     }
 
-    fn input(&self, key: &str) -> &'a Value {
-        self.inputs.get(key).unwrap_or(&NULL)
-    }
-
-    /// `inputs.get("user_id")` (`null` when absent).
-    pub fn user_id(&self) -> &'a Value {
-        self.input("user_id")
-    }
-
-    /// `inputs.get("logged_in")`.
-    pub fn logged_in(&self) -> &'a Value {
-        self.input("logged_in")
-    }
-
-    /// `inputs.get("cookie_created_timestamp")`.
-    pub fn cookie_created_timestamp(&self) -> &'a Value {
-        self.input("cookie_created_timestamp")
-    }
-
-    /// `inputs.get("app_name")`.
-    pub fn app_name(&self) -> &'a Value {
-        self.input("app_name")
-    }
-
     /// An owned copy of the event.
     pub fn to_owned_event(&self) -> OwnedEvent {
         OwnedEvent {
@@ -116,17 +116,7 @@ impl<'a> Event<'a> {
 
 impl Serialize for Event<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = serializer.serialize_struct("Event", 8)?;
-        st.serialize_field("event_type", &self.event_type)?;
-        st.serialize_field("variant", &self.variant)?;
-        st.serialize_field("user_id", self.user_id())?;
-        st.serialize_field("logged_in", self.logged_in())?;
-        st.serialize_field("cookie_created_timestamp", self.cookie_created_timestamp())?;
-        st.serialize_field("app_name", self.app_name())?;
-        st.serialize_field("experiment", &self.experiment)?;
-        st.serialize_field("inputs", self.inputs)?;
-        st.end()
+        serialize_event(serializer, self.event_type, self.variant, &self.experiment, self.inputs)
     }
 }
 
@@ -155,9 +145,8 @@ pub struct OwnedExperimentRef {
     pub stop_ts: Option<f64>,
 }
 
-/// An owned [`Event`], for buffering and for tests. Serializes like [`Event`]. The fields
-/// that are lookups into the inputs (`user_id`, `app_name`, the bucketing value, ...) are
-/// methods, so a copy does not duplicate them.
+/// An owned [`Event`], for buffering and for tests. Serializes like [`Event`]. Values that
+/// are lookups into the inputs ([`EVENT_FIELDS`], the bucketing value) are not copied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OwnedEvent {
     /// `choose` or `expose`.
@@ -175,30 +164,6 @@ pub struct OwnedEvent {
 }
 
 impl OwnedEvent {
-    fn input(&self, key: &str) -> &Value {
-        self.inputs.get(key).unwrap_or(&NULL)
-    }
-
-    /// `inputs.get("user_id")` (`null` when absent).
-    pub fn user_id(&self) -> &Value {
-        self.input("user_id")
-    }
-
-    /// `inputs.get("logged_in")`.
-    pub fn logged_in(&self) -> &Value {
-        self.input("logged_in")
-    }
-
-    /// `inputs.get("cookie_created_timestamp")`.
-    pub fn cookie_created_timestamp(&self) -> &Value {
-        self.input("cookie_created_timestamp")
-    }
-
-    /// `inputs.get("app_name")`.
-    pub fn app_name(&self) -> &Value {
-        self.input("app_name")
-    }
-
     /// The bucketing value: the input named by the bucketing field.
     pub fn bucketing_value(&self) -> Option<&Value> {
         self.inputs.get(self.bucketing_field.as_deref()?)
@@ -207,17 +172,8 @@ impl OwnedEvent {
 
 impl Serialize for OwnedEvent {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = serializer.serialize_struct("Event", 8)?;
-        st.serialize_field("event_type", &self.event_type)?;
-        st.serialize_field("variant", &self.variant)?;
-        st.serialize_field("user_id", self.user_id())?;
-        st.serialize_field("logged_in", self.logged_in())?;
-        st.serialize_field("cookie_created_timestamp", self.cookie_created_timestamp())?;
-        st.serialize_field("app_name", self.app_name())?;
-        st.serialize_field("experiment", &self.experiment)?;
-        st.serialize_field("inputs", &self.inputs)?;
-        st.end()
+        let variant = self.variant.as_deref();
+        serialize_event(serializer, self.event_type, variant, &self.experiment, &self.inputs)
     }
 }
 

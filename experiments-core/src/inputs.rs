@@ -123,6 +123,12 @@ impl Inputs {
         self.position(key, key_hash(key)).map(|i| &self.entries[i].value)
     }
 
+    /// [`Inputs::get`], with `null` for a missing key (`kwargs.get(key)` in Python).
+    pub fn get_or_null(&self, key: &str) -> &Value {
+        const NULL: Value = Value::Null;
+        self.get(key).unwrap_or(&NULL)
+    }
+
     fn position(&self, key: &str, hash: u64) -> Option<usize> {
         self.entries.iter().position(|e| e.hash == hash && py::str_eq(&e.key, key))
     }

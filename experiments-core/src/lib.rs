@@ -48,7 +48,9 @@ pub use client::{BucketingEvent, Experiments, RequestScope};
 pub use config::{Config, Evaluation, ValidationReport};
 pub use dedupe::{INLINE_BYTES, INLINE_KEYS};
 pub use error::{ConfigError, Deviation, EvalError, PyOp, PyType, ValidationError};
-pub use event::{Event, EventSink, EventType, FnSink, NoopSink, OwnedEvent, OwnedExperimentRef};
+pub use event::{
+    EVENT_FIELDS, Event, EventSink, EventType, FnSink, NoopSink, OwnedEvent, OwnedExperimentRef,
+};
 pub use experiment::{Experiment, ExperimentClass, ExperimentRef};
 pub use explain::{
     BucketRange, DisabledReason, ExplainStep, Explanation, ForcedReason, NoTrace, Observer, Step,

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use experiments_core::{Event, EventType, OwnedEvent, OwnedExperimentRef, Value, py_str};
+use experiments_core::{
+    EVENT_FIELDS, Event, EventType, OwnedEvent, OwnedExperimentRef, Value, py_str,
+};
 use std::borrow::Cow;
 
 use serde::ser::SerializeMap;
@@ -151,10 +153,9 @@ impl Serialize for JsonView<'_> {
         m.serialize_entry("correlation_id", &ev.correlation_id.as_deref())?;
         m.serialize_entry("event_type", &e.event_type)?;
         m.serialize_entry("variant", &e.variant)?;
-        m.serialize_entry("user_id", e.user_id())?;
-        m.serialize_entry("logged_in", e.logged_in())?;
-        m.serialize_entry("cookie_created_timestamp", e.cookie_created_timestamp())?;
-        m.serialize_entry("app_name", e.app_name())?;
+        for key in EVENT_FIELDS {
+            m.serialize_entry(key, e.inputs.get_or_null(key))?;
+        }
         m.serialize_entry("experiment", &JsonExperiment(&e.experiment))?;
         match (&e.bucketing_field, e.bucketing_value()) {
             (Some(field), Some(value)) => {
@@ -227,15 +228,15 @@ impl Serialize for V2View<'_> {
         if let Some(c) = &ev.correlation_id {
             top.push(("8", Str(Cow::Borrowed(c))));
         }
-        if let Some(app) = text(e.app_name()) {
+        if let Some(app) = text(e.inputs.get_or_null("app_name")) {
             top.push(("107", Rec(vec![("2", Str(app))])));
         }
-        if let Some(user_id) = text(e.user_id()) {
+        if let Some(user_id) = text(e.inputs.get_or_null("user_id")) {
             let mut user = vec![("1", Str(user_id))];
-            if let Value::Bool(b) = *e.logged_in() {
+            if let Value::Bool(b) = *e.inputs.get_or_null("logged_in") {
                 user.push(("3", Tf(b)));
             }
-            if let Some(ts) = integer(e.cookie_created_timestamp()) {
+            if let Some(ts) = integer(e.inputs.get_or_null("cookie_created_timestamp")) {
                 user.push(("4", I64(ts)));
             }
             top.push(("112", Rec(user)));
