@@ -113,11 +113,11 @@ impl RequestScope {
         variant: Option<&str>,
         inputs: &Inputs,
     ) -> bool {
-        let Some(exp) = config.experiment_ref(experiment, self.now) else {
+        let Some((exp, active)) = config.active(experiment, self.now) else {
             return false;
         };
-        let mut event = Event::new(EventType::Expose, variant, exp, inputs);
-        event.bucketing_field = config.bucketing_field(experiment, self.now);
+        let mut event = Event::new(EventType::Expose, variant, exp.event_ref(active), inputs);
+        event.bucketing_field = active.bucketing_field();
         event.bucketing_value = event.bucketing_field.and_then(|f| inputs.get(f));
         sink.log(&event);
         true

@@ -218,17 +218,19 @@ impl Config {
 
     /// The bucketing field (`bucket_val`) of `key` at `now`, for experiments that bucket.
     pub fn bucketing_field(&self, key: &str, now: f64) -> Option<&str> {
-        let Some(Ok(exp)) = self.get(key) else { return None };
-        exp.resolve(now).ok()?.bucketing_field()
+        self.active(key, now)?.1.bucketing_field()
     }
 
     /// The experiment of `key` as events describe it at `now`, if valid.
     pub fn experiment_ref(&self, key: &str, now: f64) -> Option<ExperimentRef<'_>> {
-        let Some(Ok(exp)) = self.get(key) else {
-            return None;
-        };
-        let active = exp.resolve(now).ok()?;
+        let (exp, active) = self.active(key, now)?;
         Some(exp.event_ref(active))
+    }
+
+    /// The experiment of `key` and what it is at `now`, if valid.
+    pub(crate) fn active(&self, key: &str, now: f64) -> Option<(&Experiment, Active<'_>)> {
+        let Some(Ok(exp)) = self.get(key) else { return None };
+        Some((exp, exp.resolve(now).ok()?))
     }
 }
 
