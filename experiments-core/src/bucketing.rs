@@ -67,9 +67,13 @@ impl fmt::Write for Sha1Stream {
     }
 }
 
-/// A bucketing seed with the SHA-1 state after the seed bytes precomputed.
+/// A bucketing seed with the SHA-1 state after the seed bytes precomputed: the bucket of a
+/// value is `int(sha1(seed + value).hexdigest(), 16) % n`, computed from the seed's state with
+/// one compression for short values and no allocation. Shared by both dialects (baseplate
+/// seeds are `bucket_seed` or `id.name.shuffle_version`; reddit-decider's are always
+/// `id.name.shuffle_version`).
 #[derive(Clone)]
-pub(crate) struct Seed {
+pub struct Seed {
     text: Box<str>,
     prefix: Sha1Stream,
 }
@@ -81,20 +85,30 @@ impl fmt::Debug for Seed {
 }
 
 impl Seed {
-    pub(crate) fn new(text: String) -> Self {
+    /// Precomputes the SHA-1 state after `text`.
+    pub fn new(text: String) -> Self {
         let mut prefix = Sha1Stream::new();
         prefix.update(text.as_bytes());
         Seed { text: text.into_boxed_str(), prefix }
     }
 
     /// The seed text.
-    pub(crate) fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         &self.text
     }
 
     /// The bucket of `value` (hashed as Python `str(value)`) modulo `m`.
     pub(crate) fn bucket(&self, value: &Value, m: &Modulus) -> u64 {
-        if let Value::String(s) = value {
+        match value {
+            Value::String(s) => self.bucket_str(s, m),
+            // Writing into a hasher cannot fail.
+            other => self.bucket_with(m, |h| py::write_str(h, other)),
+        }
+    }
+
+    /// The bucket of the seed followed by `s`, modulo `m`.
+    pub fn bucket_str(&self, s: &str, m: &Modulus) -> u64 {
+        {
             let (f, v) = (self.prefix.filled, s.len());
             if f + v + 9 <= 64 {
                 // One block: the prefix bytes (zeros after them), the value, the padding.
@@ -109,13 +123,20 @@ impl Seed {
             }
         }
         let mut h = self.prefix;
-        match value {
-            Value::String(s) => h.update(s.as_bytes()),
-            // Writing into a hasher cannot fail.
-            other => {
-                let _ = py::write_str(&mut h, other);
-            }
-        }
+        h.update(s.as_bytes());
+        m.reduce(&h.finish())
+    }
+
+    /// The bucket of the seed followed by whatever `write` writes (a value formatted straight
+    /// into the hash, without an intermediate string), modulo `m`.
+    pub fn bucket_with(
+        &self,
+        m: &Modulus,
+        write: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
+    ) -> u64 {
+        let mut h = self.prefix;
+        // Writing into a hasher cannot fail.
+        let _ = write(&mut h);
         m.reduce(&h.finish())
     }
 }
@@ -123,7 +144,7 @@ impl Seed {
 /// A number of buckets with the powers of 2^32 modulo it precomputed, so reducing a 160-bit
 /// digest costs five multiplications and one division.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Modulus {
+pub struct Modulus {
     n: u64,
     /// Lemire's `fastmod` multiplier, `floor(2^128 / n) + 1`.
     magic: u128,
@@ -132,8 +153,8 @@ pub(crate) struct Modulus {
 }
 
 impl Modulus {
-    /// `n` must be positive.
-    pub(crate) fn new(n: u64) -> Self {
+    /// Precomputes the reduction for `n` buckets (`0` is treated as `1`).
+    pub fn new(n: u64) -> Self {
         let n = n.max(1);
         let mut powers = [0u64; 5];
         let mut p = 1u128 % u128::from(n);
@@ -145,7 +166,7 @@ impl Modulus {
     }
 
     /// The number of buckets.
-    pub(crate) fn get(&self) -> u64 {
+    pub fn get(&self) -> u64 {
         self.n
     }
 
@@ -163,7 +184,7 @@ impl Modulus {
     }
 
     /// The digest (five big-endian words) modulo `n`, as Python's big-int `%`.
-    pub(crate) fn reduce(&self, words: &[u32; 5]) -> u64 {
+    pub fn reduce(&self, words: &[u32; 5]) -> u64 {
         let n = self.n;
         if n < 1 << 29 {
             // Each product < 2^32 * 2^29; five of them stay below 2^64.

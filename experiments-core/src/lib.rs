@@ -44,6 +44,7 @@ mod simple;
 mod targeting;
 mod variant_set;
 
+pub use bucketing::{Modulus, Seed as BucketSeed};
 pub use client::{BucketingEvent, Experiments, RequestScope};
 pub use config::{Config, Evaluation, ValidationReport};
 pub use dedupe::{INLINE_BYTES, INLINE_KEYS};

@@ -27,6 +27,8 @@ pub struct Summary {
     pub failures: Vec<String>,
     /// Files replayed.
     pub files: usize,
+    /// Decider `requests` calls (the service-level wrapper) not replayed by this runner.
+    pub not_replayed: usize,
 }
 
 impl Summary {
@@ -57,6 +59,7 @@ impl Summary {
         self.python_errors += other.python_errors;
         self.failures.extend(other.failures);
         self.files += other.files;
+        self.not_replayed += other.not_replayed;
     }
 }
 
@@ -110,6 +113,9 @@ fn field<'a>(v: &'a Value, k: &str, what: &str) -> Result<&'a Value, String> {
 pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
     if doc.get("format") != Some(&Value::from(1)) {
         return Err(format!("{name}: unsupported vector format {:?}", doc.get("format")));
+    }
+    if crate::decider::is_decider_file(doc) {
+        return crate::decider::run_document(name, doc);
     }
     let now = field(doc, "now", name)?
         .as_f64()
@@ -297,6 +303,9 @@ pub fn report(summary: &Summary, max_failures: usize) -> i32 {
         ops.join(" "),
         summary.python_errors
     );
+    if summary.not_replayed > 0 {
+        println!("decider wrapper calls (requests) not replayed: {}", summary.not_replayed);
+    }
     for (cat, n) in &summary.deviated {
         println!("deviated {cat}: {n}");
     }

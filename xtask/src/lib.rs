@@ -2,5 +2,6 @@
 
 pub mod bench;
 pub mod conformance;
+pub mod decider;
 pub mod services;
 pub mod sinks;

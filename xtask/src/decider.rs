@@ -1,0 +1,345 @@
+//! The conformance runner for reddit-decider vector files (`../shared/decider/README.md`):
+//! file loads, load cases, core calls and load-case core calls, replayed through the public
+//! API of `experiments-decider`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use experiments_decider::{
+    Context, DecideError, Decision, Deviation, ErrorKind, EventStamp, InitError, Manifest, Uuid,
+};
+use serde_json::{Value, json};
+
+use crate::conformance::Summary;
+
+/// A vector file is a decider file when it names the `reddit-decider` package.
+pub fn is_decider_file(doc: &Value) -> bool {
+    doc.get("packages").and_then(|p| p.get("reddit-decider")).is_some()
+}
+
+enum Verdict {
+    Pass,
+    Deviated(&'static str),
+    Fail(String),
+}
+
+fn label(d: Deviation) -> &'static str {
+    match d {
+        Deviation::ArrayValue => "array_dynamic_config_value",
+        Deviation::Cycle => "parent_cycle",
+        _ => "other",
+    }
+}
+
+/// Replays one parsed decider vector document.
+pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
+    let mut s = Summary { files: 1, ..Summary::default() };
+    let config = doc.get("config").ok_or_else(|| format!("{name}: missing `config`"))?;
+    let text = serde_json::to_string(config).map_err(|e| format!("{name}: {e}"))?;
+    let load = doc.get("load").ok_or_else(|| format!("{name}: missing `load`"))?;
+    let manifest = replay_load(&mut s, name, "file load", text.as_bytes(), load);
+    if let Some(m) = &manifest {
+        replay_calls(&mut s, name, "core_calls", m, doc.get("core_calls"))?;
+    }
+    for (i, case) in
+        doc.get("load_cases").and_then(Value::as_array).into_iter().flatten().enumerate()
+    {
+        let text = match (case.get("config_text"), case.get("config")) {
+            (Some(Value::String(t)), _) => t.clone(),
+            (_, Some(c)) => serde_json::to_string(c).map_err(|e| format!("{name}: {e}"))?,
+            _ => return Err(format!("{name}: load case {i} has no config")),
+        };
+        let load = case.get("load").ok_or_else(|| format!("{name}: load case {i}: no `load`"))?;
+        let what = format!("load case {i}");
+        let manifest = replay_load(&mut s, name, &what, text.as_bytes(), load);
+        if let Some(m) = &manifest {
+            replay_calls(&mut s, name, &format!("{what} core_calls"), m, case.get("core_calls"))?;
+        }
+    }
+    s.not_replayed += doc.get("requests").and_then(Value::as_array).map_or(0, |r| {
+        r.iter().map(|q| q.get("calls").and_then(Value::as_array).map_or(0, Vec::len)).sum()
+    });
+    Ok(s)
+}
+
+fn record(s: &mut Summary, name: &str, what: &str, op: &str, verdict: Verdict) {
+    *s.ops.entry(format!("decider {op}")).or_default() += 1;
+    match verdict {
+        Verdict::Pass => s.passed += 1,
+        Verdict::Deviated(d) => *s.deviated.entry(d).or_default() += 1,
+        Verdict::Fail(diff) => {
+            s.failed += 1;
+            s.failures.push(format!("FAIL {name} {what}:\n{diff}"));
+        }
+    }
+}
+
+/// Loads and compares with the recorded LOAD; returns the manifest when calls should follow.
+fn replay_load(
+    s: &mut Summary,
+    name: &str,
+    what: &str,
+    bytes: &[u8],
+    expect: &Value,
+) -> Option<Manifest> {
+    let got = Manifest::from_slice(bytes);
+    let status = expect.get("status").and_then(Value::as_str).unwrap_or("?");
+    let describe = |got: &Result<Manifest, InitError>| match got {
+        Ok(m) if m.errors().is_empty() => "ok".to_owned(),
+        Ok(m) => format!(
+            "partial {:?}",
+            m.errors().iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>()
+        ),
+        Err(e) => format!("init_error {e}"),
+    };
+    let verdict = match (status, &got) {
+        ("ok", Ok(m)) if m.errors().is_empty() => Verdict::Pass,
+        ("partial", Ok(m)) => {
+            let want: BTreeSet<&str> = expect
+                .get("errors")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let have: BTreeSet<&str> = m.errors().keys().map(String::as_str).collect();
+            if want == have {
+                Verdict::Pass
+            } else {
+                Verdict::Fail(format!("  expected: {expect}\n  got:      {}", describe(&got)))
+            }
+        }
+        ("init_error", Err(_))
+            if expect.get("exception").and_then(Value::as_str) == Some("DeciderInitException") =>
+        {
+            Verdict::Pass
+        }
+        // The reference panics on an array dynamic-config value; the port rejects the entry.
+        ("init_error", Ok(m))
+            if expect.get("exception").and_then(Value::as_str) == Some("PanicException")
+                && m.errors().values().any(|e| e.deviation() == Some(Deviation::ArrayValue)) =>
+        {
+            Verdict::Deviated(label(Deviation::ArrayValue))
+        }
+        _ => Verdict::Fail(format!("  expected: {expect}\n  got:      {}", describe(&got))),
+    };
+    record(s, name, what, "load", verdict);
+    match (status, got) {
+        ("ok" | "partial", Ok(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn replay_calls(
+    s: &mut Summary,
+    name: &str,
+    what: &str,
+    m: &Manifest,
+    calls: Option<&Value>,
+) -> Result<(), String> {
+    for (i, call) in calls.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let op = call.get("op").and_then(Value::as_str).unwrap_or("?");
+        let expect = call.get("expect").ok_or_else(|| format!("{name} {what} {i}: no expect"))?;
+        let verdict = match run_call(m, call) {
+            Ok(got) => compare(expect, &got),
+            Err(e) => return Err(format!("{name} {what} {i}: {e}")),
+        };
+        let verdict = match verdict {
+            Verdict::Fail(diff) => Verdict::Fail(format!("  call: {call}\n{diff}")),
+            v => v,
+        };
+        record(s, name, &format!("{what} {i} ({op})"), op, verdict);
+    }
+    Ok(())
+}
+
+/// The reference's exception class name.
+fn exception(e: &DecideError) -> &'static str {
+    match e.kind() {
+        ErrorKind::FeatureNotFound => "FeatureNotFoundException",
+        ErrorKind::TypeMismatch => "ValueTypeMismatchException",
+        _ => "DeciderException",
+    }
+}
+
+fn error_value(e: &DecideError) -> Value {
+    json!({"error": {"type": exception(e), "message": e.to_string()}})
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A decision as the vectors record it: each event is serialized with a real stamp (wall
+/// clock, fresh v4 UUID, a fresh fallback correlation id per decision), which is then turned
+/// back into the recording's placeholders, so everything else compares byte for byte.
+fn decision_json(d: &Decision<'_>) -> Value {
+    let fallback = Uuid::new_v4();
+    let ts = now_ms();
+    let mut full = Vec::new();
+    for e in d.events() {
+        let stamp =
+            EventStamp { client_ts_ms: ts, uuid: Uuid::new_v4(), correlation_fallback: fallback };
+        let mut json = e.to_v2_json(&stamp);
+        // Turn our stamp back into the recording's placeholders.
+        json =
+            json.replacen(&format!("\"5\":{{\"i64\":{ts}}}"), "\"5\":{\"i64\":<CLIENT_TS_MS>}", 1);
+        json = json.replacen(
+            &format!("\"6\":{{\"str\":\"{}\"}}", stamp.uuid),
+            "\"6\":{\"str\":\"<UUID>\"}",
+            1,
+        );
+        if e.correlation_id(fallback) == fallback {
+            json = json.replacen(
+                &format!("\"8\":{{\"str\":\"{fallback}\"}}"),
+                "\"8\":{\"str\":\"<CORRELATION_ID>\"}",
+                1,
+            );
+        }
+        full.push(json!({"decision_kind": e.kind().as_str(), "exposure_key": e.exposure_key(), "json": json}));
+    }
+    json!({
+        "variant": d.variant(),
+        "value": d.value(),
+        "feature_id": d.feature_id(),
+        "feature_name": d.feature_name(),
+        "feature_version": d.feature_version(),
+        "events": d.events().iter().map(|e| e.legacy()).collect::<Vec<_>>(),
+        "full_events": full,
+    })
+}
+
+/// Python's conversion of a `get_map` result: every number becomes a float.
+fn floats(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => n.as_f64().map_or(Value::Null, Value::from),
+        Value::Array(a) => Value::Array(a.iter().map(floats).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), floats(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn context_of(call: &Value) -> Result<Context, DecideError> {
+    match call.get("context") {
+        Some(Value::Object(o)) => Ok(Context::from_json(o)?),
+        // `make_ctx(None)` and non-dicts fail as decision errors.
+        _ => {
+            Err(DecideError::Context(experiments_decider::ContextError { mismatches: Vec::new() }))
+        }
+    }
+}
+
+fn run_call(m: &Manifest, call: &Value) -> Result<Value, String> {
+    let op = call.get("op").and_then(Value::as_str).ok_or("call without op")?;
+    let feature = call.get("feature").and_then(Value::as_str);
+    if op == "get_feature" {
+        let name = feature.ok_or("get_feature without a feature")?;
+        let value = match m.get_feature(name) {
+            Ok(f) => json!({"feature": {"id": f.id(), "name": f.name(), "version": f.version(),
+                "bucket_val": f.bucket_val(), "start_ts": f.start_ts(), "stop_ts": f.stop_ts(),
+                "emit_event": f.emit_event(), "measured": f.measured()}}),
+            Err(e) => error_value(&e),
+        };
+        return Ok(value);
+    }
+    let ctx = match context_of(call) {
+        Ok(c) => c,
+        Err(e) => return Ok(error_value(&e)),
+    };
+    let name = || feature.ok_or_else(|| format!("{op} without a feature"));
+    let value = match op {
+        "choose" => match m.choose(name()?, &ctx) {
+            Ok(d) => {
+                let expose = call.get("expose").and_then(Value::as_bool).unwrap_or(false);
+                let holdout = call.get("expose_holdout").and_then(Value::as_bool).unwrap_or(false);
+                let exposed: Vec<usize> = d
+                    .events()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        expose
+                            || (holdout && e.kind() == experiments_decider::DecisionKind::Holdout)
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                json!({"decision": decision_json(&d), "exposed": exposed})
+            }
+            Err(e) => error_value(&e),
+        },
+        "choose_all" => {
+            let filter = call.get("bucketing_field_filter").and_then(Value::as_str);
+            let decisions: BTreeMap<String, Value> = m
+                .choose_all(&ctx, filter)
+                .map(|d| (d.feature_name().to_owned(), decision_json(&d)))
+                .collect();
+            json!({"decisions": decisions})
+        }
+        "all_values" => {
+            let values: BTreeMap<&str, &Value> = m.all_values(&ctx).collect();
+            json!({"values": values})
+        }
+        "get_bool" => {
+            m.get_bool(name()?, &ctx).map_or_else(|e| error_value(&e), |v| json!({"value": v}))
+        }
+        "get_int" => {
+            m.get_int(name()?, &ctx).map_or_else(|e| error_value(&e), |v| json!({"value": v}))
+        }
+        "get_float" => {
+            m.get_float(name()?, &ctx).map_or_else(|e| error_value(&e), |v| json!({"value": v}))
+        }
+        "get_string" => {
+            m.get_string(name()?, &ctx).map_or_else(|e| error_value(&e), |v| json!({"value": v}))
+        }
+        "get_map" => m.get_map(name()?, &ctx).map_or_else(
+            |e| error_value(&e),
+            |v| json!({"value": floats(&Value::Object(v.clone()))}),
+        ),
+        other => return Err(format!("unknown op {other:?}")),
+    };
+    Ok(value)
+}
+
+/// Compares a result with the recording: errors by exception class, everything else exactly
+/// (unordered maps as maps).
+fn compare(expect: &Value, got: &Value) -> Verdict {
+    if let Some(e) = expect.get("error") {
+        let want = e.get("type");
+        return match got.get("error") {
+            Some(g) if g.get("type") == want => Verdict::Pass,
+            _ => Verdict::Fail(format!("  expected: {expect}\n  got:      {got}")),
+        };
+    }
+    let mut want = expect.clone();
+    if let Some(o) = want.as_object_mut() {
+        // `exposed` is only recorded for `choose`.
+        if got.get("exposed").is_none() {
+            o.remove("exposed");
+        }
+    }
+    if values_eq(&want, got) {
+        Verdict::Pass
+    } else {
+        let mut diff = String::new();
+        let _ = write!(diff, "  expected: {want}\n  got:      {got}");
+        Verdict::Fail(diff)
+    }
+}
+
+/// JSON equality where objects compare as maps and numbers keep the int/float distinction.
+fn values_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| values_eq(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| values_eq(p, q))
+        }
+        (Value::Number(x), Value::Number(y)) => match (x.is_f64(), y.is_f64()) {
+            (true, true) => x.as_f64() == y.as_f64(),
+            (false, false) => x == y,
+            _ => false,
+        },
+        _ => a == b,
+    }
+}
