@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use experiments_core::{BucketSeed, Modulus};
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::context::Field;
@@ -286,33 +288,56 @@ impl Manifest {
     /// Loads a document. Fails only when nothing can load (not a JSON object, malformed
     /// `$override_groups`); a broken entry is left out and reported by [`Manifest::errors`]
     /// under the key the reference uses, and the rest loads.
+    ///
+    /// Entries are deserialized straight from the text; only an entry that fails is parsed
+    /// again through a JSON tree, which gives exactly the reference's semantics (duplicate
+    /// keys: the last wins) and messages.
     pub fn from_slice(bytes: &[u8]) -> Result<Manifest, InitError> {
-        let doc: Value =
-            serde_json::from_slice(bytes).map_err(|e| InitError::Json(e.to_string()))?;
-        let Value::Object(doc) = doc else {
-            let e = serde_json::from_value::<RawConfig>(doc).err();
-            return Err(InitError::Json(e.map_or_else(String::new, |e| e.to_string())));
-        };
-        Self::from_map(doc)
+        let json_err = |e: serde_json::Error| InitError::Json(e.to_string());
+        // Syntax, nesting depth and number range, as a full parse of the document reports them.
+        serde_json::from_slice::<Scan>(bytes).map_err(json_err)?;
+        match serde_json::from_slice::<Members<'_>>(bytes) {
+            Ok(Members(members)) => {
+                Self::load(members.into_iter().map(|(k, v)| (k, Member::Raw(v))).collect())
+            }
+            Err(_) => {
+                let doc: Value = serde_json::from_slice(bytes).map_err(json_err)?;
+                let e = serde_json::from_value::<RawConfig>(doc).err();
+                Err(InitError::Json(e.map_or_else(String::new, |e| e.to_string())))
+            }
+        }
     }
 
     /// Loads an already parsed document (an object's members).
-    pub fn from_map(mut doc: Map<String, Value>) -> Result<Manifest, InitError> {
-        let groups = match doc.remove("$override_groups") {
-            None | Some(Value::Null) => Groups::new(),
-            Some(v) => compile_groups(
-                serde_json::from_value::<OverrideGroupFeature>(v)
-                    .map_err(|e| InitError::OverrideGroups(e.to_string()))?,
-            ),
+    pub fn from_map(doc: Map<String, Value>) -> Result<Manifest, InitError> {
+        Self::load(doc.into_iter().map(|(k, v)| (k, Member::Tree(v))).collect())
+    }
+
+    fn groups(v: Value) -> Result<Groups, InitError> {
+        if v.is_null() {
+            return Ok(Groups::new());
+        }
+        serde_json::from_value::<OverrideGroupFeature>(v)
+            .map(compile_groups)
+            .map_err(|e| InitError::OverrideGroups(e.to_string()))
+    }
+
+    fn load(members: Vec<(String, Member<'_>)>) -> Result<Manifest, InitError> {
+        let groups = match members.iter().find(|(k, _)| k == "$override_groups") {
+            Some((_, v)) => Self::groups(v.to_value())?,
+            None => Groups::new(),
         };
         let mut loader = Loader::default();
-        if let Some(registry) = doc.remove("$properties")
-            && let Err(e) = properties::validate(&registry)
-        {
-            loader.errors.insert("$properties".into(), EntryError::Properties(e));
-        }
-        for (key, value) in doc {
-            loader.parse_entry(key, value);
+        for (key, member) in members {
+            match key.as_str() {
+                "$override_groups" => {}
+                "$properties" => {
+                    if let Err(e) = properties::validate(&member.to_value()) {
+                        loader.errors.insert(key, EntryError::Properties(e));
+                    }
+                }
+                _ => loader.parse_member(key, member),
+            }
         }
         Ok(loader.finish(&groups))
     }
@@ -371,8 +396,98 @@ fn compile_groups(raw: OverrideGroupFeature) -> Groups {
 /// An entry that parsed, waiting for its parents.
 struct Parsed {
     key: String,
-    owner: Option<Box<str>>,
     entry: RawEntry,
+}
+
+/// A full scan of a JSON value that builds nothing: like parsing into a tree, it checks the
+/// syntax, the nesting depth and that every number fits an `f64` (`1e400` is an error), with
+/// the same messages.
+struct Scan;
+
+impl<'de> Deserialize<'de> for Scan {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scan;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Scan, E> {
+                Ok(Scan)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Scan, E> {
+                Ok(Scan)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Scan, E> {
+                Ok(Scan)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Scan, E> {
+                Ok(Scan)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Scan, E> {
+                Ok(Scan)
+            }
+            fn visit_unit<E>(self) -> Result<Scan, E> {
+                Ok(Scan)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scan, A::Error> {
+                while seq.next_element::<Scan>()?.is_some() {}
+                Ok(Scan)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scan, A::Error> {
+                while map.next_entry::<IgnoredAny, Scan>()?.is_some() {}
+                Ok(Scan)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A top-level member: raw text borrowed from the document, or an already parsed tree.
+enum Member<'a> {
+    Raw(&'a RawValue),
+    Tree(Value),
+}
+
+impl Member<'_> {
+    fn to_value(&self) -> Value {
+        match self {
+            // The text was validated by the full scan, so this parse succeeds.
+            Member::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Member::Tree(v) => v.clone(),
+        }
+    }
+}
+
+/// The document's members as raw text, in document order; a repeated key keeps its first
+/// position and its last value (as a parsed JSON object does).
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut out: Vec<(String, &'de RawValue)> = Vec::new();
+                let mut seen: HashMap<String, usize> = HashMap::new();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    match seen.get(&k) {
+                        Some(&i) => out[i].1 = v,
+                        None => {
+                            seen.insert(k.clone(), out.len());
+                            out.push((k, v));
+                        }
+                    }
+                }
+                Ok(Members(out))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
 }
 
 #[derive(Default)]
@@ -391,26 +506,38 @@ enum Resolved {
 }
 
 impl Loader {
+    fn parse_member(&mut self, key: String, member: Member<'_>) {
+        match member {
+            Member::Raw(raw) => match serde_json::from_str::<RawEntry>(raw.get()) {
+                Ok(entry) => self.accept(key, entry),
+                // Any failure: redo it through a tree for the reference's exact behaviour.
+                Err(_) => self.parse_entry(key, member.to_value()),
+            },
+            Member::Tree(v) => self.parse_entry(key, v),
+        }
+    }
+
     fn parse_entry(&mut self, key: String, value: Value) {
         if !raw::version_ok(value.get("version")) {
             self.errors.insert(key, EntryError::Parse(raw::VERSION_ERROR.into()));
             return;
         }
-        let owner = value.get("owner").and_then(Value::as_str).map(Box::from);
-        let entry = match serde_json::from_value::<RawEntry>(value) {
-            Ok(e) => e,
+        match serde_json::from_value::<RawEntry>(value) {
+            Ok(entry) => self.accept(key, entry),
             Err(e) => {
                 self.errors.insert(key, EntryError::Parse(e.to_string()));
-                return;
             }
-        };
+        }
+    }
+
+    fn accept(&mut self, key: String, entry: RawEntry) {
         if entry.kind == RawKind::DynamicConfig
             && let Some(v @ Value::Array(_)) = &entry.value
         {
             self.errors.insert(key, EntryError::ArrayValue(v.to_string()));
             return;
         }
-        self.parsed.push(Parsed { key, owner, entry });
+        self.parsed.push(Parsed { key, entry });
     }
 
     /// Parents (by index into `parsed`) of entry `i`: holdout, then group. Dynamic configs
@@ -559,7 +686,7 @@ fn compile(
         measured: e.measured,
         start_ts: e.start_ts,
         stop_ts: e.stop_ts,
-        owner: p.owner.clone(),
+        owner: e.owner.as_deref().map(Box::from),
         ts_fit: i64::try_from(e.start_ts).is_ok() && i64::try_from(e.stop_ts).is_ok(),
         body: Body::Dynamic(Value::Null),
     };

@@ -95,6 +95,17 @@ pub(crate) struct RawEntry {
     #[serde(default)]
     #[allow(dead_code)]
     pub(crate) namespaces: Vec<String>,
+    /// Not read by the reference: kept when it is a string, never an error.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub(crate) owner: Option<String>,
+}
+
+/// Any JSON value; a string is kept, anything else is `None`.
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 /// The `experiment` block (SPEC §2.3); also accepted as an array of its six fields in order.

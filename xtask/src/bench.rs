@@ -248,3 +248,187 @@ pub fn generate_document(n: usize) -> String {
     }
     serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default()
 }
+
+/// The reddit-decider scenarios of `../shared/bench/README.md` (`decider.json`).
+pub mod decider {
+    use std::path::Path;
+    use std::time::Instant;
+
+    use experiments_decider::{Context, Manifest, StringField};
+
+    /// Calls per decider scenario.
+    pub const CALLS: usize = 100_000;
+
+    /// One decider scenario.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Scenario {
+        /// `d` or `e`.
+        pub letter: char,
+        /// The feature it decides.
+        pub feature: &'static str,
+        /// Non-null variants reddit-decider 1.18.2 reports (a correctness cross-check).
+        pub reference_nonnull: usize,
+    }
+
+    /// The two decider scenarios.
+    pub const SCENARIOS: [Scenario; 2] = [
+        Scenario { letter: 'd', feature: "simple_exp", reference_nonnull: 19_902 },
+        Scenario { letter: 'e', feature: "targeted_exp", reference_nonnull: 5_979 },
+    ];
+
+    /// The `user_id` of call `i`: `"t2_" + base36(1000003 * i + 7919)`.
+    ///
+    /// ```
+    /// assert_eq!(xtask::bench::decider::user_id(0), "t2_63z");
+    /// ```
+    pub fn user_id(i: usize) -> String {
+        format!("t2_{}", super::base36(1_000_003 * i as u64 + 7919))
+    }
+
+    /// Precomputed user ids, one buffer.
+    pub struct Workload {
+        ids: String,
+        ends: Vec<usize>,
+    }
+
+    impl Workload {
+        /// The ids of all calls (the same for both scenarios).
+        pub fn new() -> Self {
+            let mut ids = String::with_capacity(CALLS * 12);
+            let mut ends = Vec::with_capacity(CALLS);
+            for i in 0..CALLS {
+                ids.push_str(&user_id(i));
+                ends.push(ids.len());
+            }
+            Workload { ids, ends }
+        }
+
+        /// Number of calls.
+        pub fn len(&self) -> usize {
+            self.ends.len()
+        }
+
+        /// Whether there are no calls.
+        pub fn is_empty(&self) -> bool {
+            self.ends.is_empty()
+        }
+
+        /// The user id of call `i`.
+        pub fn id(&self, i: usize) -> &str {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.ids[start..self.ends[i]]
+        }
+    }
+
+    impl Default for Workload {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// Writes call `i`'s context into `ctx` in place (no allocation once every slot exists),
+    /// as a service refills a per-worker context: the typed slots, and `num_votes` /
+    /// `account_age_days` in `other_fields`.
+    pub fn fill(ctx: &mut Context, i: usize, user_id: &str) {
+        ctx.set_string(StringField::UserId, user_id);
+        ctx.set_string(StringField::CountryCode, if i % 4 != 0 { "US" } else { "CA" });
+        ctx.set_user_is_employee(Some(i.is_multiple_of(13)));
+        ctx.set_logged_in(Some(true));
+        ctx.set_string(StringField::AppName, ["ios", "android", "web"][i % 3]);
+        ctx.set_other("num_votes", (i % 11) as i64);
+        ctx.set_other("account_age_days", ((i * 37) % 5000) as i64);
+    }
+
+    /// Loads the decider bench document.
+    pub fn load(path: &Path) -> Result<Manifest, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let m = Manifest::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !m.errors().is_empty() {
+            return Err(format!("{}: entries failed to load: {:?}", path.display(), m.errors()));
+        }
+        Ok(m)
+    }
+
+    /// One pass: every call is a full decision (variant and its events as values); returns
+    /// the number of non-null variants.
+    pub fn run_pass(m: &Manifest, s: Scenario, w: &Workload, ctx: &mut Context) -> usize {
+        let mut nonnull = 0;
+        for i in 0..w.len() {
+            fill(ctx, i, w.id(i));
+            if let Ok(d) = m.choose(s.feature, ctx) {
+                let d = std::hint::black_box(d);
+                nonnull += usize::from(d.variant().is_some());
+            }
+        }
+        nonnull
+    }
+
+    /// Times `runs` passes; returns (non-null, median ns per call, every run's ns per call).
+    pub fn time(
+        m: &Manifest,
+        s: Scenario,
+        w: &Workload,
+        ctx: &mut Context,
+        runs: usize,
+    ) -> (usize, f64, Vec<f64>) {
+        let mut nonnull = 0;
+        let runs: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                nonnull = run_pass(m, s, w, ctx);
+                start.elapsed().as_nanos() as f64 / w.len() as f64
+            })
+            .collect();
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        (nonnull, sorted[sorted.len() / 2], runs)
+    }
+
+    /// A generated decider document with `n` features: range features (some targeted, some
+    /// with overrides, some with a holdout parent) and dynamic configs.
+    pub fn generate_document(n: usize) -> String {
+        use serde_json::{Value, json};
+        let mut doc = serde_json::Map::new();
+        doc.insert(
+            "$override_groups".into(),
+            json!({"value": {"vips": {"name": "vips", "field": "user_id", "values": ["t2_a", "t2_b"]}}}),
+        );
+        for i in 0..n {
+            let key = format!("generated_{i}");
+            let base = |kind: &str, experiment: Value| {
+                json!({"id": i, "name": key, "enabled": true, "version": "1", "type": kind,
+                       "emit_event": true, "start_ts": 0, "stop_ts": 4102444800u64, "owner": "bench",
+                       "experiment": experiment})
+            };
+            let variants = json!([{"name": "control_1", "range_start": 0.0, "range_end": 0.1},
+                                  {"name": "treatment_1", "range_start": 0.1, "range_end": 0.2}]);
+            let mut entry = match i % 4 {
+                0 => base(
+                    "range_variant",
+                    json!({"experiment_version": 1, "bucket_val": "user_id", "variants": variants}),
+                ),
+                1 => base(
+                    "range_variant",
+                    json!({"experiment_version": 2, "shuffle_version": 1, "bucket_val": "user_id",
+                    "variants": variants,
+                    "targeting": {"ALL": [{"EQ": {"field": "app_name", "values": ["ios", "android"]}},
+                                          {"GE": {"field": "num_votes", "value": 5}}]},
+                    "overrides": [{"treatment_1": {"EQ": {"field": "user_id", "value": "vips"}}}]}),
+                ),
+                2 => base(
+                    "feature_rollout",
+                    json!({"experiment_version": 3, "bucket_val": "device_id", "variants": variants}),
+                ),
+                _ => base("dynamic_config", json!({"experiment_version": 1})),
+            };
+            if i % 4 == 3 {
+                entry["value"] = json!({"limit": i, "label": "x"});
+            } else if i % 8 == 1 && i > 0 {
+                entry["parent_hg_name"] = json!(format!("generated_{}", i - 1));
+            }
+            doc.insert(key, entry);
+        }
+        serde_json::to_string(&Value::Object(doc)).unwrap_or_default()
+    }
+}

@@ -14,8 +14,9 @@ commands:
   bench-http [--events N]      sustained events/s into a loopback collector, gzip on
   bench-kafka [--events N]     sustained events/s and end-to-end latency to the local broker
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
-  bench [--runs N] [--config FILE] [--scenario a|b|c]
-                               time the shared scenarios (default ../shared/bench/experiments.json)";
+  bench [--runs N] [--config FILE] [--decider-config FILE] [--scenario a|b|c|d|e]
+                               time the shared scenarios (default ../shared/bench/experiments.json
+                               for a-c, ../shared/bench/decider.json for d-e)";
 
 /// Counts heap allocations so the bench can report allocations per call; allocates with
 /// mimalloc, as a service logging from many threads should.
@@ -96,6 +97,7 @@ fn run_bench(args: &[String]) -> ExitCode {
     let mut runs = 7usize;
     let mut only: Option<char> = None;
     let mut config_path = PathBuf::from("../shared/bench/experiments.json");
+    let mut decider_path = PathBuf::from("../shared/bench/decider.json");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match (a.as_str(), it.next()) {
@@ -107,6 +109,7 @@ fn run_bench(args: &[String]) -> ExitCode {
                 }
             },
             ("--config", Some(p)) => config_path = PathBuf::from(p),
+            ("--decider-config", Some(p)) => decider_path = PathBuf::from(p),
             ("--scenario", Some(s)) if s.len() == 1 => only = s.chars().next(),
             _ => {
                 eprintln!("{USAGE}");
@@ -145,6 +148,46 @@ fn run_bench(args: &[String]) -> ExitCode {
             eprintln!(
                 "  MISMATCH: Python reports nonnull={} for scenario {}",
                 s.python_nonnull, s.letter
+            );
+            ok = false;
+        }
+    }
+    let decider: Vec<_> = bench::decider::SCENARIOS
+        .into_iter()
+        .filter(|s| only.is_none_or(|c| c == s.letter))
+        .collect();
+    if decider.is_empty() {
+        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let manifest = match bench::decider::load(&decider_path) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let work = bench::decider::Workload::new();
+    let mut ctx = experiments_decider::Context::new();
+    for s in decider {
+        bench::decider::run_pass(&manifest, s, &work, &mut ctx);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let nonnull = bench::decider::run_pass(&manifest, s, &work, &mut ctx);
+        let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let (_, median, runs_ns) = bench::decider::time(&manifest, s, &work, &mut ctx, runs);
+        let runs_text: Vec<String> = runs_ns.iter().map(|r| format!("{r:.1}")).collect();
+        println!(
+            "scenario={} calls={} nonnull={} ns_per_call={:.1} allocs_per_call={}",
+            s.letter,
+            work.len(),
+            nonnull,
+            median,
+            allocs as f64 / work.len() as f64
+        );
+        eprintln!("  runs (ns/call): {}", runs_text.join(" "));
+        if nonnull != s.reference_nonnull {
+            eprintln!(
+                "  MISMATCH: reddit-decider reports nonnull={} for scenario {}",
+                s.reference_nonnull, s.letter
             );
             ok = false;
         }
