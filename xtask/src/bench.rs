@@ -331,7 +331,7 @@ pub mod decider {
     /// `account_age_days` in `other_fields`.
     pub fn fill(ctx: &mut Context, i: usize, user_id: &str) {
         ctx.set_string(StringField::UserId, user_id);
-        ctx.set_string(StringField::CountryCode, if i % 4 != 0 { "US" } else { "CA" });
+        ctx.set_string(StringField::CountryCode, if i.is_multiple_of(4) { "CA" } else { "US" });
         ctx.set_user_is_employee(Some(i.is_multiple_of(13)));
         ctx.set_logged_in(Some(true));
         ctx.set_string(StringField::AppName, ["ios", "android", "web"][i % 3]);
