@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_main};
 use experiments_decider::{Context, Manifest};
 use xtask::bench::decider::{self, SCENARIOS, Workload};
 
@@ -55,5 +55,10 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, load);
-criterion_main!(benches);
+mod group {
+    #![allow(missing_docs)]
+    use super::*;
+    criterion::criterion_group!(benches, decisions, load);
+}
+
+criterion_main!(group::benches);
