@@ -38,15 +38,20 @@ pub enum EntryError {
     /// The entry is on a cycle of `parent_hg_name` / `parent_meg_name` links (self-reference
     /// included). The reference overflows its stack; this port rejects the entries on the
     /// cycle (a documented deviation). Keyed by the entry's `name`.
-    #[error("holdout/mutually exclusive group cycle: {}", .0.join(" -> "))]
-    Cycle(Vec<String>),
+    #[error("on a holdout/mutually exclusive group cycle of {size} entries ({})", .members.join(", "))]
+    Cycle {
+        /// Config keys of the entries on the cycle (at most eight).
+        members: Vec<String>,
+        /// How many entries are on it.
+        size: usize,
+    },
     /// A parent (by config key) parsed but failed to load, so the child fails too, as in the
     /// reference. Keyed by the child's `name`.
     #[error("parent `{parent}` failed to load: {error}")]
     Parent {
         /// The parent's config key.
         parent: String,
-        /// Its error.
+        /// The root cause (the first error up the chain of parents; never itself `Parent`).
         error: Box<EntryError>,
     },
     /// The parents of the entry, expanded as a tree (each holdout and group counted every time
@@ -72,7 +77,7 @@ impl EntryError {
     pub fn deviation(&self) -> Option<Deviation> {
         match self {
             EntryError::ArrayValue(_) => Some(Deviation::ArrayValue),
-            EntryError::Cycle(_) => Some(Deviation::Cycle),
+            EntryError::Cycle { .. } => Some(Deviation::Cycle),
             EntryError::Parent { error, .. } => error.deviation(),
             _ => None,
         }

@@ -581,11 +581,11 @@ impl Loader {
         for scc in strongly_connected(&parents) {
             let cyclic = scc.len() > 1 || parents[scc[0]].contains(&Some(scc[0]));
             if cyclic {
-                let mut path: Vec<String> =
-                    scc.iter().map(|&i| self.parsed[i].key.clone()).collect();
-                path.reverse();
+                let members: Vec<String> =
+                    scc.iter().rev().take(8).map(|&i| self.parsed[i].key.clone()).collect();
                 for &i in &scc {
-                    resolved[i] = Resolved::Failed(EntryError::Cycle(path.clone()));
+                    let error = EntryError::Cycle { members: members.clone(), size: scc.len() };
+                    resolved[i] = Resolved::Failed(error);
                 }
                 continue;
             }
@@ -601,9 +601,15 @@ impl Loader {
                         size = size.saturating_add(tree_size[p]);
                     }
                     Resolved::Failed(e) if failure.is_none() => {
+                        // Name the parent and keep the root cause (never a chain of
+                        // `Parent`s, whose depth would follow the document).
+                        let cause = match e {
+                            EntryError::Parent { error, .. } => error.clone(),
+                            other => Box::new(other.clone()),
+                        };
                         failure = Some(EntryError::Parent {
                             parent: self.parsed[p].key.clone(),
-                            error: Box::new(e.clone()),
+                            error: cause,
                         });
                     }
                     _ => {}

@@ -55,7 +55,8 @@ FIELD_VALUES = {
     "user_is_employee": [True, False], "build_number": [0, -5, 2024001, 307593, 2147483647, -2147483648, True],
     "cookie_created_timestamp": [0, 1, 1600000000000, 1700000000123, 2 ** 63 - 1, -(2 ** 63), False],
     "num_votes": [0, 5, 5.0, "5", "10", 10, 4.5, -1, 2 ** 63 - 1, "1e3", True, 2 ** 64],
-    "score": [0.3, 0.30000000000000004, 0.3000000000000003, 0.2, "0.3", 1e16, 10000000000000002.0, 0, 5e-324, 1e-300],
+    "score": [0.3, 0.30000000000000004, 0.3000000000000003, 0.2, "0.3", 1e16, 10000000000000002.0, 0, 5e-324, 1e-300,
+              1e-07, 123456789.125, 1.5e300, -0.0, 9.223372036854776e18, 9007199254740992.0, -2.5],
     "karma": [0, 12345, 12345.5, "inf", "NaN", -(2 ** 63), 1e21, "-0"],
     "account_age_days": [0, 29.9, 30, 365, "365", 3650, " 5", "0x10", "1_000"],
     "is_mod": [True, False, 0, 1, "true"], "Is_Mod": [True, False, 1, "True"], "cohort": ["A", "B", 1, True, 1.0],
@@ -65,10 +66,10 @@ MIXED = ["10", "1e3", "inf", "NaN", "-0", " 5", "0x10", "1_000", "+5", ".5", "5.
          "0.30000000000000004", "ÉCOLE", "école", "🚀", "a::::b", 'q"uote', "back\\slash", "tab\tx", "\x01c", "\u2028",
          True, False, None, 0, 1, -1, 5, 10, 2 ** 53 + 1, 2 ** 63 - 1, -(2 ** 63), 2 ** 64, 0.0, -0.0, 0.3,
          0.30000000000000004, 0.3000000000000003, 1e16, 10000000000000002.0, 1e-300, 5e-324, 10.0, 4.5, 1e21,
-         1.7976931348623157e308]
+         1.7976931348623157e308, 9007199254740992.0, 9.223372036854776e18, 2 ** 64 - 1, 1.8446744073709552e19]
 NUMS = [0, 1, -1, 5, 10, 1000, 2 ** 31, 2 ** 53 + 1, 2 ** 63 - 1, -(2 ** 63), 2 ** 64, 0.0, -0.0, 0.3,
         0.30000000000000004, 1e16, 1e-300, 5e-324, 4.5, 10.0, 12345.5, 1700000000000, 2024001]
-BOUNDS = [0, 0.0, 1, 1.0, 0.1255, 0.5005, 0.0005, 0.1245, 0.2505, 0.9995, 0.0015, 0.001, 0.999, 0.5, -0.1, -1, 1.5,
+BOUNDS = [0, -0.0, 1, 1.0, 0.1255, 0.5005, 0.0005, 0.1245, 0.2505, 0.9995, 0.0015, 0.001, 0.999, 0.5, -0.1, -1, 1.5,
           2, 65.535, 65.536, 100, 1e10, 0.3333333333333333, 0.6666666666666666, 1e-45, 0.1, 0.7, 1e39]
 VARIANTS = ["control_1", "control_2", "treatment_1", "treatment_2", "variant_a", "enabled", "with space", "новый",
             "vàriant_ü", "Control_1", "holdout_x", "🚀", "a::::b", 'q"uote', "$none", ""]
@@ -387,10 +388,20 @@ def rconfig(P):
 
 
 def rproperties(P):
-    t, fb, tv = R.choice([("Boolean", False, True), ("Integer", 1, 2), ("Float", 1, 2.5), ("String", "x", "y"),
-                          ("Integer", 1.5, 2), ("boolean", False, True), ("Map", {}, {}), ("String", 1, "y")])
-    return {R.choice(["p", "p_" + rid("", 3), ""]): {"type": t, "fallback_value": fb, "targeted_values": [
-        {"value": tv, "targeting_rule": rtree(P, 1)} for _ in range(R.randint(0, 2))]}}
+    """The 1.18 property registry: validated at load (errors under "$properties"), otherwise inert."""
+    out = {}
+    for _ in range(R.randint(1, 3)):
+        t, fb, tv = R.choice([("Boolean", False, True), ("Integer", 1, 2), ("Float", 1, 2.5), ("String", "x", "y"),
+                              ("Integer", 1.5, 2), ("boolean", False, True), ("Map", {}, {}), ("String", 1, "y")])
+        if R.random() < 0.2:
+            fb, tv = R.choice(MIXED), R.choice(MIXED)
+        rules = [{"value": tv, "targeting_rule": rtree(P, 1, groups=True) if R.random() < 0.9 else R.choice(BROKEN_TREES)}
+                 for _ in range(R.randint(0, 2))]
+        prop = {"type": t, "fallback_value": fb, "targeted_values": rules}
+        if R.random() < 0.1:
+            del prop[R.choice(list(prop))]
+        out[R.choice(["p", "p_" + rid("", 3), "", "ü"])] = prop
+    return out
 
 
 def rcontext(P):
@@ -399,7 +410,7 @@ def rcontext(P):
         ctx["user_id"] = R.choice(P.users)
     for f in TYPED_STR[1:] + TYPED_OTHER:
         if R.random() < (0.75 if f in ("country_code", "device_id", "logged_in") else 0.3):
-            ctx[f] = P.fval(f) if R.random() < 0.98 else None
+            ctx[f] = (P.fval(f) if R.random() < 0.97 or f not in TYPED_STR else R.choice(WEIRD)) if R.random() < 0.98 else None
     if R.random() < 0.6:
         of = {}
         for f in R.sample(OTHER, R.randint(1, 5)) + (R.sample(UNKNOWN + ["user_id"], 1) if R.random() < 0.1 else []):
@@ -571,7 +582,9 @@ def rload_case(P, config):
             "", "[]", "null", "5", '"str"', "{}", "\ufeff" + body, body + " x", body[:-1], '{"x": NaN}',
             '{"x": Infinity}', body[:-1] + ', "big": {"id": 1e400}}', body[:-1] + ', "num": 1e400}',
             body[:-1] + ", %s: %s}" % (json.dumps(k), bad), "{%s: %s, %s}" % (json.dumps(k), bad, body[1:-1]),
-            body.replace('"enabled": ', '"enabled": false, "enabled": ', 1),
+            body.replace('"enabled": ', '"enabled": false, "enabled": ', 1), json.dumps(doc), json.dumps(doc, indent=1),
+            body.replace('"bucket_val": ', '"bucket_val": "nonexistent", "bucket_val": ', 1),
+            body.replace('"name": "', '"name": "\\ud83d\\ude80\\u00e9', 1), body.replace('"name": "', '"name": "\\udc00', 1),
             body.replace('"name": ', '"name": "dup_name", "name": ', 1)])
     case = {"config_text": text} if text is not None else {"config": doc}
     case["load"], case["core_calls"] = load(text if text is not None else dump_config(doc),
