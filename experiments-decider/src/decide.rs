@@ -12,14 +12,14 @@ use smallvec::SmallVec;
 
 use crate::context::{Context, FieldValue};
 use crate::error::{DecideError, ValueKind};
-use crate::event::{DecisionKind, Exposure};
+use crate::event::{DecisionKind, Exposure, RawEvent};
 use crate::manifest::{Body, Feature, FeatureId, Manifest, OverrideTarget, Range};
 
 /// Events a decision holds without allocating (a feature, its holdout and its group, with one
 /// level of parents each, fit).
 pub const INLINE_EVENTS: usize = 4;
 
-type Events<'a> = SmallVec<[Exposure<'a>; INLINE_EVENTS]>;
+type Events<'a> = SmallVec<[RawEvent<'a>; INLINE_EVENTS]>;
 
 static NULL: Value = Value::Null;
 
@@ -150,6 +150,7 @@ pub struct Decision<'a> {
     feature: &'a Feature,
     variant: Option<&'a str>,
     value: &'a Value,
+    ctx: &'a Context,
     events: Events<'a>,
 }
 
@@ -184,9 +185,21 @@ impl<'a> Decision<'a> {
         self.feature.version
     }
 
+    /// The context decided on.
+    pub fn context(&self) -> &'a Context {
+        self.ctx
+    }
+
     /// The exposure events, parents first.
-    pub fn events(&self) -> &[Exposure<'a>] {
-        &self.events
+    pub fn events(
+        &self,
+    ) -> impl ExactSizeIterator<Item = Exposure<'a>> + DoubleEndedIterator + Clone + '_ {
+        self.events.iter().map(|e| Exposure::new(e, self.ctx))
+    }
+
+    /// The `i`-th exposure event.
+    pub fn event(&self, i: usize) -> Option<Exposure<'a>> {
+        self.events.get(i).map(|e| Exposure::new(e, self.ctx))
     }
 }
 
@@ -225,7 +238,7 @@ impl Manifest {
     ) -> Result<Decision<'a>, DecideError> {
         let mut events = Events::new();
         let variant = self.decide_into(feature, ctx, &mut events, observer)?;
-        if events.iter().any(|e| !e.feature().ts_fit) {
+        if events.iter().any(|e| !e.feature.ts_fit) {
             return Err(DecideError::MalformedEvent);
         }
         let value = match &feature.body {
@@ -235,7 +248,7 @@ impl Manifest {
             }
             _ => &NULL,
         };
-        Ok(Decision { feature, variant, value, events })
+        Ok(Decision { feature, variant, value, ctx, events })
     }
 
     /// `choose_all`: the decisions of every range feature (only those whose `bucket_val` is
@@ -351,12 +364,16 @@ impl Manifest {
                         break;
                     }
                     OverrideTarget::Variant(i) => {
-                        let variant = &*r.variants[usize::from(*i)].name;
+                        let variant = &*r.variants[*i as usize].name;
                         if f.emit_event {
                             if ctx.field(&r.field).is_none() {
                                 return Err(DecideError::MissingBucketVal);
                             }
-                            out.push(Exposure::new(DecisionKind::Override, f, variant, ctx));
+                            out.push(RawEvent {
+                                feature: f,
+                                variant: *i,
+                                kind: DecisionKind::Override,
+                            });
                         }
                         obs.step(Step::Override { feature, variant: Some(variant) });
                         return Ok(Some(variant));
@@ -408,11 +425,15 @@ impl Manifest {
             .field(&r.field)
             .ok_or_else(|| DecideError::MissingBucketingField(r.bucket_val.to_string()))?;
         let bucket = self.bucket(r, value);
-        let hit = r.variants.iter().find(|v| v.buckets.0 <= bucket && bucket < v.buckets.1);
-        obs.step(Step::Bucket { feature, value, bucket, variant: hit.map(|v| &*v.name) });
-        Ok(hit.map(|v| {
+        let hit = r
+            .variants
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.buckets.0 <= bucket && bucket < v.buckets.1);
+        obs.step(Step::Bucket { feature, value, bucket, variant: hit.map(|(_, v)| &*v.name) });
+        Ok(hit.map(|(i, v)| {
             if f.emit_event || v.emit_event_override {
-                out.push(Exposure::new(DecisionKind::FracAvail, f, &v.name, ctx));
+                out.push(RawEvent { feature: f, variant: i as u32, kind: DecisionKind::FracAvail });
             }
             &*v.name
         }))
@@ -447,7 +468,7 @@ impl Manifest {
 /// Recasts the first event of a parent's decision (the parent's events start at `start`).
 fn recast(out: &mut Events<'_>, start: usize, kind: DecisionKind) {
     if let Some(e) = out.get_mut(start) {
-        e.set_kind(kind);
+        e.kind = kind;
     }
 }
 

@@ -52,6 +52,16 @@ pub struct EventStamp {
     pub correlation_fallback: Uuid,
 }
 
+/// An event as a decision stores it: 16 bytes, so that a decision with a few events stays
+/// small enough to return cheaply.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawEvent<'a> {
+    pub(crate) feature: &'a Feature,
+    /// Index into the feature's variants.
+    pub(crate) variant: u32,
+    pub(crate) kind: DecisionKind,
+}
+
 /// One exposure event of a decision: which feature, which variant, why.
 #[derive(Debug, Clone, Copy)]
 pub struct Exposure<'a> {
@@ -62,17 +72,9 @@ pub struct Exposure<'a> {
 }
 
 impl<'a> Exposure<'a> {
-    pub(crate) fn new(
-        kind: DecisionKind,
-        feature: &'a Feature,
-        variant: &'a str,
-        ctx: &'a Context,
-    ) -> Self {
-        Exposure { kind, feature, variant, ctx }
-    }
-
-    pub(crate) fn set_kind(&mut self, kind: DecisionKind) {
-        self.kind = kind;
+    pub(crate) fn new(raw: &RawEvent<'a>, ctx: &'a Context) -> Self {
+        let variant = raw.feature.variants().get(raw.variant as usize).map_or("", |v| &*v.name);
+        Exposure { kind: raw.kind, feature: raw.feature, variant, ctx }
     }
 
     /// The decision kind.

@@ -29,7 +29,7 @@
 //! let ctx = Context::builder().user_id("t2_abc").logged_in(true).build();
 //! let decision = manifest.choose("new_feed", &ctx)?;
 //! assert!(matches!(decision.variant(), Some("control_1" | "treatment_1")));
-//! let event = &decision.events()[0];
+//! let event = decision.event(0).ok_or("no event")?;
 //! let stamp = EventStamp {
 //!     client_ts_ms: 1_700_000_000_000,
 //!     uuid: uuid::Uuid::nil(),

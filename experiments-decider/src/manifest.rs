@@ -83,7 +83,7 @@ pub(crate) enum OverrideTarget {
     /// `$none`: no variant, no events.
     NoVariant,
     /// A variant of the feature (index of the first with that name).
-    Variant(u16),
+    Variant(u32),
     /// A name that is not a variant: the overrides step ends without effect.
     Unknown(Box<str>),
 }
@@ -737,7 +737,7 @@ fn compile(
                 OverrideTarget::NoVariant
             } else {
                 match variants.iter().position(|v| &*v.name == name) {
-                    Some(i) => OverrideTarget::Variant(u16::try_from(i).unwrap_or(u16::MAX)),
+                    Some(i) => OverrideTarget::Variant(u32::try_from(i).unwrap_or(u32::MAX)),
                     None => OverrideTarget::Unknown(name.as_str().into()),
                 }
             },

@@ -380,7 +380,7 @@ def rconfig(P):
         config[k + "_copy"] = copy.deepcopy(config[k])
     if P.groups and R.random() < 0.9:
         config["$override_groups"] = {"value": P.groups}
-    if R.random() < 0.1:
+    if R.random() < 0.15:
         config["$properties"] = rproperties(P)
     items = list(config.items())
     R.shuffle(items)
@@ -391,16 +391,17 @@ def rproperties(P):
     """The 1.18 property registry: validated at load (errors under "$properties"), otherwise inert."""
     out = {}
     for _ in range(R.randint(1, 3)):
-        t, fb, tv = R.choice([("Boolean", False, True), ("Integer", 1, 2), ("Float", 1, 2.5), ("String", "x", "y"),
-                              ("Integer", 1.5, 2), ("boolean", False, True), ("Map", {}, {}), ("String", 1, "y")])
-        if R.random() < 0.2:
-            fb, tv = R.choice(MIXED), R.choice(MIXED)
+        t, fb, tv = R.choice([("Boolean", False, True), ("Integer", 1, -2), ("Float", 1, 2.5), ("String", "x", "y"),
+                              ("Float", 0.5, 7), ("String", "", "ü")])
+        if R.random() < 0.15:
+            t, fb, tv = R.choice([("Integer", 1.5, 2), ("boolean", False, True), ("Map", {}, {}), ("String", 1, "y"),
+                                  (t, R.choice(MIXED), R.choice(MIXED))])
         rules = [{"value": tv, "targeting_rule": rtree(P, 1, groups=True) if R.random() < 0.9 else R.choice(BROKEN_TREES)}
-                 for _ in range(R.randint(0, 2))]
+                 for _ in range(R.randint(0, 3))]
         prop = {"type": t, "fallback_value": fb, "targeted_values": rules}
-        if R.random() < 0.1:
+        if R.random() < 0.05:
             del prop[R.choice(list(prop))]
-        out[R.choice(["p", "p_" + rid("", 3), "", "ü"])] = prop
+        out[R.choice(["p_" + rid("", 3)] * 12 + ["", "ü", "p p"])] = prop
     return out
 
 
@@ -416,7 +417,8 @@ def rcontext(P):
         for f in R.sample(OTHER, R.randint(1, 5)) + (R.sample(UNKNOWN + ["user_id"], 1) if R.random() < 0.1 else []):
             of[f] = P.fval(f)
         ctx["other_fields"] = of
-    ctx.update({"loid_created_timestamp": 1700000000000} if R.random() < 0.05 else {})
+    if R.random() < 0.06:  # unknown top-level keys are ignored, whatever their type
+        ctx[R.choice(["loid_created_timestamp", "app_version", "User_Id", "foo"])] = R.choice(MIXED + [[1], {"a": 1}])
     if R.random() < K["badctx"]:
         k, v = R.choice([("user_id", 5), ("logged_in", 1), ("logged_in", "true"), ("build_number", 1.5),
                          ("build_number", "5"), ("build_number", 2 ** 31), ("cookie_created_timestamp", 1.5),

@@ -205,7 +205,7 @@ fn decision_json(d: &Decision<'_>) -> Value {
         "feature_id": d.feature_id(),
         "feature_name": d.feature_name(),
         "feature_version": d.feature_version(),
-        "events": d.events().iter().map(|e| e.legacy()).collect::<Vec<_>>(),
+        "events": d.events().map(|e| e.legacy()).collect::<Vec<_>>(),
         "full_events": full,
     })
 }
@@ -255,7 +255,6 @@ fn run_call(m: &Manifest, call: &Value) -> Result<Value, String> {
                 let holdout = call.get("expose_holdout").and_then(Value::as_bool).unwrap_or(false);
                 let exposed: Vec<usize> = d
                     .events()
-                    .iter()
                     .enumerate()
                     .filter(|(_, e)| {
                         expose
