@@ -40,6 +40,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Reading a file and deciding for a request (the README's example):
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use experiments_decider::{Context, EventStamp, Manifest};
+//!
+//! let manifest = Manifest::from_slice(&std::fs::read("/var/local/experiments.json")?)?;
+//! for (key, error) in manifest.errors() {
+//!     eprintln!("left out {key}: {error}"); // one broken entry never disables the others
+//! }
+//!
+//! let ctx = Context::builder().user_id("t2_abc").logged_in(true).country_code("US").build();
+//! let decision = manifest.choose("checkout_redesign", &ctx)?; // holdout, group, bucketing
+//! if decision.variant() == Some("one_page") { /* treatment */ }
+//! for event in decision.events() {
+//!     // Parents' events first; the v2 Thrift-JSON is the reference's, byte for byte. A fresh
+//!     // UUID per event and a fallback correlation id per decision come from the caller.
+//!     let stamp = EventStamp { client_ts_ms: 1_735_689_600_000, uuid: uuid::Uuid::new_v4(),
+//!                              correlation_fallback: uuid::Uuid::new_v4() };
+//!     let _json: String = event.to_v2_json(&stamp);
+//! }
+//! let page_size = manifest.get_int("feed_page_size", &ctx)?; // dynamic configs, typed
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Loading never fails because of one entry: a broken entry is left out and reported by
 //! [`Manifest::errors`] under the key the reference uses; only a document that is not a JSON
 //! object (or has a malformed `$override_groups`) is an [`InitError`]. Where the reference

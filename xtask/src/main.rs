@@ -10,7 +10,8 @@ use xtask::bench;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  conformance [DIR|FILE ...]   replay conformance vectors (default ../shared/conformance/vectors)
+  conformance [DIR|FILE ...]   replay conformance vectors, baseplate or reddit-decider files
+                               (default ../shared/conformance/vectors ../shared/decider/vectors)
   bench-http [--events N]      sustained events/s into a loopback collector, gzip on
   bench-kafka [--events N]     sustained events/s and end-to-end latency to the local broker
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
@@ -78,7 +79,10 @@ fn main() -> ExitCode {
 
 fn conformance(args: &[String]) -> ExitCode {
     let dirs: Vec<PathBuf> = if args.is_empty() {
-        vec![PathBuf::from("../shared/conformance/vectors")]
+        vec![
+            PathBuf::from("../shared/conformance/vectors"),
+            PathBuf::from("../shared/decider/vectors"),
+        ]
     } else {
         args.iter().map(PathBuf::from).collect()
     };
