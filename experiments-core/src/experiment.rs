@@ -130,7 +130,7 @@ pub(crate) enum Body {
     Simple(Simple),
 }
 
-/// One experiment of a config, parsed once; [`Experiment::resolve`] gives what baseplate
+/// One experiment of a config, parsed once; `Experiment::resolve` gives what baseplate
 /// would have built at a given instant.
 #[derive(Debug, Clone)]
 pub struct Experiment {
