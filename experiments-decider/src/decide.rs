@@ -267,11 +267,12 @@ impl Manifest {
     }
 
     /// `all_values`: every dynamic config's value (`null` when disabled), document order.
+    /// Dynamic configs do not depend on the context; it is taken for parity with the
+    /// reference's signature.
     pub fn all_values<'a>(
         &'a self,
-        ctx: &'a Context,
+        _ctx: &Context,
     ) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
-        let _ = ctx;
         self.features().filter_map(|f| match &f.body {
             Body::Dynamic(v) => Some((&*f.name, if f.enabled { v } else { &NULL })),
             Body::Range(_) => None,

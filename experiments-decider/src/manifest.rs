@@ -270,6 +270,8 @@ pub struct Manifest {
     pub(crate) features: Vec<Feature>,
     /// `name` → the feature decisions use.
     pub(crate) by_name: FxHashMap<Box<str>, FeatureId>,
+    /// Config key → feature (every loaded entry).
+    by_key: FxHashMap<Box<str>, FeatureId>,
     /// The named features in document order (what `choose_all` and `all_values` walk).
     pub(crate) named: Vec<FeatureId>,
     errors: BTreeMap<String, EntryError>,
@@ -365,7 +367,7 @@ impl Manifest {
 
     /// The feature with a given config key (any loaded entry, shadowed ones included).
     pub fn feature_by_key(&self, key: &str) -> Option<&Feature> {
-        self.features.iter().find(|f| &*f.key == key)
+        self.by_key.get(key).map(|&i| &self.features[i as usize])
     }
 
     /// The holdout parent of a feature, if it has one that loaded.
@@ -658,9 +660,12 @@ impl Loader {
                 Resolved::Pending => {}
             }
         }
+        let by_key =
+            features.iter().enumerate().map(|(i, f)| (f.key.clone(), i as FeatureId)).collect();
         Manifest {
             features,
             by_name,
+            by_key,
             named,
             errors: self.errors,
             warnings: self.warnings,

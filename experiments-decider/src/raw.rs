@@ -5,6 +5,7 @@
 //! messages read the same. They live only during loading: `manifest.rs` compiles them into
 //! the evaluation structures.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, MapAccess, Visitor};
@@ -153,11 +154,15 @@ impl<'de> Deserialize<'de> for OverrideMap {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OverrideMap, A::Error> {
                 let mut entries: Vec<(String, RawTree)> = Vec::new();
+                let mut seen: HashMap<String, usize> = HashMap::new();
                 while let Some((k, v)) = map.next_entry::<String, RawTree>()? {
                     // A repeated key keeps its first position and its last tree (a map).
-                    match entries.iter_mut().find(|(name, _)| *name == k) {
-                        Some(slot) => slot.1 = v,
-                        None => entries.push((k, v)),
+                    match seen.get(&k) {
+                        Some(&i) => entries[i].1 = v,
+                        None => {
+                            seen.insert(k.clone(), entries.len());
+                            entries.push((k, v));
+                        }
                     }
                 }
                 Ok(OverrideMap(entries))
@@ -195,7 +200,7 @@ pub(crate) enum EqEnum {
 #[derive(Deserialize)]
 
 pub(crate) struct OverrideGroupFeature {
-    pub(crate) value: std::collections::HashMap<String, OverrideGroup>,
+    pub(crate) value: HashMap<String, OverrideGroup>,
 }
 
 /// One override group.

@@ -207,3 +207,43 @@ fn properties_are_validated_and_inert() {
     assert_eq!(keys(&m), ["$properties"]);
     assert!(m.feature("good").is_some());
 }
+
+#[test]
+fn large_inputs_cost_linear_time() {
+    // Each of these is quadratic if done naively: 100,000 override entries in one map, a
+    // 100,000-value EQ list, 50,000 override groups referenced 50,000 times, and a context
+    // with 100,000 other fields.
+    let n = 100_000;
+    let mut ov = serde_json::Map::new();
+    for i in 0..n {
+        ov.insert(format!("v{i}"), json!({"EQ": {"field": "user_id", "value": format!("u{i}")}}));
+    }
+    let values: Vec<String> = (0..n).map(|i| format!("t2_{i}")).collect();
+    let mut groups = serde_json::Map::new();
+    let mut refs = Vec::new();
+    for i in 0..50_000 {
+        groups.insert(
+            format!("g{i}"),
+            json!({"name": "g", "field": "user_id", "values": ["x", "y"]}),
+        );
+        refs.push(json!(format!("g{i}")));
+    }
+    let mut f = range(1, "f");
+    f["experiment"]["overrides"] =
+        json!([ov, {"control_1": {"EQ": {"field": "user_id", "values": refs}}}]);
+    f["experiment"]["targeting"] = json!({"EQ": {"field": "user_id", "values": values}});
+    let doc = json!({"f": f, "$override_groups": {"value": groups}});
+    let m = load(&doc);
+    assert!(m.errors().is_empty());
+    let mut other = serde_json::Map::new();
+    for i in 0..n {
+        other.insert(format!("k{i}"), json!(i));
+    }
+    let ctx = experiments_decider::Context::from_json(
+        json!({"user_id": format!("t2_{}", n - 1), "other_fields": other})
+            .as_object()
+            .unwrap_or(&Default::default()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(m.choose("f", &ctx).is_ok());
+}
