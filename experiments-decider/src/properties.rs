@@ -40,7 +40,7 @@ fn property(def: &Value) -> Result<(), String> {
 }
 
 fn targeted_value(ty: &str, t: &Value) -> Result<(), String> {
-    let t = t.as_object().ok_or("must be an object")?;
+    let t = t.as_object().ok_or("entry must be an object")?;
     let value = t.get("value").ok_or("value is required")?;
     check_type(ty, value).map_err(|e| format!("value: {e}"))?;
     let rule = t.get("targeting_rule").ok_or("targeting_rule is required")?;
@@ -58,35 +58,29 @@ fn check_type(ty: &str, v: &Value) -> Result<(), String> {
 }
 
 fn check_rule(rule: &Value) -> Result<(), String> {
-    let node =
-        rule.as_object().filter(|o| o.len() == 1).ok_or("must be an object with one operator")?;
+    const NODE: &str = "direct targeting node must be an object with one operator";
+    let node = rule.as_object().filter(|o| o.len() == 1).ok_or(NODE)?;
     let Some((op, operand)) = node.iter().next() else {
-        return Err("must be an object with one operator".into());
+        return Err(NODE.into());
     };
     let in_op = |e: String| format!("{op}: {e}");
     match op.as_str() {
         "ALL" | "ANY" => {
-            let children = operand.as_array().ok_or_else(|| in_op("must be a list".into()))?;
+            let children =
+                operand.as_array().ok_or_else(|| format!("{op} operand must be an array"))?;
             children.iter().try_for_each(check_rule).map_err(in_op)
         }
         "NOT" => check_rule(operand).map_err(in_op),
-        "EQ" | "NE" => equality(operand).map_err(in_op),
+        "EQ" | "NE" => equality(op == "EQ", operand).map_err(in_op),
         "GT" | "GE" | "LT" | "LE" => comparison(operand).map_err(in_op),
         other => Err(format!("operator {other:?} is not supported for direct property targeting")),
     }
 }
 
-fn operand_fields<'a>(
-    operand: &'a Value,
-    allowed: &[&str],
-) -> Result<&'a Map<String, Value>, String> {
-    let o = operand.as_object().ok_or("operand must be an object")?;
-    if o.keys().any(|k| !allowed.contains(&k.as_str())) {
-        return Err("operand contains unsupported fields".into());
-    }
+fn field_is_string(o: &Map<String, Value>) -> Result<(), String> {
     match o.get("field") {
-        Some(Value::String(f)) if !f.is_empty() => Ok(o),
-        _ => Err("field must be a non-empty string".into()),
+        Some(Value::String(_)) => Ok(()),
+        _ => Err("field must be a string".into()),
     }
 }
 
@@ -94,23 +88,32 @@ fn scalar(v: &Value) -> bool {
     matches!(v, Value::Bool(_) | Value::Number(_) | Value::String(_))
 }
 
-fn equality(operand: &Value) -> Result<(), String> {
-    let o = operand_fields(operand, &["field", "value", "values"])?;
+fn equality(eq: bool, operand: &Value) -> Result<(), String> {
+    let o = operand.as_object().ok_or("operand must be an object")?;
+    if o.keys().any(|k| !matches!(k.as_str(), "field" | "value" | "values")) {
+        return Err("operand contains unsupported fields".into());
+    }
+    field_is_string(o)?;
     match (o.get("value"), o.get("values")) {
         (Some(_), Some(_)) => Err("only one of value or values may be set".into()),
+        (_, Some(_)) if !eq => Err("values is not supported".into()),
         (None, None) => Err("one of value or values must be set".into()),
         (Some(v), None) if scalar(v) => Ok(()),
-        (Some(_), None) => Err("value: must be a non-null JSON scalar".into()),
+        (Some(_), None) => Err("must be a non-null JSON scalar".into()),
         (None, Some(Value::Array(vs))) => match vs.iter().position(|v| !scalar(v)) {
             Some(i) => Err(format!("values[{i}]: must be a non-null JSON scalar")),
             None => Ok(()),
         },
-        (None, Some(_)) => Err("values must be a list".into()),
+        (None, Some(_)) => Err("values must be an array".into()),
     }
 }
 
 fn comparison(operand: &Value) -> Result<(), String> {
-    let o = operand_fields(operand, &["field", "value"])?;
+    let o = operand.as_object().ok_or("operand must be an object")?;
+    if o.len() != 2 || !o.contains_key("field") || !o.contains_key("value") {
+        return Err("operand must contain only field and value".into());
+    }
+    field_is_string(o)?;
     match o.get("value").and_then(Value::as_f64) {
         Some(f) if f.is_finite() => Ok(()),
         _ => Err("value must be a finite number".into()),
@@ -151,6 +154,36 @@ mod tests {
                 "property \"p\": targeted_values[0]: targeting_rule: EQ: values[0]: must be a non-null JSON scalar",
             ),
         ];
+        let rule = |r: Value| {
+            json!({"p": {"type": "Boolean", "fallback_value": false,
+                "targeted_values": [{"value": true, "targeting_rule": r, "extra": 1}]}})
+        };
+        // Probed on reddit-decider 1.18.2: accepted.
+        for r in [
+            json!({"EQ": {"field": "", "value": 1}}),
+            json!({"GE": {"field": "", "value": 1}}),
+            json!({"EQ": {"field": "a", "values": []}}),
+            json!({"ANY": [{"ALL": []}]}),
+        ] {
+            assert_eq!(validate(&rule(r.clone())), Ok(()), "{r}");
+        }
+        // ... and rejected.
+        for r in [
+            json!({"EQ": {"value": 1}}),
+            json!({"EQ": {"field": 5, "value": 1}}),
+            json!({"GE": {"value": 1}}),
+            json!({"ALL": {}}),
+            json!({"NOT": []}),
+            json!({"EQ": {"field": "a", "value": null}}),
+            json!({"EQ": {"field": "a", "value": [1]}}),
+            json!({"GE": {"field": "a", "value": 1, "x": 1}}),
+            json!({"NE": {"field": "a", "values": ["b"]}}),
+            json!({}),
+            json!({"EQ": {"field": "a", "value": 1}, "NE": {"field": "a", "value": 1}}),
+        ] {
+            assert!(validate(&rule(r.clone())).is_err(), "{r}");
+        }
+        assert!(validate(&Value::Null).is_err());
         for (registry, message) in bad {
             assert_eq!(validate(&registry).err().as_deref(), Some(message), "{registry}");
         }

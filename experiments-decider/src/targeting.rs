@@ -31,6 +31,33 @@ impl Operand {
         }
     }
 
+    /// Equality inside `EQ values` (reddit-decider 1.18): when both sides read as numbers
+    /// (numbers, or strings that `f64::from_str` parses) they compare approximately as
+    /// numbers (`"10.0"` equals `"10"`); otherwise strings compare exactly and booleans as
+    /// booleans; anything else is not equal.
+    fn eq_in_list(&self, ctx: FieldValue<'_>) -> bool {
+        let config = match self {
+            Operand::Num(n) => Some(*n),
+            Operand::Str(_, parsed) => *parsed,
+            _ => None,
+        };
+        let ctx_num = match ctx {
+            FieldValue::Int(i) => Some(i as f64),
+            FieldValue::Float(f) => Some(f),
+            FieldValue::Str(s) => s.parse::<f64>().ok(),
+            _ => None,
+        };
+        if let (Some(a), Some(b)) = (config, ctx_num) {
+            return approx_eq(a, b);
+        }
+        match (self, ctx) {
+            (Operand::Str(a, _), FieldValue::Str(b)) => **a == *b,
+            (Operand::Bool(a), FieldValue::Bool(b)) => *a == b,
+            (Operand::Null, FieldValue::Null) => true,
+            _ => false,
+        }
+    }
+
     /// The reference's `value_eq(config, ctx)`: `None` is "unknown" (incomparable types).
     fn eq(&self, ctx: FieldValue<'_>) -> Option<bool> {
         let ctx_num = |ctx: FieldValue<'_>| match ctx {
@@ -215,7 +242,7 @@ impl Node {
             Node::Eq { field, value } => ctx.field(field).and_then(|c| value.eq(c)),
             Node::EqMany { field, runs } => ctx
                 .field(field)
-                .map(|c| runs.iter().flat_map(Values::as_slice).any(|v| v.eq(c) == Some(true))),
+                .map(|c| runs.iter().flat_map(Values::as_slice).any(|v| v.eq_in_list(c))),
             Node::Ne { field, value } => ctx.field(field).and_then(|c| value.eq(c)).map(|b| !b),
             Node::NeAll { field, values } => {
                 if values.is_empty() {
@@ -276,6 +303,22 @@ mod tests {
         assert_eq!(eq("missing", json!(1)), None);
         let many = node(json!({"EQ": {"field": "b", "values": ["x", true]}}), None);
         assert_eq!(many.eval(&c), Some(true));
+        // Inside `values`, numeric strings compare as numbers (probed on 1.18.2); `value`
+        // compares strings exactly.
+        let c =
+            ctx(json!({"other_fields": {"x": "10.0", "n": "nan", "sp": " 5", "i": 1, "b": true}}));
+        let in_list = |field: &str, values: Value| {
+            node(json!({"EQ": {"field": field, "values": values}}), None).eval(&c)
+        };
+        assert_eq!(in_list("x", json!(["10"])), Some(true));
+        assert_eq!(in_list("x", json!(["1e1"])), Some(true));
+        assert_eq!(in_list("x", json!(["0x10", "ten"])), Some(false));
+        assert_eq!(in_list("n", json!(["NaN"])), Some(true));
+        assert_eq!(in_list("sp", json!(["5"])), Some(false));
+        assert_eq!(in_list("i", json!(["1.0"])), Some(true));
+        assert_eq!(in_list("i", json!([true])), Some(false));
+        assert_eq!(in_list("b", json!(["true", 1])), Some(false));
+        assert_eq!(node(json!({"EQ": {"field": "x", "value": "10"}}), None).eval(&c), Some(false));
     }
 
     #[test]

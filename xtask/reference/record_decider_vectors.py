@@ -9,8 +9,8 @@ the layout of `../shared/decider/README.md`, so `cargo xtask conformance OUT_DIR
     python3 -m venv target/decider-ref && target/decider-ref/bin/pip install reddit-decider==1.18.2
     target/decider-ref/bin/python xtask/reference/record_decider_vectors.py OUT_DIR SEED N_FILES [theme]
 
-Writes `OUT_DIR/NN_<theme>.json`. Without `theme`, files cycle through THEMES. Deterministic for
-a seed (apart from the event timestamps and UUIDs, which are recorded as placeholders).
+Writes `OUT_DIR/NN_<theme>.json`. Without `theme`, files cycle through THEMES. The output is byte for
+byte the same for a seed (event timestamps and random UUIDs are recorded as placeholders).
 `requests` stays empty: the wrapper package (reddit-experiments) is not used. The generator
 never produces the two inputs that crash the reference (a DC whose value is a JSON array, and
 parent cycles), nor NaN/Infinity.
@@ -98,32 +98,26 @@ class Pools:
 
     def __init__(self):
         self.users = [rid("t2_", R.randint(5, 9)) for _ in range(R.randint(8, 14))] + R.sample(WEIRD, R.randint(0, 2))
-        self.vals = dict(FIELD_VALUES)
-        self.vals["user_id"] = self.users
-        self.vals["subreddit_id"] = [rid("t5_", 5) for _ in range(4)]
-        self.vals["ad_account_id"] = [rid("a2_", 5) for _ in range(3)]
-        self.vals["business_id"] = [rid("b_", 5) for _ in range(3)]
-        self.vals["device_id"] = [uuid_form() for _ in range(6)] + [rid("dev-", 5), ""]
-        self.vals["correlation_id"] = [uuid_form(0.7) for _ in range(8)]
-        self.vals["conversion_pixel_id"] = [rid("px_", 5) for _ in range(4)] + [R.choice(self.users), 7, 1.5, True]
-        self.vals["account_id"] = [rid("acc_", 4) for _ in range(3)] + [True, 7]
+        self.vals = dict(FIELD_VALUES, user_id=self.users, subreddit_id=[rid("t5_", 5) for _ in range(4)],
+                         ad_account_id=[rid("a2_", 5) for _ in range(3)], business_id=[rid("b_", 5) for _ in range(3)],
+                         device_id=[uuid_form() for _ in range(6)] + [rid("dev-", 5), ""],
+                         correlation_id=[uuid_form(0.7) for _ in range(8)],
+                         conversion_pixel_id=[rid("px_", 5) for _ in range(4)] + [R.choice(self.users), 7, 1.5, True],
+                         account_id=[rid("acc_", 4) for _ in range(3)] + [True, 7])
         self.groups = {}
         for _ in range(R.randint(0, 3)):
             f = R.choice(["user_id", "user_id", "country_code", "app_name", "device_id", "num_votes"])
             g = rid("grp_", 4)
-            values = R.sample(self.vals[f], min(3, len(self.vals[f])))
-            if R.random() < 0.15:
-                values.append(R.choice(MIXED))
+            values = R.sample(self.vals[f], min(3, len(self.vals[f]))) + ([R.choice(MIXED)] if R.random() < 0.15 else [])
             self.groups[g] = {"name": g if R.random() < 0.9 else "other", "values": values, "field": f}
 
     def fval(self, f):
-        if f in self.vals:
-            return R.choice(self.vals[f])
-        return R.choice(MIXED)
+        return R.choice(self.vals.get(f, MIXED))
 
 
 def rfield():
-    if (r := R.random()) < 0.55:
+    r = R.random()
+    if r < 0.55:
         return R.choice(["user_id", "user_id", "country_code", "app_name", "device_id", "locale", "subreddit_id",
                          "canonical_url", "logged_in", "user_is_employee", "build_number", "cookie_created_timestamp"])
     if r < 0.93:
@@ -181,7 +175,7 @@ def roverrides(P, names):
         name = R.choice(names) if names and r < 0.7 else "$none" if r < 0.85 else R.choice(["not_a_variant", "Treatment"])
         if R.random() < 0.5:
             users = R.sample(P.users, R.randint(1, 3))
-            tree = {"EQ": {"field": "user_id", "values": users}} if len(users) > 1 else {"EQ": {"field": "user_id", "value": users[0]}}
+            tree = {"EQ": {"field": "user_id", "values": users} if len(users) > 1 else {"field": "user_id", "value": users[0]}}
         else:
             tree = rtree(P, 1, groups=True)
         out.append({name: tree} if R.random() < 0.97 else {})
@@ -411,7 +405,8 @@ def rcontext(P):
         ctx["user_id"] = R.choice(P.users)
     for f in TYPED_STR[1:] + TYPED_OTHER:
         if R.random() < (0.75 if f in ("country_code", "device_id", "logged_in") else 0.3):
-            ctx[f] = (P.fval(f) if R.random() < 0.97 or f not in TYPED_STR else R.choice(WEIRD)) if R.random() < 0.98 else None
+            weird = f in TYPED_STR and R.random() < 0.03  # odd strings reach the event JSON
+            ctx[f] = None if R.random() < 0.02 else R.choice(WEIRD) if weird else P.fval(f)
     if R.random() < 0.6:
         of = {}
         for f in R.sample(OTHER, R.randint(1, 5)) + (R.sample(UNKNOWN + ["user_id"], 1) if R.random() < 0.1 else []):
@@ -460,10 +455,6 @@ def rcalls(P, names, dcs, keys, n):
     return calls
 
 
-def now_ms():
-    return int(time.time() * 1000)
-
-
 def event_json(js, ctx, t0, t1, corr):
     """Replaces the top-level "5" timestamp, "6" uuid and (unless taken from the context) "8" id."""
     o = json.loads(js)
@@ -494,16 +485,17 @@ def decision(d, ctx, t0, t1):
 def run_call(dec, exposed, call):
     op, ctx = call["op"], call.get("context")
     exposed.clear()
-    t0 = now_ms()
+    t0 = int(time.time() * 1000)
     try:
         if op == "choose":
             kw = {k: call[k] for k in ("expose", "expose_holdout") if k in call}
             d = dec.choose(call["feature"], ctx, **kw)
             index = {e.json_str: i for i, e in enumerate(d.full_events)}
-            return {"decision": decision(d, ctx, t0, now_ms()), "exposed": [index[j] for j in exposed]}
+            t1 = int(time.time() * 1000)
+            return {"decision": decision(d, ctx, t0, t1), "exposed": [index[j] for j in exposed]}
         if op == "choose_all":
             ds = dec.choose_all(ctx, call["bucketing_field_filter"])
-            t1 = now_ms()
+            t1 = int(time.time() * 1000)
             return {"decisions": {k: decision(ds[k], ctx, t0, t1) for k in sorted(ds)}}
         if op == "all_values":
             vs = dec.all_values(ctx)
