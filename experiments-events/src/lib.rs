@@ -34,7 +34,7 @@ mod stdout;
 
 /// Re-exported for sinks: `#[async_trait] impl EventLogger for MySink`.
 pub use async_trait::async_trait;
-pub use logger::{Batch, EncodedEvent, EventLogger, ExportOutcome};
+pub use logger::{Batch, EncodedEvent, EventFate, EventLogger, ExportOutcome, Fates};
 pub use model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
 pub use pipeline::{
     Counters, Dropped, FlushReport, Pipeline, PipelineError, PipelineSettings, PipelineSink,

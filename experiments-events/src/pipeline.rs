@@ -2,6 +2,7 @@
 //! (count, bytes, age); exporters with retry and backoff within a budget, running while
 //! intake keeps flowing; accounting of every event; flush and shutdown with deadlines.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,12 +10,13 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use experiments_core::{Event, EventSink};
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::logger::{Batch, EncodedEvent, EventLogger, ExportOutcome};
+use crate::logger::{Batch, EncodedEvent, EventFate, EventLogger, ExportOutcome};
 use crate::model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
 
 /// Pipeline settings. Durations deserialize from human forms (`"1s"`, `"500ms"`).
@@ -88,6 +90,10 @@ pub struct Dropped {
     pub encode_error: u64,
     /// The sink refused them for good.
     pub rejected_by_sink: u64,
+    /// The sink's export panicked on their batch. The batch is not retried: a panic is a
+    /// bug in the sink that the same batch would most likely hit again, and whether part of
+    /// it was sent before the panic is unknown.
+    pub sink_panicked: u64,
     /// Still failing when the retry budget ran out.
     pub retry_budget_exhausted: u64,
     /// Still pending when the shutdown deadline passed.
@@ -100,6 +106,7 @@ impl Dropped {
         self.too_large
             + self.encode_error
             + self.rejected_by_sink
+            + self.sink_panicked
             + self.retry_budget_exhausted
             + self.shutdown_timeout
     }
@@ -124,6 +131,10 @@ pub struct Counters {
     pub in_flight: u64,
     /// Export attempts that failed and were retried.
     pub retries: u64,
+    /// Entries of the sink's `Partial` index lists that were ignored — past the end of the
+    /// batch, repeated, or retried while also rejected (see [`ExportOutcome::fates`]).
+    /// Non-zero means the sink has a bug; the accounting stays exact regardless.
+    pub invalid_sink_indices: u64,
 }
 
 /// The counters, split by who writes them so producers and the delivery tasks do not
@@ -133,7 +144,7 @@ struct Atomics {
     /// Written by `log` (the request path).
     intake: CachePadded<[AtomicU64; 3]>,
     /// Written by the batcher and the exporters.
-    outcomes: CachePadded<[AtomicU64; 7]>,
+    outcomes: CachePadded<[AtomicU64; 9]>,
 }
 
 /// What a counter counts, for the `metrics` facade.
@@ -146,9 +157,11 @@ enum Kind {
     TooLarge,
     EncodeError,
     Rejected,
+    SinkPanicked,
     BudgetExhausted,
     ShutdownTimeout,
     Retry,
+    InvalidSinkIndex,
 }
 
 impl Atomics {
@@ -164,6 +177,8 @@ impl Atomics {
             Kind::BudgetExhausted => &self.outcomes[4],
             Kind::ShutdownTimeout => &self.outcomes[5],
             Kind::Retry => &self.outcomes[6],
+            Kind::SinkPanicked => &self.outcomes[7],
+            Kind::InvalidSinkIndex => &self.outcomes[8],
         }
     }
 
@@ -185,6 +200,8 @@ impl Atomics {
                 Kind::BudgetExhausted => "retry_budget_exhausted",
                 Kind::ShutdownTimeout => "shutdown_timeout",
                 Kind::Retry => "retry",
+                Kind::SinkPanicked => "sink_panicked",
+                Kind::InvalidSinkIndex => "invalid_sink_index",
             };
             metrics::counter!("experiments_events_total", "outcome" => label).increment(n);
         }
@@ -199,6 +216,7 @@ impl Atomics {
             too_large: get(Kind::TooLarge),
             encode_error: get(Kind::EncodeError),
             rejected_by_sink: get(Kind::Rejected),
+            sink_panicked: get(Kind::SinkPanicked),
             retry_budget_exhausted: get(Kind::BudgetExhausted),
             shutdown_timeout: get(Kind::ShutdownTimeout),
             queue_full: get(Kind::QueueFull),
@@ -211,6 +229,7 @@ impl Atomics {
             dropped,
             in_flight: accepted.saturating_sub(delivered + dropped.after_accept()),
             retries: get(Kind::Retry),
+            invalid_sink_indices: get(Kind::InvalidSinkIndex),
         }
     }
 }
@@ -359,7 +378,7 @@ impl Pipeline {
     /// Sends the partial batch now and waits until every accepted event is delivered or
     /// dropped, or until `timeout`.
     pub async fn flush(&self, timeout: Duration) -> FlushReport {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         self.request_flush();
         self.wait_idle(deadline).await
     }
@@ -386,7 +405,7 @@ impl Pipeline {
     /// Stops intake, delivers what it can until `timeout`, then drops the rest (counted as
     /// `shutdown_timeout`) and shuts the sink down. Later calls return at once.
     pub async fn shutdown(&self, timeout: Duration) -> FlushReport {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let Some(tasks) = self.tasks.lock().ok().and_then(|mut t| t.take()) else {
             return self.wait_idle(Instant::now()).await;
         };
@@ -404,11 +423,15 @@ impl Pipeline {
         if left > 0 {
             tracing::warn!(events = left, "experiments events dropped at shutdown deadline");
         }
-        let _ = tokio::time::timeout_at(
-            deadline.max(Instant::now() + Duration::from_millis(100)),
-            tasks.logger.shutdown(),
-        )
-        .await;
+        // Called inside the guarded future, so even a panic before its first await is caught.
+        let stop = AssertUnwindSafe(async { tasks.logger.shutdown().await }).catch_unwind();
+        let grace = deadline.max(Instant::now() + Duration::from_millis(100));
+        if let Ok(Err(panic)) = tokio::time::timeout_at(grace, stop).await {
+            tracing::error!(
+                panic = panic_message(&*panic),
+                "experiments event sink panicked in shutdown"
+            );
+        }
         let counters = self.counters();
         FlushReport { remaining: report.remaining, counters }
     }
@@ -465,7 +488,7 @@ async fn batcher(inner: Arc<Inner>, ready: mpsc::Sender<Batch>) {
                 key: event.bucketing_value(),
                 uuid: event.uuid,
             });
-            deadline.get_or_insert_with(|| Instant::now() + s.max_batch_age);
+            deadline.get_or_insert_with(|| deadline_after(s.max_batch_age));
             if batch.len() >= s.max_batch_events || bytes >= s.max_batch_bytes {
                 cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
             }
@@ -514,55 +537,104 @@ async fn exporter(
     while running.join_next().await.is_some() {}
 }
 
-/// Exports one batch, retrying with exponential backoff within the budget.
+/// Roughly thirty years: stands in for deadlines too far away to represent.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// `now + d`, saturating at [`FAR_FUTURE`] from now: `Instant + Duration` panics on
+/// overflow, and durations come from settings, callers and sinks (`Duration::MAX` included).
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(FAR_FUTURE)).unwrap_or(now)
+}
+
+/// The message of a caught panic, for logs.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
+}
+
+/// Exports one batch, retrying with exponential backoff within the budget. Every event of
+/// the batch ends with exactly one outcome counted (delivered, dropped with a reason) unless
+/// the pipeline is shut down meanwhile, whatever the sink does:
+///
+/// - its answer is turned into one fate per event by [`ExportOutcome::fates`] (malformed
+///   index lists are ignored and counted in `invalid_sink_indices`);
+/// - an export slower than `export_timeout` is retried like a `Retryable` answer;
+/// - an export that panics drops the batch (`sink_panicked`) and the pipeline carries on;
+/// - a `retry_after` is honoured when it is longer than the backoff, but a wait (requested
+///   or not) that would end after the retry budget drops the batch at once
+///   (`retry_budget_exhausted`) instead of parking it; no value can overflow a deadline.
 async fn deliver(inner: &Inner, logger: &dyn EventLogger, mut batch: Batch) {
     let s = &inner.settings;
-    let give_up = Instant::now() + s.retry_budget;
+    let give_up = deadline_after(s.retry_budget);
     let mut delay = s.retry_base;
     loop {
-        let outcome = tokio::time::timeout(s.export_timeout, logger.export(&batch))
-            .await
-            .unwrap_or_else(|_| ExportOutcome::Retryable {
+        // `export` is called inside the guarded future, so a panic while building the future
+        // is caught too.
+        let attempt = AssertUnwindSafe(async { logger.export(&batch).await }).catch_unwind();
+        let outcome = match tokio::time::timeout(s.export_timeout, attempt).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => {
+                let events = batch.len();
+                tracing::error!(
+                    events,
+                    panic = panic_message(&*panic),
+                    "experiments events dropped: the sink panicked"
+                );
+                inner.outcome(Kind::SinkPanicked, events as u64);
+                return;
+            }
+            Err(_) => ExportOutcome::Retryable {
                 reason: format!("export timed out after {:?}", s.export_timeout),
                 retry_after: None,
-            });
-        let n = batch.len() as u64;
-        let (reason, retry_after) = match outcome {
-            ExportOutcome::Delivered => {
-                inner.outcome(Kind::Delivered, n);
-                return;
-            }
-            ExportOutcome::Rejected { reason } => {
-                tracing::warn!(events = n, %reason, "experiments events rejected by the sink");
-                inner.outcome(Kind::Rejected, n);
-                return;
-            }
-            ExportOutcome::Partial { retry, rejected, reason } => {
-                let failed = (retry.len() + rejected.len()) as u64;
-                inner.outcome(Kind::Delivered, n.saturating_sub(failed));
-                if !rejected.is_empty() {
-                    tracing::warn!(events = rejected.len(), %reason, "experiments events rejected by the sink");
-                }
-                inner.outcome(Kind::Rejected, rejected.len() as u64);
-                if retry.is_empty() {
-                    return;
-                }
-                batch = batch.subset(&retry);
-                (reason, None)
-            }
-            ExportOutcome::Retryable { reason, retry_after } => (reason, retry_after),
+            },
         };
-        // Honour the destination's Retry-After when it asks for longer than our backoff.
-        let backoff = delay.min(s.retry_max_delay);
-        let wait = retry_after.map_or(backoff, |r| r.max(backoff));
-        if Instant::now() + wait > give_up {
-            tracing::warn!(events = batch.len(), %reason, "experiments events dropped: retry budget exhausted");
-            inner.outcome(Kind::BudgetExhausted, batch.len() as u64);
+        let fates = outcome.fates(batch.len());
+        let reason = outcome.reason();
+        let invalid = fates.invalid_indices();
+        if invalid > 0 {
+            tracing::warn!(
+                invalid,
+                events = batch.len(),
+                %reason,
+                "experiments event sink bug: partial outcome with indices past the end, repeated, or both retried and rejected (ignored)"
+            );
+            inner.counters.add(Kind::InvalidSinkIndex, invalid as u64);
+        }
+        let rejected = fates.count(EventFate::Rejected);
+        if rejected > 0 {
+            tracing::warn!(events = rejected, %reason, "experiments events rejected by the sink");
+        }
+        inner.counters.add(Kind::Delivered, fates.count(EventFate::Delivered) as u64);
+        inner.outcome(Kind::Rejected, rejected as u64);
+        let retry = fates.count(EventFate::Retry);
+        if retry == 0 {
             return;
         }
-        tracing::debug!(events = batch.len(), %reason, ?wait, "retrying experiments events");
+        if retry < batch.len() {
+            let mut fate = fates.as_slice().iter();
+            batch.events.retain(|_| fate.next() == Some(&EventFate::Retry));
+        }
+        // Honour the destination's Retry-After when it asks for longer than our backoff, but
+        // never past the budget: a longer wait could only end in a drop, so drop now.
+        let backoff = delay.min(s.retry_max_delay);
+        let requested = fates.retry_after().map_or(backoff, |r| r.max(backoff));
+        // Checked against the budget before it meets an `Instant`: no value can overflow.
+        let until = Some(requested)
+            .filter(|&wait| wait <= s.retry_budget)
+            .and_then(|wait| Instant::now().checked_add(wait))
+            .filter(|&until| until <= give_up);
+        let Some(until) = until else {
+            tracing::warn!(events = batch.len(), %reason, ?requested, "experiments events dropped: retry budget exhausted");
+            inner.outcome(Kind::BudgetExhausted, batch.len() as u64);
+            return;
+        };
+        tracing::debug!(events = batch.len(), %reason, wait = ?requested, "retrying experiments events");
         inner.counters.add(Kind::Retry, 1);
-        tokio::time::sleep(wait).await;
+        tokio::time::sleep_until(until).await;
         delay = delay.saturating_mul(2).min(s.retry_max_delay);
     }
 }

@@ -22,6 +22,13 @@ enum Answer {
     Hang,
     /// First half delivered, second half retryable.
     HalfRetry,
+    /// `Partial { retry, rejected }` with these (possibly malformed) index lists; the sink
+    /// counts as delivered the in-range indices in neither list.
+    Partial(&'static [usize], &'static [usize]),
+    /// `Retryable` with this `Retry-After`.
+    RetryAfter(Duration),
+    /// The export future panics.
+    Panic,
 }
 
 #[derive(Default)]
@@ -90,6 +97,20 @@ impl EventLogger for Recorder {
                     reason: "partial".into(),
                 }
             }
+            Answer::Partial(retry, rejected) => {
+                let failed: HashSet<usize> = retry.iter().chain(rejected).copied().collect();
+                let delivered = ids().enumerate().filter(|(i, _)| !failed.contains(i));
+                self.delivered.lock().unwrap().extend(delivered.map(|(_, id)| id));
+                ExportOutcome::Partial {
+                    retry: retry.to_vec(),
+                    rejected: rejected.to_vec(),
+                    reason: "malformed partial".into(),
+                }
+            }
+            Answer::RetryAfter(wait) => {
+                ExportOutcome::Retryable { reason: "slow down".into(), retry_after: Some(wait) }
+            }
+            Answer::Panic => panic!("the sink panicked (on purpose)"),
         }
     }
 
@@ -128,6 +149,8 @@ fn settings() -> PipelineSettings {
 }
 
 fn assert_invariant(c: &Counters) {
+    // Raw check first: `in_flight` saturates, so it alone would hide over-counted outcomes.
+    assert!(c.delivered + c.dropped.after_accept() <= c.accepted, "{c:?}");
     assert_eq!(c.accepted, c.delivered + c.dropped.after_accept() + c.in_flight, "{c:?}");
 }
 
@@ -351,6 +374,168 @@ async fn accounting_holds_under_concurrent_producers() {
     assert_eq!(unique.len(), delivered.len(), "no event delivered twice");
     assert_eq!(c.delivered as usize, delivered.len(), "delivered counts what the sink got");
     assert!(c.dropped.rejected_by_sink >= 100, "{c:?}");
+}
+
+#[tokio::test]
+async fn repeated_retry_indices_resend_each_event_once() {
+    // `retry: [0; 15]` for a batch of 10: event 0 is retried once, the other nine delivered.
+    let sink = Recorder::scripted(&[Answer::Partial(&[0; 15], &[])]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..10 {
+        p.log(event(i));
+    }
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![10, 1], "one retry of one event");
+    let calls = sink.calls.lock().unwrap().clone();
+    assert_eq!(calls[1].events[0].uuid, calls[0].events[0].uuid);
+    let delivered = sink.delivered();
+    assert_eq!(delivered.iter().collect::<HashSet<_>>().len(), 10);
+    assert_eq!(delivered.len(), 10, "no event delivered twice");
+    let c = p.counters();
+    assert_eq!((c.accepted, c.delivered, c.retries), (10, 10, 1));
+    assert_eq!(c.invalid_sink_indices, 14, "the 14 repeats are counted as a sink bug");
+    assert_invariant(&c);
+}
+
+#[tokio::test]
+async fn out_of_range_indices_are_ignored_and_flush_completes() {
+    let sink = Recorder::scripted(&[Answer::Partial(&[10, 99, usize::MAX], &[12])]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..10 {
+        p.log(event(i));
+    }
+    let started = tokio::time::Instant::now();
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert!(started.elapsed() < Duration::from_secs(1), "flush did not wait for its deadline");
+    assert_eq!(sink.batch_sizes(), vec![10], "nothing to retry: every index was bogus");
+    let c = p.counters();
+    assert_eq!((c.delivered, c.dropped.rejected_by_sink, c.in_flight), (10, 0, 0));
+    assert_eq!(c.invalid_sink_indices, 4);
+    assert_invariant(&c);
+}
+
+#[tokio::test]
+async fn repeated_and_conflicting_indices_count_once_and_rejection_wins() {
+    // Index 2 is both retried and rejected (rejected wins); 1 and 3 are listed twice.
+    let sink = Recorder::scripted(&[Answer::Partial(&[1, 2, 1], &[2, 3, 3])]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..10 {
+        p.log(event(i));
+    }
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![10, 1], "only event 1 is retried");
+    let calls = sink.calls.lock().unwrap().clone();
+    assert_eq!(calls[1].events[0].uuid, calls[0].events[1].uuid);
+    let c = p.counters();
+    assert_eq!((c.delivered, c.dropped.rejected_by_sink), (8, 2));
+    // The second 3, the second 1, and the retry of 2 (rejected wins).
+    assert_eq!(c.invalid_sink_indices, 3);
+    assert_eq!(sink.delivered().len(), 8);
+    assert_invariant(&c);
+}
+
+#[tokio::test]
+async fn a_panicking_sink_loses_only_its_batch_and_flush_completes() {
+    let sink = Recorder::scripted(&[Answer::Panic]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..5 {
+        p.log(event(i));
+    }
+    let report = p.flush(Duration::from_secs(2)).await;
+    assert_eq!(report.remaining, 0, "{report:?}");
+    // The pipeline keeps working after the panic.
+    for i in 5..8 {
+        p.log(event(i));
+    }
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![5, 3], "a panicked batch is not retried");
+    let c = p.counters();
+    assert_eq!((c.accepted, c.delivered, c.dropped.sink_panicked), (8, 3, 5));
+    assert_invariant(&c);
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.counters.dropped.shutdown_timeout, 0);
+}
+
+/// A sink whose `shutdown` panics.
+struct PanicsOnShutdown;
+
+#[async_trait]
+impl EventLogger for PanicsOnShutdown {
+    async fn export(&self, _: &Batch) -> ExportOutcome {
+        ExportOutcome::Delivered
+    }
+
+    async fn shutdown(&self) {
+        panic!("the sink's shutdown panicked (on purpose)");
+    }
+}
+
+#[tokio::test]
+async fn a_sink_panicking_in_shutdown_does_not_unwind_into_the_caller() {
+    let p = Pipeline::start(settings(), PanicsOnShutdown).unwrap();
+    p.log(event(1));
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_eq!((report.remaining, report.counters.delivered), (0, 1));
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_drops_within_the_budget_without_panicking() {
+    // What `Retry-After: 18446744073709551615` parses to; `Instant + Duration::MAX` panics.
+    for wait in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::from_secs(3)] {
+        let sink = Recorder::scripted(&[Answer::RetryAfter(wait)]);
+        let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+        for i in 0..5 {
+            p.log(event(i));
+        }
+        let started = tokio::time::Instant::now();
+        let report = p.flush(Duration::from_secs(2)).await;
+        assert_eq!(report.remaining, 0, "{wait:?}: {report:?}");
+        assert!(started.elapsed() < Duration::from_secs(1), "not parked until the deadline");
+        // Waiting as asked would overrun the 2 s budget: dropped now, not parked.
+        let c = report.counters;
+        assert_eq!((c.delivered, c.dropped.retry_budget_exhausted), (0, 5), "{wait:?}");
+        assert_eq!(sink.batch_sizes(), vec![5]);
+        assert_invariant(&c);
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_within_the_budget_is_honoured() {
+    let wait = Duration::from_millis(400); // above `retry_max_delay` (200 ms)
+    let sink = Recorder::scripted(&[Answer::RetryAfter(wait)]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    p.log(event(1));
+    let started = tokio::time::Instant::now();
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
+    assert_eq!(sink.batch_sizes(), vec![1, 1]);
+    assert_eq!(p.counters().delivered, 1);
+}
+
+#[tokio::test]
+async fn huge_durations_in_settings_and_deadlines_do_not_panic() {
+    let sink = Recorder::scripted(&[Answer::Retry]);
+    let s = PipelineSettings {
+        max_batch_age: Duration::MAX,
+        retry_max_delay: Duration::MAX,
+        retry_budget: Duration::MAX,
+        export_timeout: Duration::MAX,
+        ..settings()
+    };
+    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+    for i in 0..3 {
+        p.log(event(i));
+    }
+    let report = tokio::time::timeout(Duration::from_secs(5), p.flush(Duration::MAX))
+        .await
+        .expect("flush returns once everything is delivered");
+    assert_eq!(report.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![3, 3]);
+    p.log(event(4));
+    let report = tokio::time::timeout(Duration::from_secs(5), p.shutdown(Duration::MAX))
+        .await
+        .expect("shutdown returns once everything is delivered");
+    assert_eq!((report.remaining, report.counters.delivered), (0, 4));
 }
 
 #[tokio::test]

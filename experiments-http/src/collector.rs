@@ -1,17 +1,21 @@
 //! A real HTTP collector on loopback, for tests and benchmarks (feature `collector`): it
 //! verifies the signature, un-gzips, decodes and counts events (by uuid, so duplicates show),
-//! and can be told to misbehave: answer an error status, ask to retry later, hang, or drop
-//! the connection.
+//! and can be told to misbehave: answer an error status, ask to retry later, hang, drop
+//! the connection, redirect elsewhere, or answer with a body that never ends.
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -35,7 +39,40 @@ pub enum Behavior {
     Hang(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Answer this (3xx) status with `Location: /moved`, without storing. Requests to
+    /// `/moved` are answered 200 whatever they carry and never stored: a landing page that
+    /// would swallow a batch if the client followed the redirect
+    /// ([`Collector::followed_redirects`] counts them).
+    Redirect(u16),
+    /// Answer this status with a body that never ends (64 KiB chunks for as long as the
+    /// client reads; [`Collector::response_bytes`] counts them), without storing.
+    EndlessBody(u16),
 }
+
+/// The path [`Behavior::Redirect`] points to.
+const MOVED_PATH: &str = "/moved";
+
+/// One chunk of an endless body: shared, so the collector allocates nothing per chunk.
+static ENDLESS_CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+/// A response body that yields [`ENDLESS_CHUNK`] forever and counts what it handed out.
+struct Endless(Arc<State>);
+
+impl Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.response_bytes.fetch_add(ENDLESS_CHUNK.len() as u64, Ordering::SeqCst);
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&ENDLESS_CHUNK)))))
+    }
+}
+
+/// What the collector answers with.
+type Reply = Response<BoxBody<Bytes, Infallible>>;
 
 #[derive(Default)]
 struct State {
@@ -51,6 +88,8 @@ struct State {
     bad_signatures: AtomicU64,
     wire_bytes: AtomicU64,
     body_bytes: AtomicU64,
+    followed_redirects: AtomicU64,
+    response_bytes: AtomicU64,
 }
 
 /// A running collector. Stops when dropped.
@@ -149,11 +188,27 @@ impl Collector {
     pub fn body_bytes(&self) -> u64 {
         self.state.body_bytes.load(Ordering::SeqCst)
     }
+
+    /// Requests that arrived at the target of a [`Behavior::Redirect`] (a client that
+    /// follows redirects shows here; they also count in [`Collector::requests`]).
+    pub fn followed_redirects(&self) -> u64 {
+        self.state.followed_redirects.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of [`Behavior::EndlessBody`] bodies handed to connections so far: what a client
+    /// read, plus at most what the socket and hyper buffer.
+    pub fn response_bytes(&self) -> u64 {
+        self.state.response_bytes.load(Ordering::SeqCst)
+    }
 }
 
-fn reply(status: u16, text: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn reply(status: u16, text: &str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())).boxed());
+    *r.status_mut() = status_code(status);
     r
 }
 
@@ -194,11 +249,12 @@ fn decode(body: &[u8]) -> Result<Vec<(String, Value)>, String> {
 }
 
 /// `Err` makes hyper close the connection without answering (`Behavior::Drop`).
-async fn handle(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::io::Error> {
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, std::io::Error> {
     state.requests.fetch_add(1, Ordering::SeqCst);
+    if req.uri().path() == MOVED_PATH {
+        state.followed_redirects.fetch_add(1, Ordering::SeqCst);
+        return Ok(reply(200, "landing page"));
+    }
     let behavior = {
         let next = state.script.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         next.or(*state.default.lock().unwrap_or_else(|p| p.into_inner()))
@@ -247,6 +303,16 @@ async fn handle(
                 std::io::ErrorKind::ConnectionAborted,
                 "scripted drop",
             ));
+        }
+        Behavior::Redirect(s) => {
+            let mut r = reply(s, "moved");
+            r.headers_mut().insert("location", hyper::header::HeaderValue::from_static(MOVED_PATH));
+            return Ok(r);
+        }
+        Behavior::EndlessBody(s) => {
+            let mut r = Response::new(Endless(Arc::clone(&state)).boxed());
+            *r.status_mut() = status_code(s);
+            return Ok(r);
         }
     }
     match decode(&body) {

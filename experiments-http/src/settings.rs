@@ -1,14 +1,17 @@
 //! Settings of the HTTP sink.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
 use experiments_events::Encoding;
-use serde::{Deserialize, Deserializer};
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-/// The signing secret: configured as base64 (like baseplate's `key.secret`), never printed.
+/// The signing secret: configured as base64 (like baseplate's `key.secret`), never printed:
+/// its `Debug` is `Secret(<redacted>)`, and neither a malformed base64 text nor a value of
+/// the wrong JSON type is quoted in an error.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(Vec<u8>);
 
@@ -18,9 +21,14 @@ impl Secret {
         Secret(bytes.into())
     }
 
-    /// A secret from its base64 form.
-    pub fn from_base64(text: &str) -> Result<Self, base64::DecodeError> {
-        base64::engine::general_purpose::STANDARD.decode(text.trim()).map(Secret)
+    /// A secret from its base64 form (standard alphabet, padded; surrounding whitespace
+    /// ignored). The error says only that the text is not base64: the decoder's own errors
+    /// quote the offending byte and its offset, a piece of the secret.
+    pub fn from_base64(text: &str) -> Result<Self, InvalidSecret> {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map(Secret)
+            .map_err(|_| InvalidSecret)
     }
 
     /// The raw bytes.
@@ -35,12 +43,105 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A secret text that is not valid base64. Deliberately vague: which byte is wrong, and
+/// where, would reveal part of the secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not valid base64 (standard alphabet, padded); the value is not shown")]
+pub struct InvalidSecret;
+
+/// The error for a secret of the wrong type, which serde would otherwise quote (``invalid
+/// type: integer `123` ``).
+const SECRET_NOT_A_STRING: &str =
+    "secret: expected a base64 string; a value of another type was given (not shown)";
+
+/// Reads a [`Secret`] from a string and refuses every other type without quoting it.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<T, E: de::Error>() -> Result<T, E> {
+        Err(E::custom(SECRET_NOT_A_STRING))
+    }
+}
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a base64 string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+        Secret::from_base64(v).map_err(|e| E::custom(format_args!("secret: {e}")))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, _: D) -> Result<Secret, D::Error> {
+        Self::refuse()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Secret, E> {
+        Self::refuse()
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, _: D) -> Result<Secret, D::Error> {
+        Self::refuse()
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+        Self::refuse()
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+        Self::refuse()
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+        Self::refuse()
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Secret::from_base64(&text)
-            .map_err(|e| serde::de::Error::custom(format!("secret is not base64: {e}")))
+        // `deserialize_any`, not `deserialize_str`: serde_json answers a mistyped value of
+        // `deserialize_str` itself, quoting it, before the visitor can refuse it quietly.
+        d.deserialize_any(SecretVisitor)
     }
+}
+
+/// `url` with the credentials in its userinfo hidden: `scheme://user:<redacted>@host/...`,
+/// or `scheme://<redacted>@host/...` when the userinfo is a bare user name (often a token).
+/// The authority ends at the first `/`, `\`, `?` or `#`; its last `@` ends the userinfo, so
+/// a password containing `@` is hidden whole. Text without userinfo is returned unchanged.
+pub(crate) fn redact_url(url: &str) -> Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let authority = &rest[..rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return Cow::Borrowed(url);
+    };
+    let shown = match authority[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:<redacted>"),
+        None => "<redacted>".to_owned(),
+    };
+    Cow::Owned(format!("{}{shown}{}", &url[..start], &url[start + at..]))
 }
 
 /// Settings of an [`HttpLogger`](crate::HttpLogger). Durations in human form (`"3s"`).
@@ -51,10 +152,14 @@ impl<'de> Deserialize<'de> for Secret {
 /// assert_eq!(s.secret.bytes(), b"secret");
 /// assert_eq!(format!("{:?}", s.secret), "Secret(<redacted>)");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+///
+/// `Debug` hides the secret and any credentials in the URL's userinfo
+/// (`http://user:<redacted>@host/`).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
-    /// The collector endpoint, e.g. `https://collector.example/v2`.
+    /// The collector endpoint, e.g. `https://collector.example/v2`. It must be the final
+    /// URL: redirects are not followed, a 3xx rejects the batch.
     pub url: String,
     /// The name of the signing key (`X-Signature: key=<name>, ...`).
     pub key_name: String,
@@ -81,6 +186,36 @@ pub struct HttpSettings {
     /// An extra CA certificate (PEM) to trust.
     #[serde(default)]
     pub ca_certificate: Option<PathBuf>,
+}
+
+impl fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so a new field cannot be forgotten here.
+        let HttpSettings {
+            url,
+            key_name,
+            secret,
+            format,
+            gzip,
+            timeout,
+            connect_timeout,
+            max_batch_bytes,
+            max_in_flight,
+            ca_certificate,
+        } = self;
+        f.debug_struct("HttpSettings")
+            .field("url", &redact_url(url))
+            .field("key_name", key_name)
+            .field("secret", secret)
+            .field("format", format)
+            .field("gzip", gzip)
+            .field("timeout", timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("max_batch_bytes", max_batch_bytes)
+            .field("max_in_flight", max_in_flight)
+            .field("ca_certificate", ca_certificate)
+            .finish()
+    }
 }
 
 fn default_format() -> Encoding {
@@ -116,6 +251,31 @@ impl HttpSettings {
             max_batch_bytes: default_max_batch_bytes(),
             max_in_flight: default_max_in_flight(),
             ca_certificate: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials_only() {
+        for (url, shown) in [
+            ("http://user:pw@h/v2", "http://user:<redacted>@h/v2"),
+            ("https://token@h:1/", "https://<redacted>@h:1/"),
+            ("http://u:p@ss@h/", "http://u:<redacted>@h/"),
+            ("u:pw@h/v2", "u:<redacted>@h/v2"),
+            ("http://h/a@b", "http://h/a@b"),
+            ("http://h?q=a@b", "http://h?q=a@b"),
+            ("http://h#a@b", "http://h#a@b"),
+            ("http://h\\a@b", "http://h\\a@b"),
+            ("http://:pw@h", "http://:<redacted>@h"),
+            ("http://@h", "http://<redacted>@h"),
+            ("", ""),
+            ("://", "://"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
         }
     }
 }

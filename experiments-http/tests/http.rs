@@ -243,3 +243,62 @@ fn secrets_are_base64_and_redacted() {
     assert_eq!(s.format, Encoding::V2);
     assert!(s.gzip);
 }
+
+/// `Debug` of the settings (and of the logger) hides a password in the URL's userinfo, and
+/// a bare user name there (a token, often); the rest of the URL stays readable.
+#[test]
+fn debug_redacts_credentials_in_the_url() {
+    for (url, secret, kept) in [
+        (
+            "http://user:hunter2@collector.example/v2",
+            "hunter2",
+            "http://user:<redacted>@collector.example/v2",
+        ),
+        (
+            "https://ghp_T0k3n@collector.example:8443/v2?x=1",
+            "ghp_T0k3n",
+            "https://<redacted>@collector.example:8443/v2?x=1",
+        ),
+        ("http://u:p%40ss@w0rd@h/", "w0rd", "http://u:<redacted>@h/"),
+        ("HTTP://a:b@c", ":b", "HTTP://a:<redacted>@c"),
+    ] {
+        let s = HttpSettings::new(url, "k", Secret::new(b"s".to_vec()));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains(secret), "{debug}");
+        assert!(debug.contains(kept), "{debug}");
+        let logger = HttpLogger::new(s).unwrap();
+        assert!(!format!("{logger:?}").contains(secret));
+    }
+    // Nothing to hide: printed as configured, '@' after the authority included.
+    let s = HttpSettings::new("http://h:8080/v2/a@b?c=d@e", "k", Secret::new(b"s".to_vec()));
+    assert!(format!("{s:?}").contains(r#"url: "http://h:8080/v2/a@b?c=d@e""#), "{s:?}");
+}
+
+/// A secret of the wrong JSON type, or one that is not base64, gives an error that names
+/// the field and never quotes the value (serde's default messages do, and so do base64's,
+/// byte by byte).
+#[test]
+fn secret_errors_never_quote_the_value() {
+    for (secret, hidden) in [
+        ("123456789", "123456789"),
+        ("-987654321", "987654321"),
+        ("3.25e7", "32500000"),
+        ("true", "true"),
+        (r#"{"k": "hunter2"}"#, "hunter2"),
+        (r#"["hunter2"]"#, "hunter2"),
+        (r#""hunter2!""#, "33"),
+        (r#""%%%%""#, "37"),
+    ] {
+        let text = format!(r#"{{"url": "http://x", "key_name": "k", "secret": {secret}}}"#);
+        let err = serde_json::from_str::<HttpSettings>(&text).unwrap_err().to_string();
+        assert!(!err.contains(hidden), "{secret}: {err}");
+        assert!(err.contains("secret"), "{secret}: {err}");
+    }
+    // Accepted forms still work.
+    let s: HttpSettings =
+        serde_json::from_str(r#"{"url": "http://x", "key_name": "k", "secret": " c2VjcmV0 "}"#)
+            .unwrap();
+    assert_eq!(s.secret.bytes(), b"secret");
+    let err = Secret::from_base64("hunter2!").unwrap_err().to_string();
+    assert!(!err.contains("33") && !err.contains('!'), "{err}");
+}
