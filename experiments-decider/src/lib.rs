@@ -83,6 +83,7 @@ mod error;
 mod event;
 mod format;
 mod manifest;
+mod numbers;
 mod properties;
 mod raw;
 mod targeting;

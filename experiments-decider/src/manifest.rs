@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::context::Field;
 use crate::error::{EntryError, InitError};
+use crate::numbers;
 use crate::properties;
 use crate::raw::{self, OverrideGroupFeature, RawConfig, RawEntry, RawKind, RawValueType};
 use crate::targeting::{Groups, Node, Operand};
@@ -293,9 +294,15 @@ impl Manifest {
     ///
     /// Entries are deserialized straight from the text; only an entry that fails is parsed
     /// again through a JSON tree, which gives exactly the reference's semantics (duplicate
-    /// keys: the last wins) and messages.
+    /// keys: the last wins) and messages. Float literals are read as the reference's
+    /// `serde_json` build reads them (twice rounded: 16–17-digit literals can land 1–2 ULPs
+    /// off the exact value, and a literal just below `f64::MAX` is out of range).
     pub fn from_slice(bytes: &[u8]) -> Result<Manifest, InitError> {
         let json_err = |e: serde_json::Error| InitError::Json(e.to_string());
+        // Numbers read as the reference reads them (see `numbers`).
+        let bytes = &*numbers::reference_floats(bytes).map_err(|at| {
+            InitError::Json(format!("number out of range at line {} column {}", at.line, at.column))
+        })?;
         // Syntax, nesting depth and number range, as a full parse of the document reports them.
         serde_json::from_slice::<Scan>(bytes).map_err(json_err)?;
         match serde_json::from_slice::<Members<'_>>(bytes) {
@@ -310,7 +317,9 @@ impl Manifest {
         }
     }
 
-    /// Loads an already parsed document (an object's members).
+    /// Loads an already parsed document (an object's members). Numbers are taken as they are
+    /// in the tree; [`Manifest::from_slice`] reads them from text the way the reference does
+    /// (see its documentation), which can differ in the last bits of long float literals.
     pub fn from_map(doc: Map<String, Value>) -> Result<Manifest, InitError> {
         Self::load(doc.into_iter().map(|(k, v)| (k, Member::Tree(v))).collect())
     }

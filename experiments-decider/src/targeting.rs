@@ -217,9 +217,23 @@ impl Node {
                 }
                 _ => Node::Ne { field: Field::resolve(field), value: Operand::new(value) },
             },
+            // In override trees, a prefix naming a group on the same field stands for the
+            // group's (string) values, as `EQ value` does (probed on 1.18.2; SPEC §8 omits it).
             RawTree::PREQ { field, values } => Node::Prefix {
                 field: Field::resolve(field),
-                prefixes: values.iter().map(|p| p.as_str().into()).collect(),
+                prefixes: values
+                    .iter()
+                    .flat_map(|p| match groups.and_then(|g| g.get(p.as_str())) {
+                        Some((gfield, group)) if gfield == field => group
+                            .iter()
+                            .filter_map(|v| match v {
+                                Operand::Str(s, _) => Some(s.clone()),
+                                _ => None,
+                            })
+                            .collect::<Vec<_>>(),
+                        _ => vec![p.as_str().into()],
+                    })
+                    .collect(),
             },
             RawTree::GT { field, value } => Node::cmp(CmpOp::Gt, field, *value),
             RawTree::LT { field, value } => Node::cmp(CmpOp::Lt, field, *value),
@@ -355,6 +369,23 @@ mod tests {
         let many =
             node(json!({"EQ": {"field": "device_id", "values": ["vips", "x"]}}), Some(&groups));
         assert_eq!(many.eval(&ctx(json!({"device_id": "t2_a"}))), Some(true));
+        // PREQ: a group on the same field expands to its string values; on another field the
+        // name stays a literal prefix; targeting trees never expand.
+        groups
+            .insert("g2".into(), ("country_code".into(), vec![Operand::new(&json!("t2_"))].into()));
+        groups.insert(
+            "p".into(),
+            ("user_id".into(), vec![Operand::new(&json!("t2_")), Operand::new(&json!(5))].into()),
+        );
+        let prefix =
+            |values: Value, g| node(json!({"PREQ": {"field": "user_id", "values": values}}), g);
+        assert_eq!(prefix(json!(["p"]), Some(&groups)).eval(&c), Some(true));
+        assert_eq!(prefix(json!(["g2"]), Some(&groups)).eval(&c), Some(false));
+        assert_eq!(
+            prefix(json!(["g2"]), Some(&groups)).eval(&ctx(json!({"user_id": "g2x"}))),
+            Some(true)
+        );
+        assert_eq!(prefix(json!(["p"]), None).eval(&c), Some(false));
         let unexpanded = node(json!({"EQ": {"field": "user_id", "value": "vips"}}), None);
         assert_eq!(unexpanded.eval(&c), Some(false));
     }

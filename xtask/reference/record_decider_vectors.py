@@ -9,13 +9,19 @@ the layout of `../shared/decider/README.md`, so `cargo xtask conformance OUT_DIR
     python3 -m venv target/decider-ref && target/decider-ref/bin/pip install reddit-decider==1.18.2
     target/decider-ref/bin/python xtask/reference/record_decider_vectors.py OUT_DIR SEED N_FILES [theme]
 
-Writes `OUT_DIR/NN_<theme>.json`. Without `theme`, files cycle through THEMES. The output is byte for
+Writes `OUT_DIR/NN_<theme>.json`. Without `theme`, files cycle through THEMES (12 files cover each once).
+The `edge` theme (and, rarely, every theme through `edge()`) draws from the EDGE pools: range ends on the f32
+rounding boundaries of the buckets of the identifiers the contexts use, 17-digit floats (which serde_json
+without float_roundtrip reads 1-2 ULPs off), ids/timestamps/versions at their limits, odd `version`
+strings, numeric strings, long (multi-block SHA-1) and unicode strings, odd operand shapes, `$none`-like
+override names, duplicate variant names, `$`-keys, odd `$override_groups` keys (incl. PREQ references),
+disabled parents, and raw-text corners (number spellings, serde's recursion limit, duplicate keys). The output is byte for
 byte the same for a seed (event timestamps and random UUIDs are recorded as placeholders).
 `requests` stays empty: the wrapper package (reddit-experiments) is not used. The generator
 never produces the two inputs that crash the reference (a DC whose value is a JSON array, and
 parent cycles), nor NaN/Infinity.
 """
-import copy, json, logging, os, random, sys, tempfile, time, uuid, warnings
+import copy, hashlib, json, logging, math, os, random, re, struct, sys, tempfile, time, uuid, warnings
 
 warnings.simplefilter("ignore")
 logging.disable(logging.CRITICAL)  # the public Decider logs partial loads
@@ -27,14 +33,16 @@ from rust_decider.rust_decider import Decider as RawDecider  # raises PartialLoa
 assert rust_decider.version() == "1.18.2", rust_decider.version()
 PACKAGES = {"reddit-decider": "1.18.2", "reddit-experiments": "-", "rust_decider.version()": rust_decider.version()}
 THEMES = ["basic", "rollout", "targeting", "overrides", "holdout", "meg", "dynamic_config", "context",
-          "identifiers", "broken", "mixed"]
+          "identifiers", "broken", "mixed", "edge"]
 # knobs: entries, DC / holdout / MEG share, targeting / override probability, broken entry probability,
-# mistyped context probability, probability of an unusual bucket_val
-KNOBS = dict(n=(8, 22), dc=0.2, hg=0.1, meg=0.1, tgt=0.35, ovr=0.3, broken=0.08, badctx=0.05, oddbv=0.15)
+# mistyped context probability, probability of an unusual bucket_val, probability of each edge-case hook
+# (the EDGE pools below: boundary ranges, limits, numeric strings, long/unicode strings, odd operands)
+KNOBS = dict(n=(8, 22), dc=0.2, hg=0.1, meg=0.1, tgt=0.35, ovr=0.3, broken=0.08, badctx=0.05, oddbv=0.15, edge=0.03)
 THEME_KNOBS = {"rollout": dict(tgt=0.15, ovr=0.1), "targeting": dict(tgt=0.85), "overrides": dict(ovr=0.85),
                "holdout": dict(hg=0.3), "meg": dict(meg=0.3, hg=0.15), "dynamic_config": dict(dc=0.55),
                "context": dict(badctx=0.2), "identifiers": dict(oddbv=0.6), "broken": dict(broken=0.35),
-               "mixed": dict(hg=0.15, meg=0.15, tgt=0.5, ovr=0.5, broken=0.15, badctx=0.1)}
+               "mixed": dict(hg=0.15, meg=0.15, tgt=0.5, ovr=0.5, broken=0.15, badctx=0.1, edge=0.1),
+               "edge": dict(hg=0.17, meg=0.15, tgt=0.5, ovr=0.5, broken=0.05, badctx=0.08, oddbv=0.3, edge=0.35)}
 R = random.Random(1)
 K = dict(KNOBS)
 
@@ -80,6 +88,82 @@ SPECIAL_UUIDS = ["00000000-0000-0000-0000-000000000000", "6ba7b810-9dad-11d1-80b
                  "ffffffff-ffff-ffff-ffff-ffffffffffff"]
 
 
+def ulps(x, ks=(1, 2, 3, 4, 5, 8)):
+    """x and its f64 neighbours k ULPs away on both sides (EQ is "within f64::EPSILON or 4 ULPs")."""
+    out = [x]
+    for k in ks:
+        for d in (math.inf, -math.inf):
+            y = x
+            for _ in range(k):
+                y = math.nextafter(y, d)
+            if math.isfinite(y):
+                out.append(y)
+    return out
+
+
+# --- edge pools (used by the `edge` theme, and rarely elsewhere, through `edge()`) ---
+EDGE_FLOATS = sorted({y for b in [0.3, 1.0, 100.0, -2.5, 1e16, 0.0, 1e-300, 2.0 ** 53, 1.7976931348623157e308,
+                                  2.220446049250313e-16, 5.0] for y in ulps(b)})
+FMT_FLOATS = [1e-5, 9.99e-6, 1e-6, 1.2e-5, 0.00012, 0.0001, 1e15, 9.999999999999998e15, 1e16, 1.0000000000000002e16,
+              1.5e16, 1e17, 123456789012345680.0, 1e22, 1e23, 2.2250738585072014e-308, 3e-310, 12345678.9, -1e-5,
+              -1e16, 0.1 + 0.2, 100.0, 2.0 ** 63, 2.0 ** 64, 5.0, -5.0, 0.5, 1.7976931348623157e308, -0.0]
+EDGE_INTS = [2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32, 2 ** 53, 2 ** 53 + 1, 2 ** 63 - 1,
+             -(2 ** 63), 2 ** 63, -(2 ** 63) - 1, 2 ** 64 - 1, 2 ** 64, 10 ** 30, -(10 ** 30), 5, 0]
+NUMSTR = ["inf", "-inf", "+inf", "infinity", "Infinity", "INF", "NaN", "nan", "-NaN", "1e3", "1E3", "1e+3", " 5", "5 ",
+          "+5", "-5", ".5", "5.", "-.5", "1_000", "0x10", "00005", "5e", "e5", "1e400", "-1e400", "1e-400", "-0", "-0.0",
+          "0.30000000000000004", "١", "５", "1,5", "9007199254740993", "18446744073709551616", "2e308", "5.0", "5",
+          "1.7976931348623157e308", "0.3", "100", "1e16", "1e+16"]
+EDGE_NUMS = EDGE_FLOATS + FMT_FLOATS + EDGE_INTS
+EDGE_VERSIONS = ["1.0.0.", "1.+0.0", "+1.0.0", "1.0.0 ", "...", ".", "1..0", "001.000.000", "1.0.0.x", "1.-0.0",
+                 "1.00000.0", "1.0.0.0.0", "١.0.0", "1.0.0\n", "0.0.0", "1.255.255", "1.255.256", "256", "1.0.0.0",
+                 "01.2.3", "", " ", "v1", "1,0,0", "1.0.0-beta", "1.0.0+x", "1.a.0", "1.0.a", "2", "1. 0.0", "1.0.0\u2028",
+                 "1.0", "1.0.0", "1.0.0.0.0.0", "1.0.00000000000000000001", "1.0.-1", "1.0.0 .0"]
+EDGE_IDS = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1]
+EDGE_TS = [0, 1, 2 ** 31 - 1, 2 ** 32, 2 ** 53 + 1, 2 ** 63 - 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1]
+NONE_LIKE = ["$none", "$none", "$None", "$NONE", " $none", "$none ", "none", "None", "$", "", "null", "$none$"]
+NAME_SUFFIXES = ["::::x", "\x00", 'q"', "\\", "\u2028", "\t", "é" * 20, "x" * 60, " ", "🚀", "\x7f", "\x1f",
+                 "e\u0301", "\ufeff", "\u200b"]
+
+
+def edge():
+    return R.random() < K["edge"]
+
+
+def long_str(prefix="t2_"):
+    """Strings around the 55/64-byte SHA-1 block boundaries of the hash input (ASCII and multi-byte)."""
+    n = R.randint(15, 75)
+    return prefix + R.choice(["x" * n, "é" * (n // 2), "🚀" * (n // 4), "".join(R.choice("abc0é") for _ in range(n)),
+                              "e\u0301" * (n // 3)])
+
+
+def f32_bits(x):
+    return struct.unpack("<I", struct.pack("<f", x))[0]
+
+
+def f32_from_bits(i):
+    return struct.unpack("<f", struct.pack("<I", i))[0]
+
+
+def bound_cands(b):
+    """range values around the rounding boundaries of bucket b: round(f32(x) * 1000f32) is b-1, b or b+1."""
+    out = []
+    for c in ((b - 0.5) / 1000, (b + 0.5) / 1000, b / 1000):
+        if c <= 0:
+            continue
+        out += [c, c + 1e-12, c - 1e-12]
+        i = f32_bits(c)
+        out += [f32_from_bits(i + k) for k in (-2, -1, 1, 2)] + [f32_from_bits(i)]
+        # a hair off the midpoint between two f32 neighbours: which f32 it becomes depends on exact f64 parsing
+        k = R.randrange(-2, 2)
+        m = (f32_from_bits(i + k) + f32_from_bits(i + k + 1)) / 2
+        out.append(math.nextafter(m, R.choice([math.inf, -math.inf])))
+    return out or [0, 0.0, -0.0]
+
+
+def bucket_of(fid, name, sv, ident):
+    return int(hashlib.sha1(("%s.%s.%s%s" % (fid, name, sv, ident)).encode()).hexdigest(), 16) % 1000
+
+
 def rid(prefix, n=7):
     return prefix + "".join(R.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
 
@@ -89,8 +173,12 @@ def uuid_form(ok=0.8):
     s = str(u)
     if R.random() < ok:
         return R.choice([s, s, s.upper(), u.hex, "{%s}" % s, "urn:uuid:" + s])
-    return R.choice([s[:-1], s + "0", " " + s, "URN:UUID:" + s, "{%s}" % u.hex, s.replace("-", "", 1), "not-a-uuid",
-                     "", u.hex.upper(), s.replace("-", "_")])
+    bad = [s[:-1], s + "0", " " + s, "URN:UUID:" + s, "{%s}" % u.hex, s.replace("-", "", 1), "not-a-uuid",
+           "", u.hex.upper(), s.replace("-", "_")]
+    if edge():  # non-ASCII look-alikes, unbalanced braces, mixed forms
+        bad += [s.replace("-", "\u2010", 1), "\uff10" + s[1:], "é" + s[2:], "{" + s, s + "}", "urn:uuid:{%s}" % s,
+                "urn:uuid:" + u.hex, "Urn:Uuid:" + s, s[:8] + s[8:].upper(), "{%s}" % s.upper(), s + "\x00", "urn:uuid:"]
+    return R.choice(bad)
 
 
 class Pools:
@@ -98,6 +186,7 @@ class Pools:
 
     def __init__(self):
         self.users = [rid("t2_", R.randint(5, 9)) for _ in range(R.randint(8, 14))] + R.sample(WEIRD, R.randint(0, 2))
+        self.users += [long_str() for _ in range(R.randint(1, 4))] if edge() else []
         self.vals = dict(FIELD_VALUES, user_id=self.users, subreddit_id=[rid("t5_", 5) for _ in range(4)],
                          ad_account_id=[rid("a2_", 5) for _ in range(3)], business_id=[rid("b_", 5) for _ in range(3)],
                          device_id=[uuid_form() for _ in range(6)] + [rid("dev-", 5), ""],
@@ -110,9 +199,32 @@ class Pools:
             g = rid("grp_", 4)
             values = R.sample(self.vals[f], min(3, len(self.vals[f]))) + ([R.choice(MIXED)] if R.random() < 0.15 else [])
             self.groups[g] = {"name": g if R.random() < 0.9 else "other", "values": values, "field": f}
+        # 17-digit floats shared by trees, DC values and contexts: serde_json (without float_roundtrip) reads about one
+        # in seven of them from config text 1-2 ULPs away from the correctly rounded value
+        self.floats = [R.choice([R.random(), R.uniform(-1e3, 1e3), R.random() * 10.0 ** R.randint(-30, 30)]) for _ in range(4)]
+        if edge():  # odd group keys ("" and numeric-looking), values naming other groups (expansion is one level)
+            for g in R.sample(["", "5", "true", "1.0", "null", R.choice(self.users), "ü g"], R.randint(1, 3)):
+                f = R.choice(["user_id", "user_id", "num_votes", "country_code", "", "is_mod"])
+                values = R.sample(self.vals.get(f, MIXED), min(2, len(self.vals.get(f, MIXED))))
+                values += R.sample(sorted(self.groups) + [g, R.choice(MIXED), R.choice(NUMSTR)], R.randint(0, 2))
+                self.groups[g] = {"name": g, "values": values, "field": f}
 
     def fval(self, f):
+        if edge():
+            return self.edge_val(f)
         return R.choice(self.vals.get(f, MIXED))
+
+    def edge_val(self, f):
+        if f == "build_number":
+            return R.choice([2 ** 31 - 1, -(2 ** 31), 0, True, False, 2 ** 31])
+        if f == "cookie_created_timestamp":
+            return R.choice([2 ** 63 - 1, -(2 ** 63), 0, True, False, 2 ** 63])
+        if f in TYPED_STR:
+            return R.choice([long_str(), R.choice(NUMSTR), R.choice(WEIRD), R.choice(self.vals.get(f, MIXED))])
+        if f in ("logged_in", "user_is_employee"):
+            return R.random() < 0.5
+        return R.choice([R.choice(EDGE_NUMS), R.choice(NUMSTR), R.choice(EDGE_NUMS + self.floats), long_str(""),
+                         R.random() < 0.5, R.choice(self.floats)])
 
 
 def rfield():
@@ -126,16 +238,54 @@ def rfield():
 
 
 def tval(P, f):
+    if edge():
+        return R.choice([P.edge_val(f), R.choice(EDGE_NUMS), R.choice(NUMSTR)])
     return P.fval(f) if R.random() < 0.6 else R.choice(MIXED + [[1, 2], {"a": 1}] if R.random() < 0.05 else MIXED)
+
+
+def redge_leaf(P, f):
+    """Odd operand shapes: some are load errors of the entry, the rest probe numeric/string corners."""
+    v = tval(P, f)
+    r = R.random()
+    if r < 0.25:  # comparison against boundary numbers (valid)
+        return {R.choice(["GT", "GE", "LT", "LE"]): {"field": R.choice([f, "score", "karma"]),
+                                                     "value": R.choice(EDGE_NUMS + P.floats * 10)}}
+    if r < 0.4:  # EQ/NE value from the edge pools, possibly with a `values` too (value wins) or extra keys
+        node = {"field": f, "value": v}
+        node.update(R.choice([{}, {"values": [tval(P, f)]}, {"extra": [1, {"a": None}]}, {"value_": 1}]))
+        return {R.choice(["EQ", "NE"]): node}
+    if r < 0.5:
+        return {"EQ": {"field": f, "values": [tval(P, f) for _ in range(R.randint(1, 5))]}}
+    if r < 0.58 and P.groups:  # a non-string value (or "") that spells a group key
+        g = R.choice(sorted(P.groups))
+        lit = {"5": 5, "true": True, "1.0": 1.0, "null": None}.get(g, g)
+        return {R.choice(["EQ", "NE"]): {"field": P.groups[g]["field"] or f, "value": lit}}
+    if r < 0.85:
+        return {"PREQ": {"field": f, "values": [R.choice(["", "t2_", "é", "🚀", "x" * 20, "T2_"]),
+                                                R.choice(P.users)[:R.randint(0, 12)]]}}
+    return R.choice([  # mostly load errors of the entry
+        {"NE": {"field": f, "values": [v]}}, {"GT": {"field": f, "values": [5]}}, {"PREQ": {"field": f, "value": "t2_"}},
+        {"GT": {"field": f, "value": True}}, {"GE": {"field": f, "value": None}}, {"LT": {"field": f, "value": "5"}},
+        {"EQ": {"field": R.choice([5, None, True]), "value": v}}, {"EQ": {"field": "", "value": v}},
+        {"EQ": {"field": "other_fields", "value": v}}, {"ALL": {}}, {"ANY": {"EQ": {"field": f, "value": v}}},
+        {"NOT": [{"EQ": {"field": f, "value": v}}]}, {"NOT": None}, {"ALL": None}, {"EQ": {"field": f, "value": v}, "x": 1},
+        {"Eq": {"field": f, "value": v}}, {"PREQ": {"field": f, "values": "t2_"}}, {"PREQ": {"field": f, "values": []}},
+        {"EQ": {"field": f, "values": []}}, {"EQ": {"field": f, "values": None}}, {"EQ": {"field": f, "value": [v]}},
+        {"EQ": {"field": f, "value": {"a": v}}}, {"PREQ": {"field": f, "values": [None]}},
+        {"GT": {"field": f, "value": 2 ** 64 - 1}}, {"LE": {"field": f, "value": -(2 ** 63)}}])
 
 
 def rleaf(P, groups=False):
     f = rfield()
+    if edge() and R.random() < 0.5:
+        return redge_leaf(P, f)
     op = R.choice(["EQ", "EQ", "EQs", "EQs", "NE", "GT", "GE", "LT", "LE", "PREQ"])
     if groups and P.groups and R.random() < 0.5:  # $override_groups references
         g, spec = R.choice(sorted(P.groups.items()))
         f = spec["field"] if R.random() < 0.8 else f
-        op = R.choice(["EQ", "EQ", "EQs", "NE"])
+        op = R.choice(["EQ", "EQ", "EQs", "NE", "PREQ"])
+        if op == "PREQ":  # PREQ entries naming a group of the node's field expand too (override trees only)
+            return {op: {"field": f, "values": [g] + R.sample(["t2_", "", "x", R.choice(sorted(P.groups))], R.randint(0, 1))}}
         if op == "EQs":
             return {"EQ": {"field": f, "values": [g] + ([tval(P, f)] if R.random() < 0.5 else [])}}
         return {op: {"field": f, "value": g}}
@@ -173,6 +323,7 @@ def roverrides(P, names):
     for _ in range(R.randint(1, 3)):
         r = R.random()
         name = R.choice(names) if names and r < 0.7 else "$none" if r < 0.85 else R.choice(["not_a_variant", "Treatment"])
+        name = R.choice(NONE_LIKE + names) if edge() else name
         if R.random() < 0.5:
             users = R.sample(P.users, R.randint(1, 3))
             tree = {"EQ": {"field": "user_id", "values": users} if len(users) > 1 else {"field": "user_id", "value": users[0]}}
@@ -199,9 +350,36 @@ def rranges(n):
     return [(R.choice(BOUNDS), R.choice(BOUNDS)) if R.random() < 0.7 else (R.random(), R.random()) for _ in range(n)]
 
 
-def rvariants(names):
+EDGE_BOUNDS = [2 ** 64, -(2 ** 63), 2 ** 70, 10 ** 30, 65.5355, 65.5345, 65.535499, 65.5365, 1e-46, -1e-46, 3.4028235e38,
+               3.4028236e38, 0.0625, 0.0015, 0.0025, 0.0035, 0.1235, 0.9985, 0.9995, 1.0005, 0.9994999, 5e-324, -0.0005,
+               -0.0004999, 0.00049999997, 0.0004999999, 0.5005000000000001]
+
+
+def rranges_near(n, buckets):
+    """Ranges whose ends sit on the f32 rounding boundaries of the buckets of pool identifiers."""
     out = []
-    for nm, (a, b) in zip(names, rranges(len(names))):
+    for _ in range(n):
+        b = R.choice(buckets)
+        near = bound_cands(b) + bound_cands(b + 1)
+        r = R.random()
+        if r < 0.4:  # just bucket b, or nothing, or b and a neighbour
+            out.append((R.choice(bound_cands(b)), R.choice(bound_cands(b + 1))))
+        elif r < 0.7:
+            out.append((R.choice([0, 0.0]), R.choice(near)))
+        else:
+            out.append((R.choice(near), R.choice([1, 1.0, R.choice(BOUNDS + EDGE_BOUNDS)])))
+    return out
+
+
+def rvariants(names, buckets=None):
+    out = []
+    if buckets:
+        ranges = rranges_near(len(names), buckets)
+    elif edge():
+        ranges = [(R.choice(BOUNDS + EDGE_BOUNDS), R.choice(BOUNDS + EDGE_BOUNDS)) for _ in names]
+    else:
+        ranges = rranges(len(names))
+    for nm, (a, b) in zip(names, ranges):
         v = {"name": nm, "range_start": a, "range_end": b}
         v.update({"emit_event_override": R.random() < 0.6} if R.random() < 0.15 else {})
         v.update({"description": "ignored"} if R.random() < 0.03 else {})
@@ -221,6 +399,12 @@ def rbase(slot, typ):
          "name": slot["name"], "enabled": R.random() < 0.9,
          "version": R.choice(["1"] * 6 + ["", "2", "abc", "1.0.0", "1.2.3", "1.0.0.0", "01.0.0", "1.255.255"]),
          "type": typ}
+    if edge():
+        e["id"] = R.choice(EDGE_IDS)
+    if edge() and R.random() < 0.4:
+        e["version"] = R.choice(EDGE_VERSIONS)
+    if edge():  # disabled entries (parents included)
+        e["enabled"] = R.random() < 0.5
     if R.random() < 0.8:
         e["owner"] = R.choice(["growth", "ads-eng", "feeds@reddit.com", None])
     return e
@@ -231,7 +415,7 @@ def rrange_entry(P, slot):
     for k, pool in (("start_ts", [0, 1690327303, 1700000000, 2 ** 63, 2 ** 64 - 1]),
                     ("stop_ts", [0, 1800000000, 4102444800, 1720573285, 2 ** 63, 2 ** 64 - 1])):
         if R.random() < 0.8:
-            e[k] = R.choice(pool[:-2] * 30 + pool[-2:])
+            e[k] = R.choice(pool[:-2] * 30 + pool[-2:]) if not edge() else R.choice(EDGE_TS)
     e.update({"emit_event": R.random() < 0.85} if R.random() < 0.85 else {})
     e.update({"measured": R.random() < 0.5} if R.random() < 0.2 else {})
     if slot["role"] == "hg":
@@ -240,12 +424,21 @@ def rrange_entry(P, slot):
         names = slot["children"] + R.sample(["not_a_child", "Other"] + [c.upper() for c in slot["children"]], R.randint(0, 2))
     else:
         names = R.sample(VARIANTS[:-2], R.randint(1, 4)) + (R.sample(VARIANTS[-2:], 1) if R.random() < 0.05 else [])
+    if names and edge():  # duplicate variant names (the first match wins)
+        names += R.sample(names, R.randint(1, min(2, len(names))))
     R.shuffle(names)
     x = {"experiment_version": R.randint(0, 20) if R.random() < 0.97 else 4294967295}
+    if edge():
+        x["experiment_version"] = R.choice([0, 2 ** 31, 2 ** 32 - 1])
     if R.random() < 0.8:
         x["shuffle_version"] = R.choice([0, 0, 1, 2, 5, 4294967295])
     x["bucket_val"] = rbucket_val()
-    x["variants"] = rvariants(names) if R.random() < 0.97 else []
+    idents = [v for v in P.vals.get(x["bucket_val"], []) if isinstance(v, str)] if x["bucket_val"] in TYPED_STR else []
+    buckets = None
+    if idents and edge():  # put range ends right on the rounding boundaries of identifiers the contexts use
+        buckets = [bucket_of(e["id"], slot["name"], x.get("shuffle_version", 0), u)
+                   for u in R.sample(idents, min(len(idents), 6))]
+    x["variants"] = rvariants(names, buckets) if R.random() < 0.97 else []
     if R.random() < K["tgt"]:
         x["targeting"] = rtree(P, groups=R.random() < 0.3) if R.random() < 0.95 else None
     if R.random() < K["ovr"]:
@@ -254,6 +447,9 @@ def rrange_entry(P, slot):
     if R.random() < 0.03:  # the array form: its 6 fields in serde order (a wrong length fails the entry)
         e["experiment"] = [x["experiment_version"], x["variants"], x.get("shuffle_version", 0), x["bucket_val"],
                            x.get("overrides"), x.get("targeting")][:R.choice([6, 6, 6, 5, 2])]
+        if edge():  # longer, or nulls in the optional slots
+            e["experiment"] = R.choice([e["experiment"] + [None], e["experiment"] + ["extra"],
+                                        e["experiment"][:2] + [None] + e["experiment"][3:], e["experiment"][:4] + [None, None]])
     for k in ("parent_hg_name", "parent_meg_name"):
         if slot.get(k):
             e[k] = slot[k]
@@ -288,6 +484,9 @@ def rdc_entry(P, slot):
            "float": lambda: R.choice([0.0, 7.0, -0.0, 0.1, 1e-07, 1e16, 5e-324, 2.5, 1.7976931348623157e308]),
            "str": lambda: R.choice(["", "on", "Ünïcode 🚀", "a::::b", 'q"uote', "1", "true", "nl\nx"]),
            "map": rmap, "null": lambda: None, "absent": lambda: None}[kind]()
+    if edge():
+        val = R.choice([R.choice(EDGE_NUMS), R.choice(NUMSTR), long_str(""), {"m": R.choice(EDGE_NUMS), "s": R.choice(NUMSTR)},
+                        R.choice(P.floats)])
     if kind != "absent":
         e["value"] = val
     if R.random() < (0.7 if kind in ("null", "absent") else 0.4):
@@ -350,6 +549,8 @@ def rconfig(P):
                                 {"dc": "dc", "hg": "hg", "meg": "meg", "f": R.choice(["exp", "test", "rollout", "ff"])}[role], i)
         if R.random() < 0.08:
             name = R.choice([name.replace("_", "-"), name + "_ü", name + " 新", name.upper()])
+        if edge():  # escapes in event JSON, "::::" in legacy strings, long names (multi-block SHA-1 input)
+            name = R.choice([name + R.choice(NAME_SUFFIXES), name * R.randint(2, 4), R.choice(NAME_SUFFIXES) + name])
         key = name if R.random() < 0.9 else name + "_key"
         slots.append({"key": key, "name": name, "role": role, "children": []})
     for i, s in enumerate(slots):
@@ -372,6 +573,10 @@ def rconfig(P):
     if R.random() < 0.15:  # an identical duplicate under another key
         k = R.choice(list(config))
         config[k + "_copy"] = copy.deepcopy(config[k])
+    if edge():  # "$"-keys other than the two special ones are ordinary entries
+        k = R.choice(list(config))
+        config[R.choice(["$foo", "$", "$override_group", "$Properties"])] = R.choice(
+            [copy.deepcopy(config[k]), 5, {}, None])
     if P.groups and R.random() < 0.9:
         config["$override_groups"] = {"value": P.groups}
     if R.random() < 0.15:
@@ -414,6 +619,9 @@ def rcontext(P):
         ctx["other_fields"] = of
     if R.random() < 0.06:  # unknown top-level keys are ignored, whatever their type
         ctx[R.choice(["loid_created_timestamp", "app_version", "User_Id", "foo"])] = R.choice(MIXED + [[1], {"a": 1}])
+    if edge() and R.random() < 0.15:  # typed slots at their limits (build_number is i32, cookie_created_timestamp i64)
+        ctx[R.choice(["build_number", "cookie_created_timestamp", "correlation_id", "device_id"])] = R.choice(
+            [R.choice(EDGE_INTS), uuid_form(0.3), True, None])
     if R.random() < K["badctx"]:
         k, v = R.choice([("user_id", 5), ("logged_in", 1), ("logged_in", "true"), ("build_number", 1.5),
                          ("build_number", "5"), ("build_number", 2 ** 31), ("cookie_created_timestamp", 1.5),
@@ -449,6 +657,8 @@ def rcalls(P, names, dcs, keys, n):
             c = {"op": op, "feature": name if R.random() < 0.9 else pick([]), "context": rcontext(P)}
         elif r < 0.93:
             c = {"op": "choose_all", "context": rcontext(P), "bucketing_field_filter": R.choice(CHOOSE_ALL_FILTERS)}
+            if edge():
+                c["bucketing_field_filter"] = R.choice(["", "User_Id", "user_id ", "ü", "other_fields", "score", "karma"])
         else:
             c = {"op": "all_values", "context": rcontext(P)}
         calls.append(json.loads(json.dumps(c)))
@@ -464,10 +674,10 @@ def event_json(js, ctx, t0, t1, corr):
     corr.add(c)
     old = '"5":{"i64":%d},"6":{"str":"%s"},"8":{"str":"%s"}' % (ts, u, c)
     assert js.count(old) == 1, js
-    try:  # the context's id is kept (normalised) when it parsed; otherwise the event carries a fresh v4
-        keep = c == str(uuid.UUID(ctx.get("correlation_id")))
-    except (TypeError, ValueError, AttributeError):
-        keep = False
+    # the context's id is kept (normalised) when the Rust uuid crate parsed it; otherwise the event carries a fresh v4.
+    # Python's uuid.UUID accepts other forms than Rust's, so compare the hex digits instead of re-parsing.
+    cid = ctx.get("correlation_id") if isinstance(ctx, dict) else None
+    keep = isinstance(cid, str) and c.replace("-", "") in re.sub("[^0-9a-f]", "", cid.lower())
     assert keep or (uuid.UUID(c).version == 4 and str(uuid.UUID(c)) == c), c
     new = '"5":{"i64":<CLIENT_TS_MS>},"6":{"str":"<UUID>"},"8":{"str":"%s"}' % (c if keep else "<CORRELATION_ID>")
     return js.replace(old, new)
@@ -580,10 +790,58 @@ def rload_case(P, config):
             body.replace('"bucket_val": ', '"bucket_val": "nonexistent", "bucket_val": ', 1),
             body.replace('"name": "', '"name": "\\ud83d\\ude80\\u00e9', 1), body.replace('"name": "', '"name": "\\udc00', 1),
             body.replace('"name": ', '"name": "dup_name", "name": ', 1)])
+    if edge():
+        text = redge_text(P, entries, k, dump_config(doc))
     case = {"config_text": text} if text is not None else {"config": doc}
     case["load"], case["core_calls"] = load(text if text is not None else dump_config(doc),
                                             plan(P, doc, R.randint(3, 12)))
     return case
+
+
+def deep_tree(root_depth):
+    """A NOT/ALL/ANY chain whose innermost operand object sits at JSON depth 124..132 (serde_json stops at 128)."""
+    op, total = R.choice(["NOT", "ALL", "ANY"]), R.randint(124, 132)
+    t = {"EQ": {"field": "user_id", "value": "t2_x"}}
+    for _ in range((total - 1 - root_depth) // (1 if op == "NOT" else 2)):
+        t = {op: t} if op == "NOT" else {op: [t]}
+    return t
+
+
+def redge_text(P, entries, k, body):
+    """Raw-text corners: number spellings serde reads differently from Python, and nesting around serde_json's
+    recursion limit of 128 (only ever in config_text: the vector file itself stays shallow)."""
+    r = R.random()
+    if r < 0.5:
+        num = R.choice(["-0", "0e0", "1E0", "1.0e0", "1e2", "100e-2", "0.0", "-0.0", "1e-400", "1E+0", "0.50000000000000000001",
+                        "4294967295.0", "4294967296e0", "18446744073709551615", "18446744073709551616", "-9223372036854775809"])
+        fld = R.choice(["id", "experiment_version", "shuffle_version", "range_start", "range_end", "start_ts", "stop_ts",
+                        "value", "id"])
+        names = [e.get("name") for e in entries.values() if isinstance(e, dict)]
+        once = len(names) == len(set(names)) and R.random() < 0.5  # all of them when duplicates must stay identical
+        return re.sub(r'"%s": -?[0-9][0-9.eE+-]*' % fld, '"%s": %s' % (fld, num), body, count=1 if once else 0)
+    if r < 0.8:
+        e = copy.deepcopy(entries[k]) if isinstance(entries[k], dict) else {}
+        x = e.get("experiment") if isinstance(e.get("experiment"), dict) else None
+        if x is None or e.get("type") == "dynamic_config":
+            return body
+        # JSON depth: document 1, entry 2, experiment 3, a targeting root 4, an override tree 6 (list 4, map 5)
+        if R.random() < 0.6:
+            x["targeting"] = deep_tree(4)
+        else:
+            x["overrides"] = [{"x": deep_tree(6)}]
+        doc = json.loads(body)
+        for kk, ee in doc.items():  # identical duplicates (same name) get the same tree
+            if kk == k or isinstance(ee, dict) and ee.get("name") == e.get("name"):
+                doc[kk] = e
+        return dump_config(doc)
+    # duplicate keys inside entries, experiment blocks and $override_groups (last wins)
+    return R.choice([body.replace('"$override_groups": {"value": {', '"$override_groups": {"value": {"": 5}, "value": {', 1),
+                     body.replace('"field": ', '"field": 7, "field": ', 1),body.replace('"experiment_version": ', '"experiment_version": 99, "experiment_version": ', 1),
+                     body.replace('"variants": ', '"variants": [], "variants": ', 1),
+                     body.replace('"value": ', '"value": {"dup": 1}, "value": ', 1),
+                     body.replace('"type": ', '"type": "nope", "type": ', 1),
+                     body.replace('"range_start": ', '"range_start": "x", "range_start": ', 1),
+                     body.replace('"targeting": ', '"targeting": 5, "targeting": ', 1)])
 
 
 def render(doc):

@@ -102,6 +102,9 @@ pub fn run_file(path: &Path) -> Result<Summary, String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let doc: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: invalid JSON: {e}", path.display()))?;
+    if crate::decider::is_decider_file(&doc) {
+        return crate::decider::run_text(&path.display().to_string(), &text, &doc);
+    }
     run_document(&path.display().to_string(), &doc)
 }
 

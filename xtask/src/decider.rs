@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use experiments_decider::{
     Context, DecideError, Decision, Deviation, ErrorKind, EventStamp, InitError, Manifest, Uuid,
 };
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::conformance::Summary;
@@ -32,11 +34,48 @@ fn label(d: Deviation) -> &'static str {
     }
 }
 
-/// Replays one parsed decider vector document.
+/// The configs of a vector file as the recorder wrote them: the reference read exactly these
+/// number literals (its float parsing depends on how a number is spelled), so they are
+/// replayed from the text, not re-serialized.
+#[derive(Deserialize)]
+struct RawConfigs<'a> {
+    #[serde(borrow)]
+    config: &'a RawValue,
+    #[serde(default, borrow)]
+    load_cases: Vec<RawLoadCase<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawLoadCase<'a> {
+    #[serde(default, borrow)]
+    config: Option<&'a RawValue>,
+}
+
+/// Replays one decider vector file from its text (configs replayed byte for byte).
+pub fn run_text(name: &str, text: &str, doc: &Value) -> Result<Summary, String> {
+    let raw: RawConfigs<'_> = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+    let cases: Vec<Option<&str>> =
+        raw.load_cases.iter().map(|c| c.config.map(RawValue::get)).collect();
+    replay(name, doc, Some(raw.config.get()), &cases)
+}
+
+/// Replays one parsed decider vector document (configs re-serialized from the tree).
 pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
+    replay(name, doc, None, &[])
+}
+
+fn replay(
+    name: &str,
+    doc: &Value,
+    raw_config: Option<&str>,
+    raw_cases: &[Option<&str>],
+) -> Result<Summary, String> {
     let mut s = Summary { files: 1, ..Summary::default() };
     let config = doc.get("config").ok_or_else(|| format!("{name}: missing `config`"))?;
-    let text = serde_json::to_string(config).map_err(|e| format!("{name}: {e}"))?;
+    let text = match raw_config {
+        Some(t) => t.to_owned(),
+        None => serde_json::to_string(config).map_err(|e| format!("{name}: {e}"))?,
+    };
     let load = doc.get("load").ok_or_else(|| format!("{name}: missing `load`"))?;
     let manifest = replay_load(&mut s, name, "file load", text.as_bytes(), load);
     if let Some(m) = &manifest {
@@ -47,6 +86,9 @@ pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
     {
         let text = match (case.get("config_text"), case.get("config")) {
             (Some(Value::String(t)), _) => t.clone(),
+            (_, Some(_)) if raw_cases.get(i).copied().flatten().is_some() => {
+                raw_cases[i].unwrap_or_default().to_owned()
+            }
             (_, Some(c)) => serde_json::to_string(c).map_err(|e| format!("{name}: {e}"))?,
             _ => return Err(format!("{name}: load case {i} has no config")),
         };
