@@ -1,13 +1,20 @@
 //! Loading one version of the file into an immutable snapshot.
+//!
+//! Every step is bounded: only regular files are opened, the open never blocks (a FIFO or a
+//! device in place of the file is refused, not waited on), at most `max_file_size + 1` bytes
+//! are read, and the document's JSON values are counted by a linear scan before anything is
+//! parsed, so a document over `max_json_values` costs no more than its bytes.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use experiments_core::{Config, ValidationReport};
+use experiments_core::{Config, ConfigError, ValidationReport};
 use sha2::{Digest, Sha256};
+
+use crate::settings::DEFAULT_MAX_JSON_VALUES;
 
 /// One loaded version of the config file. Immutable; readers share it through an `Arc`.
 #[derive(Debug)]
@@ -33,6 +40,59 @@ pub fn epoch_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// Why a file could not be loaded, as a stable category: the watcher reports a failure once
+/// per change of cause, so the details of the message (a size, a line and column) that change
+/// from one check to the next do not make each failure look new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The path (or the target of a symlink on it) does not exist.
+    Missing,
+    /// The file cannot be opened or its directory cannot be searched.
+    PermissionDenied,
+    /// Any other IO error, by kind.
+    Io(io::ErrorKind),
+    /// The path is a directory.
+    Directory,
+    /// The path is a FIFO, socket or device: never opened for reading.
+    NotRegular,
+    /// More than `max_file_size` bytes.
+    TooLarge,
+    /// More than `max_json_values` JSON values.
+    TooManyValues,
+    /// Nothing but whitespace.
+    Empty,
+    /// Not JSON the engine reads (syntax, encoding).
+    InvalidJson,
+    /// JSON, but not an object at the top level.
+    NotAnObject,
+}
+
+/// One failed load: its [`Cause`] and a human message naming the path or the parse error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub cause: Cause,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(cause: Cause, message: String) -> Failure {
+        Failure { cause, message }
+    }
+
+    fn io(path: &Path, e: &io::Error) -> Failure {
+        match e.kind() {
+            io::ErrorKind::NotFound => {
+                Failure::new(Cause::Missing, format!("{} does not exist", path.display()))
+            }
+            io::ErrorKind::PermissionDenied => Failure::new(
+                Cause::PermissionDenied,
+                format!("{}: permission denied", path.display()),
+            ),
+            kind => Failure::new(Cause::Io(kind), format!("{}: {e}", path.display())),
+        }
+    }
+}
+
 /// The bytes of a file read for a load, with what identifies that version of the file.
 #[derive(Debug)]
 pub(crate) struct FileRead {
@@ -51,48 +111,111 @@ pub(crate) struct Fingerprint {
     ctime_ns: i64,
 }
 
-/// `stat`s the path and rejects what cannot be a config file.
-pub(crate) fn stat(path: &Path, max_size: u64) -> Result<Fingerprint, String> {
-    let meta = fs::metadata(path).map_err(|e| io_message(path, &e))?;
-    if meta.is_dir() {
-        return Err(format!("{} is a directory, not a file", path.display()));
+/// Refuses anything but a regular file (symlinks already followed by the caller's `stat` or
+/// `fstat`): a directory, and a FIFO, socket or device, which could block a read forever or
+/// stream without end.
+fn require_regular(path: &Path, meta: &Metadata) -> Result<(), Failure> {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return Ok(());
     }
-    if meta.len() > max_size {
-        return Err(format!(
-            "{} is {} bytes, over the limit of {max_size} bytes",
-            path.display(),
-            meta.len()
+    if kind.is_dir() {
+        return Err(Failure::new(
+            Cause::Directory,
+            format!("{} is a directory, not a file", path.display()),
         ));
+    }
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else {
+            "a special file"
+        }
+    };
+    #[cfg(not(unix))]
+    let what = "a special file";
+    Err(Failure::new(
+        Cause::NotRegular,
+        format!("{} is {what}, not a regular file", path.display()),
+    ))
+}
+
+fn too_large(path: &Path, size: u64, max_size: u64) -> Failure {
+    Failure::new(
+        Cause::TooLarge,
+        format!("{} is {size} bytes, over the limit of {max_size} bytes", path.display()),
+    )
+}
+
+/// `stat`s the path (following symlinks) and rejects what cannot be a config file: a missing
+/// path, anything but a regular file, a file over `max_size` bytes. Never opens the file.
+pub(crate) fn stat(path: &Path, max_size: u64) -> Result<Fingerprint, Failure> {
+    let meta = fs::metadata(path).map_err(|e| Failure::io(path, &e))?;
+    require_regular(path, &meta)?;
+    if meta.len() > max_size {
+        return Err(too_large(path, meta.len(), max_size));
     }
     #[cfg(unix)]
     let (dev, ino, ctime_ns) = {
         use std::os::unix::fs::MetadataExt;
-        (meta.dev(), meta.ino(), meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec())
+        (
+            meta.dev(),
+            meta.ino(),
+            meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec()),
+        )
     };
     #[cfg(not(unix))]
     let (dev, ino, ctime_ns) = (0, 0, 0);
     Ok(Fingerprint { dev, ino, size: meta.len(), mtime: meta.modified().ok(), ctime_ns })
 }
 
-fn io_message(path: &Path, e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
-        std::io::ErrorKind::PermissionDenied => format!("{}: permission denied", path.display()),
-        _ => format!("{}: {e}", path.display()),
-    }
+/// Opens `path` for reading without ever blocking: `O_NONBLOCK` makes opening a FIFO that has
+/// no writer return at once (a plain open would wait for a writer forever), and `O_NOCTTY`
+/// keeps a terminal from becoming the process's controlling terminal. Both are harmless for
+/// the regular file actually wanted (reads of regular files ignore `O_NONBLOCK`).
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    File::open(path)
 }
 
 /// Reads the whole file, refusing more than `max_size` bytes even if it grows meanwhile.
-pub(crate) fn read(path: &Path, max_size: u64) -> Result<FileRead, String> {
-    let file = File::open(path).map_err(|e| io_message(path, &e))?;
-    let meta = file.metadata().map_err(|e| io_message(path, &e))?;
-    if meta.is_dir() {
-        return Err(format!("{} is a directory, not a file", path.display()));
+///
+/// The type is checked on the opened descriptor (`fstat`), not only by the earlier [`stat`]:
+/// the path may have been replaced by a FIFO or a device in between, and nothing but a regular
+/// file is ever read.
+pub(crate) fn read(path: &Path, max_size: u64) -> Result<FileRead, Failure> {
+    let file = open_nonblocking(path).map_err(|e| Failure::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| Failure::io(path, &e))?;
+    require_regular(path, &meta)?;
+    if meta.len() > max_size {
+        return Err(too_large(path, meta.len(), max_size));
     }
-    let mut bytes = Vec::with_capacity(meta.len().min(max_size) as usize);
-    file.take(max_size + 1).read_to_end(&mut bytes).map_err(|e| io_message(path, &e))?;
+    // `meta.len() <= max_size` here; the `usize` conversion cannot lose anything that matters
+    // (a hint only), and `take` bounds what is actually read.
+    let hint = usize::try_from(meta.len()).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(hint);
+    file.take(max_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::io(path, &e))?;
     if bytes.len() as u64 > max_size {
-        return Err(format!("{} is over the limit of {max_size} bytes", path.display()));
+        return Err(Failure::new(
+            Cause::TooLarge,
+            format!("{} grew over the limit of {max_size} bytes while read", path.display()),
+        ));
     }
     let mut digest = String::with_capacity(64);
     for b in Sha256::digest(&bytes) {
@@ -101,12 +224,108 @@ pub(crate) fn read(path: &Path, max_size: u64) -> Result<FileRead, String> {
     Ok(FileRead { bytes, mtime: meta.modified().ok(), digest })
 }
 
-/// Parses a read file into snapshot `version`.
-pub(crate) fn parse(read: FileRead, version: u64) -> Result<Snapshot, String> {
-    if read.bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("the file is empty".to_owned());
+/// What each top-level entry (an experiment) adds to the count of
+/// [`count_values`], beyond its key and value: the engine compiles every entry into an
+/// experiment that costs about 1.3 KB even when the entry is as small as `"k":0`, about four
+/// times what a JSON value costs, so a document of tiny entries is counted at its real weight.
+pub(crate) const TOP_LEVEL_ENTRY_WEIGHT: u64 = 3;
+
+/// Counts the JSON values of a document — every object, array, string, number and literal,
+/// object keys included, plus [`TOP_LEVEL_ENTRY_WEIGHT`] for each entry of the top-level
+/// object — in one pass over the bytes, without allocating, and stops as soon as the count
+/// exceeds `max` (then returns `Err` with the count so far).
+///
+/// On invalid JSON the count is still an upper bound of the values a parser could build
+/// before giving up: every value it builds starts at a token this scan counts (an opening
+/// bracket or brace, a quote outside a string, or the first byte of a bare scalar).
+pub(crate) fn count_values(bytes: &[u8], max: u64) -> Result<u64, u64> {
+    let mut count: u64 = 0;
+    let mut depth: u64 = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut in_scalar = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        let weight = match b {
+            b'"' => {
+                in_string = true;
+                in_scalar = false;
+                1
+            }
+            b'{' | b'[' => {
+                in_scalar = false;
+                depth += 1;
+                1
+            }
+            b'}' | b']' => {
+                in_scalar = false;
+                depth = depth.saturating_sub(1);
+                0
+            }
+            // One colon per member: at depth 1, one per top-level entry.
+            b':' => {
+                in_scalar = false;
+                if depth == 1 { TOP_LEVEL_ENTRY_WEIGHT } else { 0 }
+            }
+            b',' | b' ' | b'\t' | b'\n' | b'\r' => {
+                in_scalar = false;
+                0
+            }
+            _ => u64::from(!std::mem::replace(&mut in_scalar, true)),
+        };
+        count += weight;
+        if count > max {
+            return Err(count);
+        }
     }
-    let config = Config::from_slice(&read.bytes).map_err(|e| e.to_string())?;
+    Ok(count)
+}
+
+/// How much of the [`max_json_values`](crate::WatchSettings::max_json_values) budget a
+/// document uses: its JSON values (objects, arrays, strings, numbers, literals, object keys)
+/// plus 3 for each top-level entry, counted as the watcher counts them before parsing. One
+/// linear pass, no allocation; meaningful for invalid JSON too (an upper bound of what a
+/// parser would build). Use it to size the budget for your configs.
+pub fn count_json_values(bytes: &[u8]) -> u64 {
+    match count_values(bytes, u64::MAX) {
+        Ok(n) | Err(n) => n,
+    }
+}
+
+/// Parses a read file into snapshot `version`, refusing documents with more than
+/// `max_values` JSON values before parsing them (see
+/// [`WatchSettings::max_json_values`](crate::WatchSettings::max_json_values)).
+pub(crate) fn parse(read: FileRead, version: u64, max_values: u64) -> Result<Snapshot, Failure> {
+    if read.bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::new(Cause::Empty, "the file is empty".to_owned()));
+    }
+    if count_values(&read.bytes, max_values).is_err() {
+        return Err(Failure::new(
+            Cause::TooManyValues,
+            format!(
+                "the document has more than {max_values} JSON values (the max_json_values \
+                 limit, which bounds the memory parsing takes)"
+            ),
+        ));
+    }
+    let config = Config::from_slice(&read.bytes).map_err(|e| {
+        // Every other document error (syntax, encoding, byte order mark) is "not JSON the
+        // engine reads": one cause, whatever the position or details in the message.
+        let cause = match e {
+            ConfigError::NotAnObject { .. } => Cause::NotAnObject,
+            _ => Cause::InvalidJson,
+        };
+        Failure::new(cause, e.to_string())
+    })?;
     let loaded_at = SystemTime::now();
     let report = config.report(epoch_seconds(loaded_at));
     Ok(Snapshot {
@@ -121,8 +340,115 @@ pub(crate) fn parse(read: FileRead, version: u64) -> Result<Snapshot, String> {
 }
 
 impl Snapshot {
-    /// Loads `path` once (what the watcher does on every change), as version 1.
+    /// Loads `path` once (what the watcher does on every change), as version 1, with the
+    /// default [`max_json_values`](crate::WatchSettings::max_json_values) budget.
+    ///
+    /// Only a regular file (symlinks followed) is read; a FIFO, socket, device or directory
+    /// is refused without blocking. The error is one line naming the path or the cause.
     pub fn load(path: &Path, max_size: u64) -> Result<Snapshot, String> {
-        parse(read(path, max_size)?, 1)
+        Self::load_with_limits(path, max_size, DEFAULT_MAX_JSON_VALUES)
+    }
+
+    /// [`Snapshot::load`] with an explicit budget of JSON values (`max_values`).
+    pub fn load_with_limits(
+        path: &Path,
+        max_size: u64,
+        max_values: u64,
+    ) -> Result<Snapshot, String> {
+        let bytes = read(path, max_size).map_err(|f| f.message)?;
+        parse(bytes, 1, max_values).map_err(|f| f.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_values_counts_every_value_and_key() {
+        let count = |s: &str| count_values(s.as_bytes(), u64::MAX).unwrap();
+        let entry = TOP_LEVEL_ENTRY_WEIGHT;
+        assert_eq!(count("{}"), 1);
+        assert_eq!(count("[]"), 1);
+        assert_eq!(count("  17  "), 1);
+        // The object, 2 keys, 1, the array and its 4 items; 2 top-level entries.
+        assert_eq!(count(r#"{"a": 1, "b": [true, null, -2.5e3, "x"]}"#), 9 + 2 * entry);
+        // Members of nested objects are plain values.
+        assert_eq!(count(r#"{"e": {"a": {"b": 1}}}"#), 7 + entry);
+        assert_eq!(count(r#"[{"a": 1}, {"b": 2}]"#), 7);
+        // Brackets, quotes, commas and colons inside strings (escaped or not) are not tokens.
+        assert_eq!(count(r#"["a,b", "[{\"}]", "\\", ":"]"#), 5);
+        assert_eq!(count(r#"{"k:{": "]"}"#), 3 + entry);
+        // Adjacent scalars without separators are still counted one by one after a break.
+        assert_eq!(count("[1,2,3]"), 4);
+        assert_eq!(count("1\"a\""), 2);
+        // Unbalanced closers do not underflow.
+        assert_eq!(count("]]]{\"a\":1"), 3 + entry);
+    }
+
+    #[test]
+    fn count_values_stops_past_the_budget() {
+        let list = format!("[{}]", vec!["1"; 1000].join(","));
+        assert_eq!(count_values(list.as_bytes(), 1001), Ok(1001));
+        assert_eq!(count_values(list.as_bytes(), 1000), Err(1001));
+        assert_eq!(count_values(list.as_bytes(), 10), Err(11));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn read_refuses_a_fifo_on_the_descriptor_without_blocking() {
+        // `read` alone (no `stat` first, as when the path is swapped between the two): the
+        // open must not wait for a writer, and the fstat must refuse the pipe.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(read(&path, 1 << 20).map(|r| r.bytes.len()));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("read() returned instead of blocking on the FIFO");
+        let failure = result.unwrap_err();
+        assert_eq!(failure.cause, Cause::NotRegular);
+        assert!(failure.message.contains("FIFO"), "{}", failure.message);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_refused_by_stat_and_read() {
+        let dev = Path::new("/dev/zero");
+        if !dev.exists() {
+            return;
+        }
+        assert_eq!(stat(dev, 1 << 20).unwrap_err().cause, Cause::NotRegular);
+        assert_eq!(read(dev, 1 << 20).unwrap_err().cause, Cause::NotRegular);
+    }
+
+    #[test]
+    fn causes_do_not_depend_on_sizes_or_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        fs::write(&path, vec![b' '; 50]).unwrap();
+        let a = stat(&path, 10).unwrap_err();
+        fs::write(&path, vec![b' '; 60]).unwrap();
+        let b = stat(&path, 10).unwrap_err();
+        assert_ne!(a.message, b.message);
+        assert_eq!((a.cause, b.cause), (Cause::TooLarge, Cause::TooLarge));
+        let parse_text = |t: &str| {
+            let bytes = t.as_bytes().to_vec();
+            parse(FileRead { bytes, mtime: None, digest: String::new() }, 1, 100).unwrap_err()
+        };
+        let (x, y) = (parse_text("{,"), parse_text("\n\n{\"a\": ]"));
+        assert_ne!(x.message, y.message);
+        assert_eq!((x.cause, y.cause), (Cause::InvalidJson, Cause::InvalidJson));
+        assert_eq!(parse_text("[1]").cause, Cause::NotAnObject);
+        assert_eq!(parse_text(" \n").cause, Cause::Empty);
+        assert_eq!(
+            parse_text(&format!("[{}]", vec!["0"; 200].join(","))).cause,
+            Cause::TooManyValues
+        );
     }
 }

@@ -179,26 +179,44 @@ fn broken_contents_keep_the_last_good_snapshot() {
     let h = start(Some(&doc(2)));
     assert_eq!(h.next(), loaded(1, 2));
     let full = doc(3);
-    for (bad, expect) in [
-        ("{not json", "not valid JSON"),
-        (&full[..full.len() / 2], "not valid JSON"),
-        ("", "empty"),
-        ("   \n", "empty"),
-        ("[1, 2]", "JSON object"),
+    // (contents, expected error, whether its cause differs from the previous file's)
+    for (bad, expect, new_cause) in [
+        ("{not json", "not valid JSON", true),
+        (&full[..full.len() / 2], "not valid JSON", false),
+        ("", "empty", true),
+        ("   \n", "empty", false),
+        ("[1, 2]", "JSON object", true),
     ] {
+        // Let the checks of the previous file settle before taking the baseline.
+        std::thread::sleep(Duration::from_millis(150));
+        let failures = h.watcher.status().consecutive_failures;
         write_atomic(&h.path, bad);
-        match h.next() {
-            WatchEvent::Kept { version: 1, error } => {
-                assert!(error.contains(expect), "{bad:?}: {error}");
-                assert!(!error.contains('\n'));
+        if new_cause {
+            match h.next() {
+                WatchEvent::Kept { version: 1, error } => {
+                    assert!(error.contains(expect), "{bad:?}: {error}");
+                    assert!(!error.contains('\n'));
+                }
+                other => panic!("{bad:?}: unexpected {other}"),
             }
-            other => panic!("{bad:?}: unexpected {other}"),
+        } else {
+            // The same cause again: no new event, but the status follows the file.
+            let deadline = Instant::now() + PICKUP;
+            while h.watcher.status().consecutive_failures <= failures {
+                assert!(Instant::now() < deadline, "{bad:?} not checked within 2 s");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(h.events.try_recv().ok(), None, "{bad:?}: reported twice");
         }
+        let error = h.watcher.status().last_error.unwrap();
+        assert!(error.contains(expect), "{bad:?}: {error}");
         assert_eq!(h.watcher.snapshot().unwrap().config.len(), 2);
     }
     write_atomic(&h.path, &doc(2));
     // Back to the served bytes: the error clears, the version stays.
     assert_eq!(h.next(), loaded(1, 2));
+    assert_eq!(h.watcher.status().consecutive_failures, 0);
 }
 
 #[test]
@@ -277,6 +295,17 @@ fn startup_timeout_names_the_path_and_cause() {
     }
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
+}
+
+#[test]
+fn a_zero_startup_timeout_still_checks_the_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("experiments.json");
+    fs::write(&path, doc(2)).unwrap();
+    let settings =
+        WatchSettings { timeout: Some(Duration::ZERO), ..WatchSettings::for_path(&path) };
+    let watcher = ConfigWatcher::start(settings).expect("the file is there at once");
+    assert_eq!(watcher.snapshot().unwrap().config.len(), 2);
 }
 
 #[test]
@@ -411,4 +440,278 @@ fn status_reports_freshness() {
     assert_eq!(s.consecutive_failures, 0);
     assert_eq!(s.last_error, None);
     assert!(s.last_check.is_some());
+}
+
+/// Runs `f` on its own thread and fails the test if it has not returned within `limit`, so a
+/// regression that blocks fails the suite instead of hanging it (the stuck thread is leaked).
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked (message above)"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not return within {limit:?} (blocked)")
+        }
+    }
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Waits for a `Kept`/`Unavailable` event whose error contains `needle`, skipping others.
+fn wait_for_error(events: &Receiver<WatchEvent>, needle: &str) -> WatchEvent {
+    let deadline = Instant::now() + PICKUP;
+    loop {
+        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(e @ (WatchEvent::Kept { .. } | WatchEvent::Unavailable { .. }))
+                if e.to_string().contains(needle) =>
+            {
+                return e;
+            }
+            Ok(_) => continue,
+            Err(_) => panic!("no event with {needle:?} within {PICKUP:?}"),
+        }
+    }
+}
+
+/// Waits for a `Loaded` event of `experiments` experiments, skipping others.
+fn wait_for_loaded(events: &Receiver<WatchEvent>, experiments: usize) -> u64 {
+    let deadline = Instant::now() + PICKUP;
+    loop {
+        match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(WatchEvent::Loaded { version, experiments: n, .. }) if n == experiments => {
+                return version;
+            }
+            Ok(_) => continue,
+            Err(_) => panic!("{experiments} experiments not loaded within {PICKUP:?}"),
+        }
+    }
+}
+
+const BOUND: Duration = Duration::from_secs(5);
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_the_file_never_blocks_the_watcher() {
+    // The whole body is bounded: even dropping a watcher stuck on the pipe must not hang.
+    within(Duration::from_secs(30), "the test body", fifo_in_place_of_the_file);
+}
+
+#[cfg(unix)]
+fn fifo_in_place_of_the_file() {
+    let h = start(Some(&doc(2)));
+    assert_eq!(h.next(), loaded(1, 2));
+    let fifo = h.path.with_extension("fifo");
+    mkfifo(&fifo);
+    fs::rename(&fifo, &h.path).unwrap();
+    match wait_for_error(&h.events, "FIFO") {
+        WatchEvent::Kept { version: 1, error } => {
+            assert!(error.contains("not a regular file"), "{error}")
+        }
+        other => panic!("unexpected {other}"),
+    }
+    let Harness { _dir: dir, path, events, watcher } = h;
+    let watcher = Arc::new(watcher);
+    // Neither status, nor a forced reload, nor readers wait on the pipe.
+    let w = Arc::clone(&watcher);
+    let status = within(BOUND, "status()", move || w.status());
+    assert_eq!(status.version, Some(1));
+    assert!(status.last_error.unwrap().contains("FIFO"));
+    let w = Arc::clone(&watcher);
+    assert!(within(BOUND, "reload_now()", move || w.reload_now()), "version 1 still served");
+    assert_eq!(watcher.snapshot().unwrap().config.len(), 2);
+    // A symlink to a FIFO is refused too (the type is checked after following links).
+    let target = dir.path().join("pipe");
+    mkfifo(&target);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    fs::rename(&link, &path).unwrap();
+    let w = Arc::clone(&watcher);
+    assert!(within(BOUND, "reload_now() on a symlink to a FIFO", move || w.reload_now()));
+    assert!(watcher.status().last_error.unwrap().contains("FIFO"));
+    // A regular file again: recovered.
+    write_atomic(&path, &doc(3));
+    assert_eq!(wait_for_loaded(&events, 3), 2);
+    let watcher = Arc::into_inner(watcher).expect("the only handle");
+    within(BOUND, "dropping the watcher", move || drop(watcher));
+}
+
+#[cfg(unix)]
+#[test]
+fn starting_on_a_fifo_returns_instead_of_blocking() {
+    within(Duration::from_secs(30), "the test body", starting_on_a_fifo);
+}
+
+#[cfg(unix)]
+fn starting_on_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("experiments.json");
+    mkfifo(&path);
+    // No timeout: start returns at once and readers get "unavailable" with the cause.
+    let p = path.clone();
+    let watcher = within(BOUND, "start() without timeout", move || {
+        ConfigWatcher::start(WatchSettings::for_path(&p))
+    })
+    .expect("starts");
+    let err = watcher.snapshot().unwrap_err();
+    assert!(err.error.contains("FIFO"), "{err}");
+    within(BOUND, "dropping the watcher", move || drop(watcher));
+    // A timeout: start gives up after it, naming the cause.
+    let p = path.clone();
+    let result = within(BOUND, "start() with a timeout", move || {
+        ConfigWatcher::start(WatchSettings {
+            timeout: Some(Duration::from_millis(300)),
+            ..WatchSettings::for_path(&p)
+        })
+    });
+    match result {
+        Err(StartError::Timeout { last_error, .. }) => {
+            assert!(last_error.contains("FIFO"), "{last_error}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Loading a single version refuses it too.
+    let p = path.clone();
+    let loaded = within(BOUND, "Snapshot::load", move || {
+        experiments_watch::Snapshot::load(&p, 1 << 20).map(|s| s.version)
+    });
+    assert!(loaded.unwrap_err().contains("FIFO"));
+}
+
+#[test]
+fn deleting_and_recreating_the_directory_rearms_notifications() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("config");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("experiments.json");
+    fs::write(&path, doc(1)).unwrap();
+    let (tx, events) = mpsc::channel();
+    let watcher = ConfigWatcher::builder(settings(&path))
+        .on_event(move |e| {
+            let _ = tx.send(e.clone());
+        })
+        .start()
+        .unwrap();
+    assert_eq!(events.recv_timeout(PICKUP).unwrap(), loaded(1, 1));
+    assert!(watcher.status().notifications);
+
+    // Deleted: the loss of notifications is reported, not hidden.
+    fs::remove_dir_all(&dir).unwrap();
+    wait_for_error(&events, "does not exist");
+    let deadline = Instant::now() + PICKUP;
+    while watcher.status().notifications {
+        assert!(Instant::now() < deadline, "status still claims notifications work");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Re-created: notifications come back and changes are seen again (the poll is 30 s).
+    fs::create_dir(&dir).unwrap();
+    write_atomic(&path, &doc(2));
+    assert_eq!(wait_for_loaded(&events, 2), 2);
+    write_atomic(&path, &doc(3));
+    assert_eq!(wait_for_loaded(&events, 3), 3);
+    assert!(watcher.status().notifications);
+
+    // Moved away (the watch would follow the old directory) and replaced by a new one.
+    fs::rename(&dir, root.path().join("old")).unwrap();
+    fs::create_dir(&dir).unwrap();
+    write_atomic(&path, &doc(4));
+    assert_eq!(wait_for_loaded(&events, 4), 4);
+    write_atomic(&path, &doc(5));
+    assert_eq!(wait_for_loaded(&events, 5), 5);
+    assert!(watcher.status().notifications);
+}
+
+#[test]
+fn an_endlessly_growing_file_is_reported_once_per_cause() {
+    use std::io::Write as _;
+    let h = start_with(Some(&doc(1)), |s| s.max_file_size = 2000);
+    assert_eq!(h.next(), loaded(1, 1));
+    // Appended to for 1.5 s: invalid JSON at once, then over the size limit.
+    let mut file = fs::OpenOptions::new().append(true).open(&h.path).unwrap();
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        file.write_all(&[b'x'; 40]).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let kept: Vec<WatchEvent> = h.events.try_iter().collect();
+    assert!(
+        kept.iter().any(|e| e.to_string().contains("over the limit")),
+        "the size limit is reported: {kept:?}"
+    );
+    assert!(kept.len() <= 2, "one event per cause, got {}: {kept:?}", kept.len());
+    let status = h.watcher.status();
+    assert!(status.consecutive_failures > 2, "every failed check is still counted");
+    assert!(status.last_error.unwrap().contains("over the limit"));
+}
+
+#[test]
+fn alternating_failures_are_rate_limited_and_the_last_one_is_reported() {
+    let h = start(Some(&doc(1)));
+    assert_eq!(h.next(), loaded(1, 1));
+    // Two causes flipping every 20 ms for 2 s: ~100 state changes.
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut i = 0;
+    while Instant::now() < until {
+        write_atomic(&h.path, if i % 2 == 0 { "" } else { "{broken" });
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    write_atomic(&h.path, "[1]");
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Ok(e) = h.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        events.push(e);
+    }
+    // A burst of 5, then one per second: at most 5 + 2 in the flood, + the final cause.
+    assert!(events.len() <= 9, "{} events: {events:?}", events.len());
+    match events.last() {
+        Some(WatchEvent::Kept { version: 1, error }) => assert!(error.contains("JSON object")),
+        other => panic!("the final cause is reported, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_idle_file_is_not_re_read() {
+    // The watcher's own reads (open/close notifications) must not trigger new checks.
+    let h = start(Some(&doc(3)));
+    assert_eq!(h.next(), loaded(1, 3));
+    std::thread::sleep(Duration::from_millis(300));
+    let first = h.watcher.status().last_check;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.watcher.status().last_check, first, "the file was re-checked without a change");
+}
+
+#[test]
+fn too_many_json_values_are_refused_before_parsing() {
+    let values = 10_000;
+    let list = vec!["1"; values].join(",");
+    let text = format!(
+        r#"{{"e": {{"id": 1, "name": "e", "type": "feature_flag", "start_ts": 0, "stop_ts": 4102444800,
+            "experiment": {{"variants": {{"active": 100}}, "targeting": {{"EQ": {{"field": "x", "values": [{list}]}}}}}}}}}}"#
+    );
+    let h = start_with(Some(&doc(1)), |s| s.max_json_values = 5_000);
+    assert_eq!(h.next(), loaded(1, 1));
+    write_atomic(&h.path, &text);
+    match h.next() {
+        WatchEvent::Kept { version: 1, error } => {
+            assert!(error.contains("more than 5000 JSON values"), "{error}")
+        }
+        other => panic!("unexpected {other}"),
+    }
+    // Within the budget, the same document loads.
+    drop(h);
+    let h = start_with(Some(&text), |s| s.max_json_values = 20_000);
+    assert!(matches!(h.next(), WatchEvent::Loaded { version: 1, experiments: 1, .. }));
+    assert_eq!(experiments_watch::DEFAULT_MAX_JSON_VALUES, 1_500_000);
 }
