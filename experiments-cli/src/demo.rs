@@ -1,5 +1,6 @@
 //! `experiments demo`: synthetic traffic through the real client.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -184,14 +185,16 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("experiments demo: {e}");
+            crate::complain("demo", e);
             return ExitCode::from(2);
         }
     };
     match rt.block_on(traffic(&args)) {
         Ok((requests, failed, report)) => {
             let c = report.counters;
-            eprintln!(
+            // Never panics: a closed standard error loses the line, not the exit status.
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "requests={requests} events={} delivered={} dropped={} failed={failed}",
                 c.accepted,
                 c.delivered,
@@ -204,7 +207,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("experiments demo: {e}");
+            crate::complain("demo", e);
             ExitCode::from(2)
         }
     }

@@ -1,14 +1,16 @@
 //! `experiments eval`.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use experiments::{Experiments, Explanation, OwnedEvent};
 use serde_json::json;
 
-use crate::{Format, config_and_inputs};
+use crate::{Format, config_and_inputs, emit};
 
 /// Evaluates one experiment for the inputs and prints the variant, the event and the path.
+/// Exit status 1 when baseplate would raise, 2 when the file or inputs are unusable.
 pub fn run(
     file: &Path,
     experiment: &str,
@@ -29,43 +31,46 @@ pub fn run(
     let (variant, outcome) = match result {
         Ok(r) => r,
         Err(e) => {
-            match format {
-                Format::Json => println!(
+            return emit("eval", ExitCode::from(1), |out| match format {
+                Format::Json => writeln!(
+                    out,
                     "{}",
                     json!({"error": e.to_string(), "python_exception": e.python_exception()})
                 ),
-                Format::Text => println!("error: {e} (baseplate raises {})", e.python_exception()),
-            }
-            return ExitCode::from(1);
+                Format::Text => {
+                    writeln!(out, "error: {e} (baseplate raises {})", e.python_exception())
+                }
+            });
         }
     };
     let event = events.first().map(|e| serde_json::to_value(e).unwrap_or_default());
-    match format {
+    emit("eval", ExitCode::SUCCESS, |out| match format {
         Format::Json => {
             let steps: Vec<_> = if explain {
                 trace.steps.iter().map(|s| json!({"text": s.text, "step": s.data})).collect()
             } else {
                 Vec::new()
             };
-            println!("{}", json!({"variant": variant, "event": event, "explain": steps}));
+            writeln!(out, "{}", json!({"variant": variant, "event": event, "explain": steps}))
         }
         Format::Text => {
-            println!("variant: {}", variant.unwrap_or("none"));
+            writeln!(out, "variant: {}", variant.unwrap_or("none"))?;
             match (&event, outcome) {
-                (Some(e), _) => println!("event: {e}"),
-                (None, Some(why)) => println!(
+                (Some(e), _) => writeln!(out, "event: {e}")?,
+                (None, Some(why)) => writeln!(
+                    out,
                     "event: none ({})",
                     serde_json::to_value(why).unwrap_or_default().as_str().unwrap_or("")
-                ),
-                (None, None) => println!("event: none"),
+                )?,
+                (None, None) => writeln!(out, "event: none")?,
             }
             if explain {
-                println!("explain:");
+                writeln!(out, "explain:")?;
                 for s in &trace.steps {
-                    println!("  {}", s.text);
+                    writeln!(out, "  {}", s.text)?;
                 }
             }
+            Ok(())
         }
-    }
-    ExitCode::SUCCESS
+    })
 }

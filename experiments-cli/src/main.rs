@@ -7,11 +7,13 @@ mod eval;
 mod simulate;
 mod stats;
 
+use std::fmt::Display;
+use std::io::{self, BufWriter, StdoutLock, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use experiments::{Config, Inputs, Value};
 
 /// Server-side A/B experiments, compatible with baseplate.lib.experiments.
@@ -39,9 +41,8 @@ enum Command {
     Check {
         /// The experiments.json file.
         file: PathBuf,
-        /// Evaluate time windows at this instant (epoch seconds; default: now).
-        #[arg(long)]
-        now: Option<f64>,
+        #[command(flatten)]
+        now: Now,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -54,9 +55,8 @@ enum Command {
         experiment: String,
         /// Inputs as KEY=VALUE; VALUE is JSON when it parses as JSON, else a string.
         inputs: Vec<String>,
-        /// Evaluate at this instant (epoch seconds; default: now).
-        #[arg(long)]
-        now: Option<f64>,
+        #[command(flatten)]
+        now: Now,
         /// Print the decision path.
         #[arg(long)]
         explain: bool,
@@ -78,17 +78,78 @@ enum Command {
         /// Ids are this prefix followed by a counter.
         #[arg(long, default_value = "t2_")]
         id_prefix: String,
-        /// Evaluate at this instant (epoch seconds; default: now).
-        #[arg(long)]
-        now: Option<f64>,
+        #[command(flatten)]
+        now: Now,
     },
     /// Synthetic traffic through the real client: watcher, per-request objects, pipeline, sink.
     Demo(demo::DemoArgs),
 }
 
-/// Seconds since the epoch.
+/// `--now`, shared by every subcommand that evaluates at an instant, so the instant is
+/// validated in one place: a finite number of seconds since the epoch. NaN and the
+/// infinities are rejected while the arguments are parsed (exit status 2, like every
+/// unusable input), because time windows compared with them would be neither open nor
+/// closed.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct Now {
+    /// Evaluate at this instant: seconds since the epoch, finite, may be negative or
+    /// fractional (default: the clock).
+    #[arg(long = "now", value_name = "SECONDS", value_parser = parse_instant, allow_hyphen_values = true)]
+    now: Option<f64>,
+}
+
+impl Now {
+    /// The given instant, else the clock's.
+    pub fn resolve(self) -> f64 {
+        self.now.unwrap_or_else(epoch_now)
+    }
+}
+
+/// Parses `--now`: a decimal number (Rust's `f64` syntax, which also spells `NaN`, `inf`
+/// and overflows like `1e400` to infinity), accepted only when finite.
+pub fn parse_instant(text: &str) -> Result<f64, String> {
+    let seconds: f64 =
+        text.parse().map_err(|_| "not a number of seconds since the epoch".to_owned())?;
+    if seconds.is_finite() {
+        Ok(seconds)
+    } else {
+        Err("the instant must be a finite number of seconds since the epoch".to_owned())
+    }
+}
+
+/// Seconds since the epoch, by the clock (0 before 1970).
 pub fn epoch_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Where a subcommand writes its report: standard output, locked once and buffered, so a
+/// large report costs one write per buffer rather than one per line.
+pub type Out = BufWriter<StdoutLock<'static>>;
+
+/// Runs `write` on the buffered standard output and returns `status`, turning write
+/// failures into an exit status instead of a panic: a reader that stopped early (`| head`,
+/// a closed pipe) ends the command quietly with `status`; any other failure is reported on
+/// standard error with exit status 2.
+pub fn emit(
+    command: &str,
+    status: ExitCode,
+    write: impl FnOnce(&mut Out) -> io::Result<()>,
+) -> ExitCode {
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => status,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => status,
+        Err(e) => {
+            complain(command, format_args!("cannot write the output: {e}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints `experiments COMMAND: MESSAGE` on standard error; never panics (a closed standard
+/// error loses the message).
+pub fn complain(command: &str, message: impl Display) {
+    let _ = writeln!(io::stderr().lock(), "experiments {command}: {message}");
 }
 
 /// Reads and parses a config file; the error says why (exit status 2).
@@ -119,7 +180,7 @@ pub fn config_and_inputs(
     args: &[String],
 ) -> Result<(Config, Inputs), ExitCode> {
     load_config(file).and_then(|c| Ok((c, parse_inputs(args)?))).map_err(|e| {
-        eprintln!("experiments {command}: {e}");
+        complain(command, e);
         ExitCode::from(2)
     })
 }
@@ -127,20 +188,45 @@ pub fn config_and_inputs(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { file, now, format } => {
-            check::run(&file, now.unwrap_or_else(epoch_now), format)
-        }
+        Command::Check { file, now, format } => check::run(&file, now.resolve(), format),
         Command::Eval { file, experiment, inputs, now, explain, format } => {
-            eval::run(&file, &experiment, &inputs, now.unwrap_or_else(epoch_now), explain, format)
+            eval::run(&file, &experiment, &inputs, now.resolve(), explain, format)
         }
-        Command::Simulate { file, experiment, inputs, ids, id_prefix, now } => simulate::run(
-            &file,
-            &experiment,
-            &inputs,
-            ids,
-            &id_prefix,
-            now.unwrap_or_else(epoch_now),
-        ),
+        Command::Simulate { file, experiment, inputs, ids, id_prefix, now } => {
+            simulate::run(&file, &experiment, &inputs, ids, &id_prefix, now.resolve())
+        }
         Command::Demo(args) => demo::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_must_be_finite() {
+        for good in ["0", "-5", "1700000000.25", "1e9", "-1.5e3", "1.7976931348623157e308"] {
+            assert_eq!(parse_instant(good), Ok(good.parse().unwrap()), "{good}");
+        }
+        for bad in ["NaN", "nan", "-NaN", "inf", "+inf", "-inf", "Infinity", "1e309", "-1e400"] {
+            assert!(parse_instant(bad).unwrap_err().contains("finite"), "{bad}");
+        }
+        for junk in ["", " 1", "yesterday", "1,5", "0x10"] {
+            assert!(parse_instant(junk).unwrap_err().contains("not a number"), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn every_subcommand_with_an_instant_validates_it() {
+        for args in [
+            &["experiments", "check", "f.json"][..],
+            &["experiments", "eval", "f.json", "e"],
+            &["experiments", "simulate", "f.json", "e"],
+        ] {
+            let err = Cli::try_parse_from(args.iter().chain(&["--now", "NaN"])).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains("finite"), "{args:?}: {err}");
+            assert!(Cli::try_parse_from(args.iter().chain(&["--now", "-5"])).is_ok(), "{args:?}");
+        }
     }
 }

@@ -1,15 +1,21 @@
 //! `experiments simulate`.
 
+use std::fmt::Write as _;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use experiments::{Experiments, NoopSink, Value};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config_and_inputs;
 use crate::stats::chi_square;
+use crate::{Out, complain, config_and_inputs, emit};
 
-/// Buckets `ids` synthetic ids and compares the shares with the configured sizes.
+/// Buckets `ids` synthetic ids (`prefix` followed by a counter) through the real client and
+/// compares each variant's share with its configured size (chi-square fit). Exit status 1
+/// when the experiment is unknown or invalid, 2 when the file or inputs are unusable.
+/// Beyond evaluating each id, the work per id is one binary search among the variant names;
+/// the configured shares are computed once, in O(v log v) for v variants.
 pub fn run(
     file: &Path,
     experiment: &str,
@@ -25,17 +31,21 @@ pub fn run(
     let exp = match config.get(experiment) {
         Some(Ok(e)) => e,
         Some(Err(e)) => {
-            eprintln!("experiments simulate: {experiment} is invalid: {e}");
+            complain("simulate", format_args!("{experiment} is invalid: {e}"));
             return ExitCode::from(1);
         }
         None => {
-            eprintln!("experiments simulate: no experiment {experiment:?} in {}", file.display());
+            complain(
+                "simulate",
+                format_args!("no experiment {experiment:?} in {}", file.display()),
+            );
             return ExitCode::from(1);
         }
     };
     let field = config.bucketing_field(experiment, now).unwrap_or("user_id").to_owned();
     inputs.insert(field.clone(), "");
     let names: Vec<String> = exp.variant_names().into_iter().map(str::to_owned).collect();
+    let slots = Slots::new(&names);
     let mut counts = vec![0u64; names.len() + 1];
     let mut errors = 0u64;
     let bar = (ids >= 200_000).then(|| {
@@ -50,17 +60,14 @@ pub fn run(
     let mut id = String::new();
     for i in 0..ids {
         id.clear();
-        id.push_str(prefix);
-        id.push_str(&i.to_string());
+        // Writing into a String cannot fail.
+        let _ = write!(id, "{prefix}{i}");
         if let Some(Value::String(slot)) = inputs.get_mut(&field) {
             slot.clone_from(&id);
         }
         let mut client = Experiments::new(&config, now, NoopSink);
         match client.variant(experiment, &inputs, Some(false)) {
-            Ok(Some(v)) => match names.iter().position(|n| n == v) {
-                Some(p) => counts[p] += 1,
-                None => counts[names.len()] += 1,
-            },
+            Ok(Some(v)) => counts[slots.get(v).unwrap_or(names.len())] += 1,
             Ok(None) => counts[names.len()] += 1,
             Err(_) => errors += 1,
         }
@@ -73,41 +80,90 @@ pub fn run(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let n = ids.max(1) as f64;
     let shares = exp.expected_shares();
-    println!(
-        "{experiment}: {ids} ids ({prefix}0 .. {prefix}{}), bucketed on {field}",
-        ids.saturating_sub(1)
-    );
-    println!("{:<24} {:>10} {:>9} {:>10}", "variant", "count", "share", "configured");
-    let mut expected = Vec::new();
-    for (i, name) in names.iter().enumerate().chain([(names.len(), &"none".to_owned())]) {
-        let configured = match (&shares, i < names.len()) {
-            (Some(s), true) => s.get(i).map(|(_, f)| *f),
-            (Some(s), false) => Some(1.0 - s.iter().map(|(_, f)| f).sum::<f64>()),
-            (None, _) => None,
-        };
-        expected.push(configured.unwrap_or(0.0) * n);
-        let shown = configured.map_or_else(|| "-".to_owned(), |c| format!("{:.4}%", c * 100.0));
-        println!(
-            "{name:<24} {:>10} {:>8.4}% {:>10}",
-            counts[i],
-            counts[i] as f64 / n * 100.0,
-            shown
-        );
+    let report = Report { experiment, ids, prefix, field: &field, names: &names };
+    emit("simulate", ExitCode::SUCCESS, |out| report.write(out, &counts, errors, shares.as_deref()))
+}
+
+/// Each variant name's first position, sorted by name: a chosen variant's row is found by
+/// binary search, whatever the number of variants.
+struct Slots<'a>(Vec<(&'a str, usize)>);
+
+impl<'a> Slots<'a> {
+    fn new(names: &'a [String]) -> Self {
+        let mut slots: Vec<(&str, usize)> = names.iter().map(String::as_str).zip(0..).collect();
+        // Sorted by (name, position): a name's first position comes first and is kept.
+        slots.sort_unstable();
+        slots.dedup_by(|later, first| later.0 == first.0);
+        Slots(slots)
     }
-    if errors > 0 {
-        println!("errors: {errors} calls raised");
+
+    /// The first row of `name`, if it is one of the variants.
+    fn get(&self, name: &str) -> Option<usize> {
+        self.0.binary_search_by(|(n, _)| (*n).cmp(name)).ok().map(|i| self.0[i].1)
     }
-    if shares.is_some() {
-        let observed: Vec<f64> = counts.iter().map(|c| *c as f64).collect();
-        let (stat, df, p) = chi_square(&observed, &expected);
-        println!("chi-square {stat:.3} with {df} degrees of freedom: p = {p:.4}");
-        if p < 0.001 {
-            println!(
-                "note: shares differ from the configured sizes (targeting, overrides, or a time window?)"
-            );
+}
+
+/// What the table describes.
+struct Report<'a> {
+    experiment: &'a str,
+    ids: u64,
+    prefix: &'a str,
+    field: &'a str,
+    names: &'a [String],
+}
+
+impl Report<'_> {
+    /// The table (one row per variant, then "none": count, observed share, configured
+    /// share), the error count, and the chi-square fit when the shares are known.
+    fn write(
+        &self,
+        out: &mut Out,
+        counts: &[u64],
+        errors: u64,
+        shares: Option<&[(String, f64)]>,
+    ) -> io::Result<()> {
+        let (names, ids, prefix) = (self.names, self.ids, self.prefix);
+        let n = ids.max(1) as f64;
+        writeln!(
+            out,
+            "{}: {ids} ids ({prefix}0 .. {prefix}{}), bucketed on {}",
+            self.experiment,
+            ids.saturating_sub(1),
+            self.field
+        )?;
+        writeln!(out, "{:<24} {:>10} {:>9} {:>10}", "variant", "count", "share", "configured")?;
+        // What no variant gets, computed once (never below zero: the variants' buckets are
+        // disjoint, only rounding could make their shares sum past 1).
+        let unassigned = shares.map(|s| (1.0 - s.iter().map(|(_, f)| f).sum::<f64>()).max(0.0));
+        let mut expected = Vec::with_capacity(counts.len());
+        let rows = names.iter().map(String::as_str).chain(["none"]);
+        for (i, (name, count)) in rows.zip(counts).enumerate() {
+            let configured = match shares {
+                Some(s) if i < names.len() => s.get(i).map(|(_, f)| *f),
+                _ => unassigned,
+            };
+            expected.push(configured.unwrap_or(0.0) * n);
+            write!(out, "{name:<24} {count:>10} {:>8.4}% ", *count as f64 / n * 100.0)?;
+            match configured {
+                Some(c) => writeln!(out, "{:>10}", format!("{:.4}%", c * 100.0))?,
+                None => writeln!(out, "{:>10}", "-")?,
+            }
         }
+        if errors > 0 {
+            writeln!(out, "errors: {errors} calls raised")?;
+        }
+        if shares.is_some() {
+            let observed: Vec<f64> = counts.iter().map(|c| *c as f64).collect();
+            let (stat, df, p) = chi_square(&observed, &expected);
+            writeln!(out, "chi-square {stat:.3} with {df} degrees of freedom: p = {p:.4}")?;
+            if p < 0.001 {
+                writeln!(
+                    out,
+                    "note: shares differ from the configured sizes (targeting, overrides, or a time window?)"
+                )?;
+            }
+        }
+        Ok(())
     }
-    ExitCode::SUCCESS
 }

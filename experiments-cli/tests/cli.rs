@@ -2,7 +2,7 @@
 //! agreeing with the library on a sample of the conformance vectors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use experiments::Config;
 use serde_json::{Value, json};
@@ -353,4 +353,153 @@ fn eval_agrees_with_the_library_on_conformance_vectors() {
         }
     }
     assert!(compared >= 40, "compared {compared} calls");
+}
+
+/// `n` experiments alternating invalid (a string id) and valid but expired (a warning).
+fn many_experiments(n: usize) -> String {
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            if i % 2 == 1 {
+                format!(r#""e{i}": {{"id": "x"}}"#)
+            } else {
+                format!(
+                    r#""e{i}": {{"id": {i}, "name": "e{i}", "type": "feature_rollout",
+                    "start_ts": 0, "stop_ts": 1000, "experiment": {{"experiment_version": 1,
+                    "variants": [{{"name": "on", "size": 0.5}}]}}}}"#
+                )
+            }
+        })
+        .collect();
+    format!("{{{}}}", entries.join(","))
+}
+
+#[test]
+fn check_output_is_linear_in_the_number_of_experiments() {
+    // 80,000 experiments: matching each with its error by a scan of all errors took over a
+    // minute here; each report now costs a sort at most.
+    let n = 80_000;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "many.json", &many_experiments(n));
+    let started = std::time::Instant::now();
+    let o = run(&["check", p.to_str().unwrap(), "--now", "1700000000"]);
+    // About a second in a debug build; quadratic it was over a minute.
+    assert!(started.elapsed().as_secs() < 30, "check took {:?}", started.elapsed());
+    assert_eq!(code(&o), 1);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), n + n / 2 + 1, "a line per experiment and per warning, and totals");
+    assert_eq!(lines[0], "e0: valid");
+    assert!(lines[1].starts_with("  warning: expired"), "{}", lines[1]);
+    assert!(lines[2].starts_with("e1: INVALID: id: "), "{}", lines[2]);
+    assert!(lines[lines.len() - 2].starts_with(&format!("e{}: INVALID", n - 1)));
+    assert_eq!(
+        lines[lines.len() - 1],
+        format!("{n} experiments: {} valid, {} invalid, {} warnings", n / 2, n / 2, n / 2)
+    );
+}
+
+#[test]
+fn check_json_report_of_many_experiments() {
+    let n = 80_000;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "many.json", &many_experiments(n));
+    let o = run(&["check", p.to_str().unwrap(), "--now", "1700000000", "--format", "json"]);
+    assert_eq!(code(&o), 1);
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["experiments"], n);
+    assert_eq!(doc["invalid"].as_array().unwrap().len(), n / 2);
+    assert_eq!(doc["invalid"][0]["name"], "e1");
+    assert_eq!(doc["warnings"].as_array().unwrap().len(), n / 2);
+    assert_eq!(doc["warnings"][n / 2 - 1]["name"], format!("e{}", n - 2));
+}
+
+#[test]
+fn check_into_a_closed_pipe_does_not_panic() {
+    // `experiments check big.json | head`: the reader goes away while the report is written.
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "many.json", &many_experiments(20_000));
+    for format in ["text", "json"] {
+        let mut child = bin()
+            .args(["check", p.to_str().unwrap(), "--now", "1700000000", "--format", format])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked"), "{format}: {stderr}");
+        assert_eq!(code(&o), 1, "{format}: the status of the report (some invalid): {stderr}");
+    }
+}
+
+#[test]
+fn simulate_cost_does_not_grow_with_the_variants_squared() {
+    // 40,000 range variants over a million buckets: the configured shares were counted
+    // bucket by bucket with a scan of the variants per bucket (over a minute here).
+    let k = 40_000;
+    let variants: Vec<Value> = (0..k)
+        .map(|i| {
+            json!({"name": format!("v{i}"), "range_start": i as f64 / k as f64,
+                "range_end": (i + 1) as f64 / k as f64})
+        })
+        .collect();
+    let doc = json!({"r": {"id": 1, "name": "r", "type": "range_variant", "start_ts": 0,
+        "stop_ts": 4_102_444_800u64, "experiment": {"experiment_version": 1,
+        "num_buckets": 1_000_000, "variants": variants}}});
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "ranges.json", &doc.to_string());
+    let started = std::time::Instant::now();
+    let o = run(&["simulate", p.to_str().unwrap(), "r", "--ids", "1000", "--now", "1700000000"]);
+    // Under a second in a debug build; quadratic it was over a minute.
+    assert!(started.elapsed().as_secs() < 30, "simulate took {:?}", started.elapsed());
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let text = stdout(&o);
+    let rows: Vec<&str> = text.lines().skip(2).take(k + 1).collect();
+    assert!(rows[0].starts_with("v0 ") && rows[0].ends_with(" 0.0025%"), "{}", rows[0]);
+    assert!(rows[k].starts_with("none ") && rows[k].ends_with(" 0.0000%"), "{}", rows[k]);
+    let counted: u64 =
+        rows.iter().map(|r| r.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(counted, 1000, "every id lands in exactly one row");
+    assert!(text.contains("chi-square "), "{text}");
+}
+
+#[test]
+fn now_must_be_a_finite_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "valid.json", VALID);
+    let f = p.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["check", f],
+        &["eval", f, "split", "user_id=t2_1", "num_votes=7"],
+        &["simulate", f, "rollout", "--ids", "10"],
+    ];
+    for args in commands {
+        for bad in ["NaN", "nan", "-NaN", "inf", "-inf", "infinity", "-Infinity", "1e400", "-1e999"]
+        {
+            for form in [vec!["--now".to_owned(), bad.to_owned()], vec![format!("--now={bad}")]] {
+                let o = bin().args(args).args(&form).output().unwrap();
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                assert_eq!(code(&o), 2, "{args:?} {form:?}: {}{stderr}", stdout(&o));
+                assert!(stderr.contains("--now") && stderr.contains("finite"), "{stderr}");
+                assert!(stdout(&o).is_empty(), "nothing evaluated: {}", stdout(&o));
+            }
+        }
+        let o = bin().args(args).args(["--now", "yesterday"]).output().unwrap();
+        assert_eq!(code(&o), 2);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("not a number"));
+        // Finite instants, negative and fractional included, are accepted.
+        for good in ["-5", "-1.5e3", "1700000000.25", "0"] {
+            let o = bin().args(args).args(["--now", good]).output().unwrap();
+            assert_ne!(
+                code(&o),
+                2,
+                "{args:?} --now {good}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    // An instant before every window: check sees the experiments as not started yet.
+    let text = stdout(&run(&["check", f, "--now", "-5"]));
+    assert!(text.contains("not started yet"), "{text}");
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::error::EvalError;
 use crate::py;
 
 const INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
@@ -97,12 +98,20 @@ impl Seed {
         &self.text
     }
 
-    /// The bucket of `value` (hashed as Python `str(value)`) modulo `m`.
-    pub(crate) fn bucket(&self, value: &Value, m: &Modulus) -> u64 {
+    /// The bucket of `value` (hashed as Python `str(value)`) modulo `m`;
+    /// `Err(RecursionLimit)` when `value` nests too deep for `str()` (Python raises
+    /// `RecursionError` there).
+    pub(crate) fn bucket(&self, value: &Value, m: &Modulus) -> Result<u64, EvalError> {
         match value {
-            Value::String(s) => self.bucket_str(s, m),
-            // Writing into a hasher cannot fail.
-            other => self.bucket_with(m, |h| py::write_str(h, other)),
+            Value::String(s) => Ok(self.bucket_str(s, m)),
+            other => {
+                let mut result = Ok(());
+                let bucket = self.bucket_with(m, |h| {
+                    result = py::write_str(h, other);
+                    Ok(())
+                });
+                result.map(|()| bucket)
+            }
         }
     }
 
@@ -225,10 +234,10 @@ mod tests {
     fn reference_buckets() {
         // python3: int(hashlib.sha1(b"seedt2_1").hexdigest(), 16) % 1000 == 716
         let seed = Seed::new("seed".into());
-        assert_eq!(seed.bucket(&json!("t2_1"), &Modulus::new(1000)), 716);
+        assert_eq!(seed.bucket(&json!("t2_1"), &Modulus::new(1000)), Ok(716));
         // Large moduli use the 128-bit path and agree with Python's big-int modulo:
         // int(hashlib.sha1(b"seedt2_1").hexdigest(), 16) % (2**40 + 15) == 291140003599
-        assert_eq!(seed.bucket(&json!("t2_1"), &Modulus::new((1 << 40) + 15)), 291140003599);
+        assert_eq!(seed.bucket(&json!("t2_1"), &Modulus::new((1 << 40) + 15)), Ok(291140003599));
         // Non-strings hash as str(): 1 -> "1", 1.0 -> "1.0", True -> "True".
         let one = Seed::new("s".into());
         assert_ne!(
@@ -245,10 +254,10 @@ mod tests {
         );
         // Long values take the streaming path and agree with hashlib:
         // int(hashlib.sha1(("seed" + "x" * 100).encode()).hexdigest(), 16) % 1000 == 82
-        assert_eq!(seed.bucket(&json!("x".repeat(100)), &Modulus::new(1000)), 82);
+        assert_eq!(seed.bucket(&json!("x".repeat(100)), &Modulus::new(1000)), Ok(82));
         // A seed longer than a block is precomputed across blocks.
         // int(hashlib.sha1(("s" * 70 + "t2_1").encode()).hexdigest(), 16) % 1000
         let long = Seed::new("s".repeat(70));
-        assert_eq!(long.bucket(&json!("t2_1"), &Modulus::new(1000)), 677);
+        assert_eq!(long.bucket(&json!("t2_1"), &Modulus::new(1000)), Ok(677));
     }
 }

@@ -70,41 +70,46 @@ impl RequestScope {
         let Some(eval) = config.evaluate(experiment, inputs, self.now, obs)? else {
             return Ok((None, None));
         };
-        let outcome = self.bucketing_event(sink, &eval, inputs, bucketing_event_override);
+        let outcome = self.bucketing_event(sink, &eval, inputs, bucketing_event_override)?;
         Ok((eval.variant, Some(outcome)))
     }
 
+    /// Logs the `choose` event if baseplate would. `Err(RecursionLimit)` (no event, nothing
+    /// recorded) when the event would echo inputs nested deeper than [`crate::MAX_DEPTH`]:
+    /// any sink that copies or serializes them would recurse that deep.
     fn bucketing_event(
         &mut self,
         sink: &mut impl EventSink,
         eval: &Evaluation<'_, '_>,
         inputs: &Inputs,
         over: Option<bool>,
-    ) -> BucketingEvent {
+    ) -> Result<BucketingEvent, EvalError> {
         let Some(value) = eval.bucketing_value else {
-            return BucketingEvent::NoBucketingValue;
+            return Ok(BucketingEvent::NoBucketingValue);
         };
         if eval.variant.is_none() {
-            return BucketingEvent::NoVariant;
+            return Ok(BucketingEvent::NoVariant);
         }
         if over == Some(false) {
-            return BucketingEvent::Suppressed;
+            return Ok(BucketingEvent::Suppressed);
         }
         if !eval.log_bucketing {
-            return BucketingEvent::NotLogged;
+            return Ok(BucketingEvent::NotLogged);
         }
-        if !self.dedupe.insert(eval.dedupe_prefix(), value) {
-            return BucketingEvent::Duplicate;
+        inputs.check_depth()?;
+        if !self.dedupe.insert(eval.dedupe_prefix(), value)? {
+            return Ok(BucketingEvent::Duplicate);
         }
         let mut event = Event::new(EventType::Choose, eval.variant, eval.experiment(), inputs);
         event.bucketing_field = eval.bucketing_field();
         event.bucketing_value = Some(value);
         event.is_override = eval.is_override;
         sink.log(&event);
-        BucketingEvent::Logged
+        Ok(BucketingEvent::Logged)
     }
 
-    /// See [`Experiments::expose`].
+    /// See [`Experiments::expose`]. Logs nothing for inputs nested deeper than
+    /// [`crate::MAX_DEPTH`] (the event would echo them).
     pub fn expose(
         &mut self,
         config: &Config,
@@ -116,6 +121,9 @@ impl RequestScope {
         let Some((exp, active)) = config.active(experiment, self.now) else {
             return false;
         };
+        if inputs.check_depth().is_err() {
+            return false;
+        }
         let mut event = Event::new(EventType::Expose, variant, exp.event_ref(active), inputs);
         event.bucketing_field = active.bucketing_field();
         event.bucketing_value = event.bucketing_field.and_then(|f| inputs.get(f));
@@ -186,6 +194,10 @@ impl<'c, S: EventSink> Experiments<'c, S> {
     /// Which variant of `experiment` the inputs get (`None`: no variant, unknown or invalid
     /// experiment). Logs a `choose` event the first time this request is bucketed into a
     /// variant, unless `bucketing_event_override` is `Some(false)`.
+    ///
+    /// `Err` where baseplate raised; also [`EvalError::RecursionLimit`] when the call would
+    /// have to walk a value nested deeper than [`crate::MAX_DEPTH`] (the bucketing value's
+    /// `str()`, or a `choose` event echoing such inputs).
     pub fn variant(
         &mut self,
         experiment: &str,
@@ -216,8 +228,9 @@ impl<'c, S: EventSink> Experiments<'c, S> {
         )
     }
 
-    /// Logs an `expose` event for `experiment` (nothing when it is unknown or invalid).
-    /// Returns whether an event was logged.
+    /// Logs an `expose` event for `experiment` (nothing when it is unknown or invalid, or
+    /// when an input nests deeper than [`crate::MAX_DEPTH`]). Returns whether an event was
+    /// logged.
     pub fn expose(&mut self, experiment: &str, variant: Option<&str>, inputs: &Inputs) -> bool {
         self.scope.expose(self.config, &mut self.sink, experiment, variant, inputs)
     }

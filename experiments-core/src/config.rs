@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::document::{self, Document};
 use crate::error::{ConfigError, EvalError, ValidationError};
 use crate::experiment::{Active, Experiment, ExperimentRef};
 use crate::explain::{Observer, Step};
@@ -103,33 +104,97 @@ pub struct ValidationReport {
 }
 
 impl Config {
-    /// Parses a document. Fails only when it is not JSON or not a JSON object; broken
-    /// experiments are kept as invalid entries with their errors.
+    /// Parses a document as baseplate does (`json.load`). Fails only where Python's `json`
+    /// fails too (not JSON, a UTF-8 byte order mark, nesting past Python's recursion limit)
+    /// or when the top level is not an object; broken experiments are kept as invalid
+    /// entries with their errors.
+    ///
+    /// Plain JSON is parsed by `serde_json` in one pass. A document only Python reads (`NaN`,
+    /// `Infinity`, numbers beyond `f64`, lone surrogates, nesting beyond `serde_json`'s 128
+    /// levels) is split into its experiments, each parsed on its own: only those holding a
+    /// value this port cannot represent, or nested deeper than [`crate::MAX_DEPTH`] levels,
+    /// are invalid (see [`crate::Deviation::UnrepresentableValue`] and
+    /// [`crate::Deviation::Nesting`]); the others load exactly as they would alone.
     pub fn parse(json: &str) -> Result<Config, ConfigError> {
-        Self::from_value(serde_json::from_str(json)?)
+        match serde_json::from_str(json) {
+            Ok(document) => Self::from_document(document, false),
+            Err(e) => Self::parse_tolerant(json, e),
+        }
     }
 
-    /// [`Config::parse`] from bytes.
+    /// [`Config::parse`] from bytes, which must be UTF-8 (baseplate reads the file as UTF-8
+    /// text).
     pub fn from_slice(json: &[u8]) -> Result<Config, ConfigError> {
-        Self::from_value(serde_json::from_slice(json)?)
+        match serde_json::from_slice(json) {
+            Ok(document) => Self::from_document(document, false),
+            Err(e) => match std::str::from_utf8(json) {
+                Ok(text) => Self::parse_tolerant(text, e),
+                Err(u) => Err(ConfigError::NotUtf8 { offset: u.valid_up_to() }),
+            },
+        }
     }
 
-    /// Builds a config from an already parsed document.
+    /// Builds a config from an already parsed document. An experiment nested deeper than
+    /// [`crate::MAX_DEPTH`] levels is invalid ([`crate::Deviation::Nesting`]) and dropped
+    /// without recursion, so a value of any depth built in code is safe here.
     pub fn from_value(document: Value) -> Result<Config, ConfigError> {
-        let Value::Object(map) = document else {
-            return Err(ConfigError::NotAnObject { found: py::type_name(&document) });
+        Self::from_document(document, true)
+    }
+
+    /// [`Config::from_value`]; `check_depth` is false for documents `serde_json` parsed,
+    /// which nest fewer than 128 levels.
+    fn from_document(document: Value, check_depth: bool) -> Result<Config, ConfigError> {
+        let map = match document {
+            Value::Object(map) => map,
+            other => {
+                let found = py::type_name(&other);
+                document::drop_deep(other);
+                return Err(ConfigError::NotAnObject { found });
+            }
         };
-        let mut config = Config {
-            entries: Vec::with_capacity(map.len()),
-            keys: Vec::with_capacity(map.len()),
-            index: KeyIndex::default(),
-        };
-        for (key, value) in &map {
-            config.keys.push(key.as_str().into());
-            config.entries.push(Experiment::parse(key, value));
+        let mut config = Config::with_capacity(map.len());
+        for (key, value) in map {
+            let entry = if check_depth && py::nests_deeper_than(&value, py::MAX_DEPTH) {
+                document::drop_deep(value);
+                Err(document::too_deep(None).into_validation(&key))
+            } else {
+                Experiment::parse(&key, &value)
+            };
+            config.keys.push(key.into_boxed_str());
+            config.entries.push(entry);
         }
         config.index = KeyIndex::new(&config.keys);
         Ok(config)
+    }
+
+    /// The path of [`Config::parse`] for documents `serde_json` rejected (the `document`
+    /// module): Python's grammar checked over the whole text, then each experiment parsed on
+    /// its own.
+    fn parse_tolerant(text: &str, serde_error: serde_json::Error) -> Result<Config, ConfigError> {
+        let members = match document::scan(text, serde_error)? {
+            Document::Object(members) => members,
+            Document::Other(found) => return Err(ConfigError::NotAnObject { found }),
+        };
+        let mut config = Config::with_capacity(members.len());
+        for member in &members {
+            let key = member.key.as_str();
+            let entry = match document::member_value(text, member) {
+                Ok(value) => Experiment::parse(key, &value),
+                Err(problem) => Err(problem.into_validation(key)),
+            };
+            config.keys.push(key.into());
+            config.entries.push(entry);
+        }
+        config.index = KeyIndex::new(&config.keys);
+        Ok(config)
+    }
+
+    fn with_capacity(n: usize) -> Config {
+        Config {
+            entries: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            index: KeyIndex::default(),
+        }
     }
 
     /// Every config key in file order, valid or not (`get_all_experiment_names`).
@@ -206,6 +271,10 @@ impl Config {
         };
         let (variant, is_override) = active.variant(inputs, obs)?;
         let bucketing_value = active.unique_value(inputs)?;
+        // `get_unique_id` takes `str()` of a truthy bucketing value on every call.
+        if let Some(value) = bucketing_value {
+            py::check_depth(value)?;
+        }
         Ok(Some(Evaluation {
             variant,
             experiment: exp,

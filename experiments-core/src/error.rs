@@ -2,12 +2,38 @@
 
 use std::fmt;
 
-/// The whole `experiments.json` document could not be used.
+/// The whole `experiments.json` document could not be used: baseplate's `json.load` rejects
+/// it too (documents it loads are never rejected as a whole; see [`crate::Config::parse`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The bytes are not valid JSON.
+    /// The bytes are not valid JSON (`serde_json`'s report of the first error).
     #[error("experiments config is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Not JSON that Python's `json` module loads, found past values `serde_json` cannot
+    /// read but Python can (`NaN`, lone surrogates, deep nesting): a syntax error, nesting
+    /// deeper than Python's recursion limit, or an integer longer than Python converts.
+    #[error("experiments config is not valid JSON: {message} at line {line} column {column}")]
+    Syntax {
+        /// What is wrong.
+        message: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column (in characters) of the error.
+        column: usize,
+    },
+    /// The document starts with a UTF-8 byte order mark (U+FEFF).
+    #[error(
+        "experiments config starts with a UTF-8 byte order mark (BOM); baseplate's json.load \
+         rejects it too (\"Unexpected UTF-8 BOM\"): save the file as UTF-8 without a BOM"
+    )]
+    ByteOrderMark,
+    /// The bytes are not UTF-8 (baseplate opens the file as UTF-8 text and fails to decode
+    /// it).
+    #[error("experiments config is not valid UTF-8: invalid byte at offset {offset}")]
+    NotUtf8 {
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
     /// The document is valid JSON but its top level is not an object.
     #[error("experiments config must be a JSON object at the top level, found {found}")]
     NotAnObject {
@@ -38,6 +64,12 @@ pub enum Deviation {
     ExperimentName,
     /// A variant size is a boolean.
     SizeBoolean,
+    /// The experiment holds a value Python's `json` reads but a `serde_json::Value` cannot
+    /// hold: `NaN`, `Infinity`, `-Infinity`, a number beyond the `f64` range (Python: `inf`
+    /// or a big `int`), a string or key with a lone surrogate (`"\ud800"`).
+    UnrepresentableValue,
+    /// The experiment nests lists and objects deeper than [`crate::MAX_DEPTH`] levels.
+    Nesting,
 }
 
 impl Deviation {
@@ -51,6 +83,8 @@ impl Deviation {
             Deviation::IdBoolean => "id_boolean",
             Deviation::ExperimentName => "experiment_name",
             Deviation::SizeBoolean => "size_boolean",
+            Deviation::UnrepresentableValue => "unrepresentable_value",
+            Deviation::Nesting => "nesting",
         }
     }
 }
@@ -229,6 +263,15 @@ pub enum EvalError {
     /// `variants` is a list). Baseplate would return that value; this port cannot.
     #[error("override resolved to a non-string variant of type '{0}'")]
     NonStringVariant(PyType),
+    /// A value nested deeper than [`crate::MAX_DEPTH`] levels had to be walked: its `str()`
+    /// (the bucketing value), a comparison, or an event echoing it. Python raises
+    /// `RecursionError` from about 1000 levels; this port stops earlier instead of risking
+    /// the stack.
+    #[error(
+        "maximum recursion depth exceeded: a value nests more than {} levels",
+        crate::py::MAX_DEPTH
+    )]
+    RecursionLimit,
 }
 
 impl EvalError {
@@ -247,6 +290,7 @@ impl EvalError {
             EvalError::ZeroDivision => "ZeroDivisionError",
             EvalError::InfinityToInt => "OverflowError",
             EvalError::NanToInt => "ValueError",
+            EvalError::RecursionLimit => "RecursionError",
         }
     }
 }

@@ -220,10 +220,19 @@ pub struct Explanation {
 }
 
 impl Observer for Explanation {
+    /// Records the step. A bucketing value nested deeper than [`crate::MAX_DEPTH`] is shown
+    /// cut (`[[...]]`) in the text and as that text in `data`, instead of being copied.
     fn step(&mut self, step: Step<'_>) {
-        self.steps.push(ExplainStep {
-            text: step.to_string(),
-            data: serde_json::to_value(step).unwrap_or(Value::Null),
-        });
+        let text = step.to_string();
+        let data = match step {
+            Step::BucketingValue { field, value: Some(v) }
+                if crate::py::check_depth(v).is_err() =>
+            {
+                let shown = Value::String(crate::py::to_py_str(v));
+                serde_json::to_value(Step::BucketingValue { field, value: Some(&shown) })
+            }
+            other => serde_json::to_value(other),
+        };
+        self.steps.push(ExplainStep { text, data: data.unwrap_or(Value::Null) });
     }
 }

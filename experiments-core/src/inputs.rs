@@ -1,11 +1,13 @@
 //! Call inputs: an ordered attribute map (Python's `**kwargs`) and the `User` helper.
 
-use std::hash::Hasher;
+use std::borrow::Cow;
+use std::hash::{BuildHasher, Hasher, RandomState};
 
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::EvalError;
 use crate::py;
 
 /// The FxHash of a key (shared by [`Inputs`] and the config index).
@@ -54,12 +56,100 @@ struct Entry {
     value: Value,
 }
 
+/// Input maps with more attributes than this get an [`Index`]; below, a scan of the
+/// precomputed key hashes is faster than any table.
+const INDEX_FROM: usize = 16;
+
+/// Hash tables over the entries of a large input map, so that building one with `n` keys
+/// costs O(n) and each lookup O(1) instead of a scan.
+///
+/// Both are open-addressing tables (linear probing, at most half full) of `entry index + 1`
+/// (`0`: free slot), hashed with SipHash under keys drawn for this index, so that no set of
+/// input keys can be chosen to collide.
+#[derive(Clone, Debug)]
+struct Index {
+    state: RandomState,
+    /// Every key, by its exact text.
+    exact: Vec<u32>,
+    /// Every distinct lower-cased form of the keys, pointing at the *last* entry whose key
+    /// lower-cases to it (`{k.lower(): v for k, v in kwargs.items()}` keeps the last).
+    lowered: Vec<u32>,
+}
+
+impl Index {
+    /// An index of `entries` with room for twice as many.
+    fn build(entries: &[Entry]) -> Box<Index> {
+        let size = (entries.len() * 4).next_power_of_two().max(64);
+        let mut index = Box::new(Index {
+            state: RandomState::new(),
+            exact: vec![0; size],
+            lowered: vec![0; size],
+        });
+        for i in 0..entries.len() {
+            index.add(entries, i);
+        }
+        index
+    }
+
+    /// The slot of `text` in `table`: the one holding an entry that `matches`, else the
+    /// free slot where it would go.
+    fn probe(
+        &self,
+        table: &[u32],
+        text: &str,
+        matches: impl Fn(usize) -> bool,
+    ) -> (usize, Option<usize>) {
+        let mask = table.len() - 1;
+        let mut slot = self.state.hash_one(text) as usize & mask;
+        loop {
+            match table[slot].checked_sub(1) {
+                None => return (slot, None),
+                Some(i) if matches(i as usize) => return (slot, Some(i as usize)),
+                Some(_) => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds entry `i`, the last one (its key is not in the index yet).
+    fn add(&mut self, entries: &[Entry], i: usize) {
+        let key = &entries[i].key;
+        let (slot, _) = self.probe(&self.exact, key, |_| false);
+        self.exact[slot] = i as u32 + 1;
+        let lowered = if py::is_lowercase_fixed_point(key) {
+            Cow::Borrowed(key.as_str())
+        } else {
+            Cow::Owned(py::lower(key))
+        };
+        let (slot, _) =
+            self.probe(&self.lowered, &lowered, |j| py::lower_eq(&entries[j].key, &lowered));
+        // A later entry replaces an earlier one with the same lower-cased form.
+        self.lowered[slot] = i as u32 + 1;
+    }
+
+    /// The entry whose key is exactly `key` (with FxHash `hash`).
+    fn find(&self, entries: &[Entry], key: &str, hash: u64) -> Option<usize> {
+        self.probe(&self.exact, key, |i| {
+            entries[i].hash == hash && py::str_eq(&entries[i].key, key)
+        })
+        .1
+    }
+
+    /// The last entry whose key lower-cases to `target`.
+    fn find_lowered(&self, entries: &[Entry], target: &str) -> Option<usize> {
+        self.probe(&self.lowered, target, |i| py::lower_eq(&entries[i].key, target)).1
+    }
+}
+
 /// The attributes of one `variant`/`expose` call, in insertion order.
 ///
 /// This is baseplate's `**kwargs`: keys are unique (inserting an existing key replaces its
 /// value and keeps its position, like a Python `dict`), and **order matters**: when two keys
 /// differ only in case (`User_ID`, `user_id`), the later one wins wherever baseplate
 /// lower-cases keys, and events echo the inputs in this order.
+///
+/// Small maps (the usual handful of attributes) are a vector scanned by precomputed key
+/// hashes, allocating nothing beyond it. Past 16 attributes, hash indexes make each insertion
+/// and lookup O(1), so building a map of `n` keys costs O(n) whatever `n` is.
 ///
 /// ```
 /// use experiments_core::Inputs;
@@ -75,17 +165,20 @@ pub struct Inputs {
     /// How many keys are not their own lower-case form (`User_ID`). While zero, a
     /// lower-cased lookup is an exact lookup.
     mixed_case_keys: usize,
+    /// Built once the map has had more than [`INDEX_FROM`] entries (kept from then on, even
+    /// across [`Inputs::clear`]); it always indexes every entry.
+    index: Option<Box<Index>>,
 }
 
 impl Inputs {
     /// An empty input map.
     pub fn new() -> Self {
-        Inputs { entries: Vec::new(), mixed_case_keys: 0 }
+        Inputs { entries: Vec::new(), mixed_case_keys: 0, index: None }
     }
 
     /// An empty input map with room for `capacity` attributes.
     pub fn with_capacity(capacity: usize) -> Self {
-        Inputs { entries: Vec::with_capacity(capacity), mixed_case_keys: 0 }
+        Inputs { entries: Vec::with_capacity(capacity), mixed_case_keys: 0, index: None }
     }
 
     /// Builder form of [`Inputs::insert`].
@@ -100,21 +193,37 @@ impl Inputs {
         let key = key.into();
         let value = value.into();
         let hash = key_hash(&key);
-        match self.entries.iter_mut().find(|e| e.hash == hash && py::str_eq(&e.key, &key)) {
-            Some(e) => Some(std::mem::replace(&mut e.value, value)),
+        match self.position(&key, hash) {
+            Some(i) => Some(std::mem::replace(&mut self.entries[i].value, value)),
             None => {
-                self.mixed_case_keys += usize::from(!py::is_lowercase_fixed_point(&key));
-                self.entries.push(Entry { hash, key, value });
+                self.push_new(hash, key, value);
                 None
             }
         }
     }
 
-    /// Removes `key`, keeping the order of the others.
+    /// Appends an attribute whose key is known not to be present.
+    fn push_new(&mut self, hash: u64, key: String, value: Value) {
+        self.mixed_case_keys += usize::from(!py::is_lowercase_fixed_point(&key));
+        self.entries.push(Entry { hash, key, value });
+        let n = self.entries.len();
+        match &mut self.index {
+            Some(index) if n * 2 <= index.exact.len() => index.add(&self.entries, n - 1),
+            Some(_) => self.index = Some(Index::build(&self.entries)),
+            None if n > INDEX_FROM => self.index = Some(Index::build(&self.entries)),
+            None => {}
+        }
+    }
+
+    /// Removes `key`, keeping the order of the others. Costs O(n) (the later entries move
+    /// up, and a large map's index is rebuilt).
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         let pos = self.position(key, key_hash(key))?;
         let e = self.entries.remove(pos);
         self.mixed_case_keys -= usize::from(!py::is_lowercase_fixed_point(&e.key));
+        if self.index.is_some() {
+            self.index = Some(Index::build(&self.entries));
+        }
         Some(e.value)
     }
 
@@ -130,7 +239,10 @@ impl Inputs {
     }
 
     fn position(&self, key: &str, hash: u64) -> Option<usize> {
-        self.entries.iter().position(|e| e.hash == hash && py::str_eq(&e.key, key))
+        match &self.index {
+            Some(index) => index.find(&self.entries, key, hash),
+            None => self.entries.iter().position(|e| e.hash == hash && py::str_eq(&e.key, key)),
+        }
     }
 
     /// [`Inputs::get`] for a key known ahead of time.
@@ -169,6 +281,11 @@ impl Inputs {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.mixed_case_keys = 0;
+        if let Some(index) = &mut self.index {
+            // An index of no entries: kept, so refilling a large map does not reallocate it.
+            index.exact.fill(0);
+            index.lowered.fill(0);
+        }
     }
 
     /// Merges the user's event fields (`user_id`, `logged_in`, `cookie_created_timestamp`)
@@ -189,7 +306,18 @@ impl Inputs {
             // Every key is lower-case and keys are unique: only an exact match can win.
             return self.get_key(target);
         }
-        self.entries.iter().rev().find(|e| py::lower_eq(&e.key, target)).map(|e| &e.value)
+        let i = match &self.index {
+            Some(index) => index.find_lowered(&self.entries, target)?,
+            None => self.entries.iter().rposition(|e| py::lower_eq(&e.key, target))?,
+        };
+        Some(&self.entries[i].value)
+    }
+
+    /// `Err(RecursionLimit)` when a value nests deeper than [`crate::MAX_DEPTH`]: an event
+    /// echoing these inputs would make every sink that copies or serializes them recurse
+    /// that deep. Allocation-free; a scalar costs one comparison.
+    pub(crate) fn check_depth(&self) -> Result<(), EvalError> {
+        self.entries.iter().try_for_each(|e| py::check_depth(&e.value))
     }
 }
 
@@ -210,8 +338,13 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Inputs {
 }
 
 impl From<serde_json::Map<String, Value>> for Inputs {
+    /// The object's members in order. Its keys are unique, so none is looked up: O(n).
     fn from(map: serde_json::Map<String, Value>) -> Self {
-        map.into_iter().collect()
+        let mut inputs = Inputs::with_capacity(map.len());
+        for (key, value) in map {
+            inputs.push_new(key_hash(&key), key, value);
+        }
+        inputs
     }
 }
 

@@ -33,6 +33,7 @@ mod bucketing;
 mod client;
 mod config;
 mod dedupe;
+mod document;
 mod error;
 mod event;
 mod experiment;
@@ -57,10 +58,12 @@ pub use explain::{
     BucketRange, DisabledReason, ExplainStep, Explanation, ForcedReason, NoTrace, Observer, Step,
 };
 pub use inputs::{Inputs, User};
+pub use py::MAX_DEPTH;
 pub use serde_json::Value;
 
 /// Python `str(value)` of a JSON value (`True`, `None`, `1.0`, `['a', 1]`), as baseplate
-/// writes bucketing values into hashes and dedupe keys.
+/// writes bucketing values into hashes and dedupe keys. Lists and objects nested deeper than
+/// [`MAX_DEPTH`] are written `...` (`[[...]]`) instead of recursing further.
 pub fn py_str(value: &Value) -> String {
     py::to_py_str(value)
 }

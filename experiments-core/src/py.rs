@@ -168,31 +168,89 @@ pub(crate) fn truthy(v: &Value) -> bool {
     }
 }
 
+/// The deepest nesting of lists and objects this port walks. A config entry nesting deeper
+/// is invalid ([`crate::Deviation::Nesting`]); a call that would have to walk a deeper input
+/// (its `str()`, a comparison, an event echoing it) returns [`EvalError::RecursionLimit`].
+/// Python's own limit is its recursion limit, about 1000 levels: between the two this port
+/// rejects what Python accepts, on purpose, for pathological values only.
+///
+/// A scalar has depth 0, `[]` and `{}` depth 1, `[[1]]` depth 2. Every recursive walk of a
+/// value in this crate is bounded by this depth, so no value of any depth, parsed or built
+/// in code, can overflow the stack: 256 levels of the deepest recursion left
+/// (`serde_json::Value`'s `clone`) take about half a MiB of stack even in a debug build.
+pub const MAX_DEPTH: usize = 256;
+
+/// Whether `v` nests more than `limit` levels of lists and objects. Recurses at most `limit`
+/// levels and allocates nothing; stops at the first branch found too deep.
+pub(crate) fn nests_deeper_than(v: &Value, limit: usize) -> bool {
+    match v {
+        Value::Array(items) => limit == 0 || items.iter().any(|x| nests_deeper_than(x, limit - 1)),
+        Value::Object(map) => limit == 0 || map.values().any(|x| nests_deeper_than(x, limit - 1)),
+        _ => false,
+    }
+}
+
+/// `Err(RecursionLimit)` when `v` nests deeper than [`MAX_DEPTH`] (Python's `str()` or `==`
+/// of it would exhaust the recursion limit). Free for scalars.
+pub(crate) fn check_depth(v: &Value) -> Result<(), EvalError> {
+    if nests_deeper_than(v, MAX_DEPTH) { Err(EvalError::RecursionLimit) } else { Ok(()) }
+}
+
 /// Python `a == b` (`True == 1 == 1.0`, lists element-wise, dicts ignore key order).
-pub(crate) fn py_eq(a: &Value, b: &Value) -> bool {
+/// `Err(RecursionLimit)` when both sides nest deeper than [`MAX_DEPTH`] along the same path
+/// (Python: `RecursionError in comparison`); a deep value compared with a shallow one stops
+/// where the shallow one does.
+pub(crate) fn py_eq(a: &Value, b: &Value) -> Result<bool, EvalError> {
+    eq_at(a, b, 0)
+}
+
+fn eq_at(a: &Value, b: &Value, depth: usize) -> Result<bool, EvalError> {
     match (a, b) {
-        (Value::String(x), Value::String(y)) => return str_eq(x, y),
-        (Value::Bool(x), Value::Bool(y)) => return x == y,
+        (Value::String(x), Value::String(y)) => return Ok(str_eq(x, y)),
+        (Value::Bool(x), Value::Bool(y)) => return Ok(x == y),
         (Value::Number(x), Value::Number(y)) => {
             if let (Some(i), Some(j)) = (x.as_i64(), y.as_i64()) {
-                return i == j;
+                return Ok(i == j);
             }
         }
         _ => {}
     }
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
-        return x.cmp(y) == Some(Ordering::Equal);
+        return Ok(x.cmp(y) == Some(Ordering::Equal));
     }
+    let inner = depth + 1;
     match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Null, Value::Null) => Ok(true),
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            if inner > MAX_DEPTH {
+                return Err(EvalError::RecursionLimit);
+            }
+            for (p, q) in x.iter().zip(y) {
+                if !eq_at(p, q, inner)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            if inner > MAX_DEPTH {
+                return Err(EvalError::RecursionLimit);
+            }
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) if eq_at(v, w, inner)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            Ok(true)
         }
-        _ => false,
+        _ => Ok(false),
     }
 }
 
@@ -226,8 +284,13 @@ impl OrdOp {
 }
 
 /// Python `a <op> b`: numbers exactly, strings by code point, lists lexicographically;
-/// every other pairing raises `TypeError`.
+/// every other pairing raises `TypeError`. Lists nested deeper than [`MAX_DEPTH`] on both
+/// sides raise `RecursionError`.
 pub(crate) fn py_order(a: &Value, op: OrdOp, b: &Value) -> Result<bool, EvalError> {
+    order_at(a, op, b, 0)
+}
+
+fn order_at(a: &Value, op: OrdOp, b: &Value, depth: usize) -> Result<bool, EvalError> {
     if let (Value::Number(x), Value::Number(y)) = (a, b)
         && let (Some(i), Some(j)) = (x.as_i64(), y.as_i64())
     {
@@ -240,9 +303,13 @@ pub(crate) fn py_order(a: &Value, op: OrdOp, b: &Value) -> Result<bool, EvalErro
         // UTF-8 byte order is code point order.
         (Value::String(x), Value::String(y)) => Ok(op.holds(x.as_str().cmp(y.as_str()))),
         (Value::Array(x), Value::Array(y)) => {
+            let inner = depth + 1;
+            if inner > MAX_DEPTH && !x.is_empty() && !y.is_empty() {
+                return Err(EvalError::RecursionLimit);
+            }
             for (p, q) in x.iter().zip(y) {
-                if !py_eq(p, q) {
-                    return py_order(p, op, q);
+                if !eq_at(p, q, inner)? {
+                    return order_at(p, op, q, inner);
                 }
             }
             Ok(op.holds(x.len().cmp(&y.len())))
@@ -262,7 +329,14 @@ pub(crate) fn check_hashable(v: &Value) -> Result<(), EvalError> {
 /// Python `item in container`.
 pub(crate) fn py_contains(container: &Value, item: &Value) -> Result<bool, EvalError> {
     match container {
-        Value::Array(items) => Ok(items.iter().any(|x| py_eq(item, x))),
+        Value::Array(items) => {
+            for x in items {
+                if py_eq(item, x)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
         Value::String(s) => match item {
             Value::String(needle) => Ok(s.contains(needle.as_str())),
             _ => Err(EvalError::InRequiresString(py_type(item))),
@@ -285,34 +359,71 @@ pub(crate) fn py_len(v: &Value) -> Option<usize> {
     }
 }
 
-/// Writes Python `str(v)`.
-pub(crate) fn write_str<W: Write + ?Sized>(w: &mut W, v: &Value) -> fmt::Result {
-    match v {
-        Value::String(s) => w.write_str(s),
-        other => write_repr(w, other),
+/// Why writing a Python string form stopped.
+enum ReprError {
+    /// The writer failed.
+    Fmt,
+    /// The value nests deeper than [`MAX_DEPTH`] and the caller asked to fail.
+    TooDeep,
+}
+
+impl From<fmt::Error> for ReprError {
+    fn from(_: fmt::Error) -> Self {
+        ReprError::Fmt
     }
 }
 
-/// Writes Python `repr(v)`.
+/// Writes Python `str(v)`, as the bucketing hash and the dedupe keys need it.
+/// `Err(RecursionLimit)` when `v` nests deeper than [`MAX_DEPTH`] (Python's `str()` raises
+/// `RecursionError`); the writer then holds a partial text. Errors of the writer itself are
+/// ignored: every writer used with it (strings, hashers, arenas) is infallible.
+pub(crate) fn write_str<W: Write + ?Sized>(w: &mut W, v: &Value) -> Result<(), EvalError> {
+    let result = match v {
+        Value::String(s) => w.write_str(s).map_err(ReprError::from),
+        other => repr_at(w, other, 0, false),
+    };
+    match result {
+        Err(ReprError::TooDeep) => Err(EvalError::RecursionLimit),
+        Ok(()) | Err(ReprError::Fmt) => Ok(()),
+    }
+}
+
+/// Writes Python `repr(v)`; containers nested deeper than [`MAX_DEPTH`] are written `...`
+/// (like Python's `reprlib`), so the text stays bounded and nothing recurses further.
 pub(crate) fn write_repr<W: Write + ?Sized>(w: &mut W, v: &Value) -> fmt::Result {
+    repr_at(w, v, 0, true).map_err(|_| fmt::Error)
+}
+
+/// `repr(v)` for a value at nesting `depth`: containers past [`MAX_DEPTH`] become `...`
+/// when `cut`, else an error.
+fn repr_at<W: Write + ?Sized>(
+    w: &mut W,
+    v: &Value,
+    depth: usize,
+    cut: bool,
+) -> Result<(), ReprError> {
+    let inner = depth + 1;
+    if inner > MAX_DEPTH && matches!(v, Value::Array(_) | Value::Object(_)) {
+        return if cut { Ok(w.write_str("...")?) } else { Err(ReprError::TooDeep) };
+    }
     match v {
-        Value::Null => w.write_str("None"),
-        Value::Bool(true) => w.write_str("True"),
-        Value::Bool(false) => w.write_str("False"),
+        Value::Null => w.write_str("None")?,
+        Value::Bool(true) => w.write_str("True")?,
+        Value::Bool(false) => w.write_str("False")?,
         Value::Number(n) => match PyNum::from_number(n) {
-            PyNum::Int(i) => write!(w, "{i}"),
-            PyNum::Float(f) => write_float_repr(w, f),
+            PyNum::Int(i) => write!(w, "{i}")?,
+            PyNum::Float(f) => write_float_repr(w, f)?,
         },
-        Value::String(s) => write_str_repr(w, s),
+        Value::String(s) => write_str_repr(w, s)?,
         Value::Array(items) => {
             w.write_char('[')?;
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     w.write_str(", ")?;
                 }
-                write_repr(w, item)?;
+                repr_at(w, item, inner, cut)?;
             }
-            w.write_char(']')
+            w.write_char(']')?;
         }
         Value::Object(map) => {
             w.write_char('{')?;
@@ -322,11 +433,12 @@ pub(crate) fn write_repr<W: Write + ?Sized>(w: &mut W, v: &Value) -> fmt::Result
                 }
                 write_str_repr(w, k)?;
                 w.write_str(": ")?;
-                write_repr(w, item)?;
+                repr_at(w, item, inner, cut)?;
             }
-            w.write_char('}')
+            w.write_char('}')?;
         }
     }
+    Ok(())
 }
 
 /// A small stack buffer for formatting without allocation.
@@ -455,10 +567,14 @@ pub(crate) fn write_str_repr<W: Write + ?Sized>(w: &mut W, s: &str) -> fmt::Resu
     w.write_char(quote)
 }
 
-/// Python `str(v)` as an owned string (cold paths: explanations, messages).
+/// Python `str(v)` as an owned string (cold paths: explanations, messages). Containers nested
+/// deeper than [`MAX_DEPTH`] are written `...` instead of raising.
 pub(crate) fn to_py_str(v: &Value) -> String {
     let mut s = String::new();
-    let _ = write_str(&mut s, v);
+    let _ = match v {
+        Value::String(text) => s.write_str(text),
+        other => write_repr(&mut s, other),
+    };
     s
 }
 
@@ -535,10 +651,10 @@ mod tests {
 
     #[test]
     fn comparisons_follow_python() {
-        assert!(py_eq(&json!(true), &json!(1)));
-        assert!(py_eq(&json!(1), &json!(1.0)));
-        assert!(!py_eq(&json!(9007199254740993i64), &json!(9007199254740992.0)));
-        assert!(py_eq(&json!({"a": 1, "b": 2}), &json!({"b": 2, "a": 1.0})));
+        assert_eq!(py_eq(&json!(true), &json!(1)), Ok(true));
+        assert_eq!(py_eq(&json!(1), &json!(1.0)), Ok(true));
+        assert_eq!(py_eq(&json!(9007199254740993i64), &json!(9007199254740992.0)), Ok(false));
+        assert_eq!(py_eq(&json!({"a": 1, "b": 2}), &json!({"b": 2, "a": 1.0})), Ok(true));
         assert!(py_order(&json!([1, 2]), OrdOp::Lt, &json!([1, 3])).unwrap());
         assert!(py_order(&json!("a"), OrdOp::Lt, &json!("b")).unwrap());
         assert_eq!(
@@ -597,5 +713,35 @@ mod tests {
         assert_eq!(cmp_float_int(9007199254740992.0, 9007199254740993), Some(Ordering::Less));
         assert_eq!(cmp_float_int(-0.5, 0), Some(Ordering::Less));
         assert_eq!(cmp_float_int(1e300, i128::MAX), Some(Ordering::Greater));
+    }
+
+    /// `[[...[leaf]...]]`, built without recursion.
+    fn nested(depth: usize, leaf: Value) -> Value {
+        (0..depth).fold(leaf, |v, _| Value::Array(vec![v]))
+    }
+
+    #[test]
+    fn depth_is_bounded_at_max_depth() {
+        let ok = nested(MAX_DEPTH, json!(1));
+        let deep = nested(MAX_DEPTH + 1, json!(1));
+        assert_eq!(check_depth(&ok), Ok(()));
+        assert_eq!(check_depth(&deep), Err(EvalError::RecursionLimit));
+        assert!(!nests_deeper_than(&json!([[1]]), 2) && nests_deeper_than(&json!([[1]]), 1));
+        assert!(!nests_deeper_than(&json!(5), 0) && nests_deeper_than(&json!({}), 0));
+        // Equal values at the limit compare; beyond it, Python's RecursionError.
+        assert_eq!(py_eq(&ok, &ok.clone()), Ok(true));
+        assert_eq!(py_eq(&deep, &deep.clone()), Err(EvalError::RecursionLimit));
+        assert_eq!(py_order(&deep, OrdOp::Lt, &deep.clone()), Err(EvalError::RecursionLimit));
+        assert_eq!(py_order(&ok, OrdOp::Le, &ok.clone()), Ok(true));
+        // A deep value against a shallow one stops where the shallow one does.
+        assert_eq!(py_eq(&deep, &json!([[2]])), Ok(false));
+        assert_eq!(py_order(&deep, OrdOp::Gt, &json!([[]])), Ok(true));
+        // str() fails past the limit, repr for messages cuts it.
+        let mut s = String::new();
+        assert_eq!(write_str(&mut s, &ok), Ok(()));
+        assert_eq!(s.len(), 2 * MAX_DEPTH + 1);
+        assert_eq!(write_str(&mut String::new(), &deep), Err(EvalError::RecursionLimit));
+        let cut = to_py_str(&deep);
+        assert_eq!(cut, format!("{}...{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH)));
     }
 }

@@ -1,5 +1,8 @@
 //! Legacy `r2` and `feature_flag` experiments (baseplate's `R2Experiment` / `FeatureFlag`).
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
@@ -47,26 +50,71 @@ pub(crate) struct R2 {
     choice: Result<Vec<(Box<str>, Bound)>, EvalError>,
 }
 
-/// Python `dict(value or {})` as an ordered list of (key, value) pairs with unique keys.
+/// A hashable JSON value as a Python `dict` key: equal exactly when Python's `==` says so
+/// (`1`, `1.0` and `True` are one key; `-0.0` and `0` too), so that hashing it gives dict
+/// semantics without comparing every pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum DictKey {
+    Null,
+    /// An integer, a boolean, or a float with an integral value in the `i128` range.
+    Int(i128),
+    /// Any other (finite) float, by its bits.
+    Float(u64),
+    Str(String),
+}
+
+impl DictKey {
+    /// The key of a hashable value (`None` for lists and objects).
+    fn of(v: &Value) -> Option<DictKey> {
+        Some(match v {
+            Value::Null => DictKey::Null,
+            Value::String(s) => DictKey::Str(s.clone()),
+            Value::Array(_) | Value::Object(_) => return None,
+            other => match py::as_num(other)? {
+                PyNum::Int(i) => DictKey::Int(i),
+                PyNum::Float(f) => {
+                    // Integral floats equal the int of the same value; every i128 is exact
+                    // below 2^127, and larger floats equal no int this port holds.
+                    const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0;
+                    if f.fract() == 0.0 && f.abs() < LIMIT {
+                        DictKey::Int(f as i128)
+                    } else {
+                        DictKey::Float(f.to_bits())
+                    }
+                }
+            },
+        })
+    }
+}
+
+/// Python `dict(value or {})` as an ordered list of (key, value) pairs with unique keys: a
+/// repeated key keeps its first position and takes the last value. O(n): keys are found by
+/// hash.
 fn dict_pairs(value: Option<&Value>, path: &str) -> Result<Vec<(Value, Value)>, Problem> {
     let Some(value) = value.filter(|v| py::truthy(v)) else {
         return Ok(Vec::new());
     };
+    if let Value::Object(m) = value {
+        // An object's keys are unique strings already.
+        return Ok(m.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect());
+    }
     let mut pairs: Vec<(Value, Value)> = Vec::new();
+    let mut seen: HashMap<DictKey, usize> = HashMap::new();
     let mut push = |k: Value, v: Value| -> Result<(), Problem> {
-        py::check_hashable(&k).map_err(|e| Problem::new(path, format!("TypeError: {e}")))?;
-        match pairs.iter_mut().find(|(old, _)| py::py_eq(old, &k)) {
-            Some(slot) => slot.1 = v,
-            None => pairs.push((k, v)),
+        let Some(key) = DictKey::of(&k) else {
+            let e = py::check_hashable(&k).err().unwrap_or(EvalError::Unhashable(py::py_type(&k)));
+            return Err(Problem::new(path, format!("TypeError: {e}")));
+        };
+        match seen.entry(key) {
+            Entry::Occupied(slot) => pairs[*slot.get()].1 = v,
+            Entry::Vacant(slot) => {
+                slot.insert(pairs.len());
+                pairs.push((k, v));
+            }
         }
         Ok(())
     };
     match value {
-        Value::Object(m) => {
-            for (k, v) in m {
-                push(Value::String(k.clone()), v.clone())?;
-            }
-        }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let pair: Option<(Value, Value)> = match item {
@@ -104,15 +152,15 @@ fn dict_pairs(value: Option<&Value>, path: &str) -> Result<Vec<(Value, Value)>, 
     Ok(pairs)
 }
 
-/// Pops `__case_sensitive__` and lower-cases the names it lists.
-fn case_sensitive(pairs: &mut Vec<(Value, Value)>, path: &str) -> Result<Vec<String>, Problem> {
-    let key = Value::String("__case_sensitive__".into());
-    let Some(pos) = pairs.iter().position(|(k, _)| *k == key) else {
-        return Ok(Vec::new());
+/// Pops `__case_sensitive__` and lower-cases the names it lists (a set: looked up once per
+/// parameter).
+fn case_sensitive(pairs: &mut Vec<(Value, Value)>, path: &str) -> Result<HashSet<String>, Problem> {
+    let Some(pos) = pairs.iter().position(|(k, _)| k.as_str() == Some("__case_sensitive__")) else {
+        return Ok(HashSet::new());
     };
     let (_, listed) = pairs.remove(pos);
     let p = format!("{path}.__case_sensitive__");
-    let names: Vec<String> = match &listed {
+    let names: HashSet<String> = match &listed {
         Value::Array(items) => items
             .iter()
             .map(|v| match v {
@@ -175,6 +223,7 @@ impl R2 {
         let cs_targeting = case_sensitive(&mut targeting_pairs, "experiment.targeting")?;
 
         let mut targeting: Vec<TargetParam> = Vec::new();
+        let mut positions: HashMap<String, usize> = HashMap::new();
         for (param, value) in targeting_pairs {
             let param = string_key(&param, "experiment.targeting")?;
             let path = format!("experiment.targeting.{param}");
@@ -186,7 +235,7 @@ impl R2 {
             };
             let key = py::lower(&param);
             let cs = cs_targeting.contains(&key);
-            let allowed = values
+            let allowed: Vec<Value> = values
                 .into_iter()
                 .map(|v| match v {
                     Value::String(s) if !cs => Value::String(py::lower(&s)),
@@ -194,10 +243,11 @@ impl R2 {
                 })
                 .collect();
             let entry = TargetParam { name: Key::new(&key), case_sensitive: cs, allowed };
-            dict_set(&mut targeting, entry, |t| &t.name);
+            dict_set(&mut targeting, &mut positions, key, entry);
         }
 
         let mut overrides: Vec<OverrideParam> = Vec::new();
+        positions.clear();
         for (param, value) in override_pairs {
             let param = string_key(&param, "experiment.overrides")?;
             let path = format!("experiment.overrides.{param}");
@@ -215,7 +265,7 @@ impl R2 {
                 map.insert(k.into_boxed_str(), v);
             }
             let entry = OverrideParam { name: Key::new(&key), case_sensitive: cs, map };
-            dict_set(&mut overrides, entry, |o| &o.name);
+            dict_set(&mut overrides, &mut positions, key, entry);
         }
 
         let seed = match cfg.get("seed") {
@@ -313,7 +363,16 @@ impl R2 {
                         .allowed
                         .iter()
                         .any(|a| matches!(a, Value::String(t) if py::lower_eq(s, t))),
-                    other => param.allowed.iter().any(|a| py::py_eq(other, a)),
+                    other => {
+                        let mut any = false;
+                        for a in &param.allowed {
+                            if py::py_eq(other, a)? {
+                                any = true;
+                                break;
+                            }
+                        }
+                        any
+                    }
                 };
                 if !matched {
                     continue;
@@ -364,7 +423,7 @@ impl R2 {
         if !targeted {
             return Ok((None, false));
         }
-        let bucket = self.seed.bucket(value, &self.modulus);
+        let bucket = self.seed.bucket(value, &self.modulus)?;
         obs.step(Step::Bucket { seed: self.seed.as_str(), bucket, num_buckets: R2_BUCKETS });
         let choice = self.choice.as_ref().map_err(|e| *e)?;
         let (name, limit) = &choice[(bucket % choice.len() as u64) as usize];
@@ -427,11 +486,15 @@ impl R2 {
     }
 }
 
-/// Python `d[name] = entry` on an ordered list: replaces in place, else appends.
-fn dict_set<T>(items: &mut Vec<T>, entry: T, name: impl Fn(&T) -> &Key) {
-    match items.iter_mut().find(|t| name(t) == name(&entry)) {
-        Some(slot) => *slot = entry,
-        None => items.push(entry),
+/// Python `d[name] = entry` on an ordered list: replaces in place, else appends. `positions`
+/// maps each name already in `items` to its index.
+fn dict_set<T>(items: &mut Vec<T>, positions: &mut HashMap<String, usize>, name: String, entry: T) {
+    match positions.entry(name) {
+        Entry::Occupied(slot) => items[*slot.get()] = entry,
+        Entry::Vacant(slot) => {
+            slot.insert(items.len());
+            items.push(entry);
+        }
     }
 }
 

@@ -84,8 +84,8 @@ impl Simple {
             num_buckets: Modulus::new(num_buckets as u64),
             log_bucketing,
             variants,
-            targeting: Tree::build(cfg.get("targeting")),
-            overrides: build_overrides(cfg.get("overrides")),
+            targeting: Tree::build(cfg.get("targeting"), || "experiment.targeting".into())?,
+            overrides: build_overrides(cfg.get("overrides"))?,
         })
     }
 
@@ -115,7 +115,7 @@ impl Simple {
         if !targeted {
             return Ok((None, false));
         }
-        let bucket = self.seed.bucket(value, &self.num_buckets);
+        let bucket = self.seed.bucket(value, &self.num_buckets)?;
         obs.step(Step::Bucket {
             seed: self.seed.as_str(),
             bucket,
@@ -130,16 +130,20 @@ impl Simple {
     }
 }
 
-/// Baseplate's `_generate_overrides`: a list of single-key objects, others skipped.
-fn build_overrides(config: Option<&Value>) -> Vec<(Box<str>, Tree)> {
+/// Baseplate's `_generate_overrides`: a list of single-key objects, others skipped. `Err`
+/// only for a tree too deep to build (see [`Tree::build`]).
+fn build_overrides(config: Option<&Value>) -> Result<Vec<(Box<str>, Tree)>, Problem> {
     let Some(Value::Array(entries)) = config else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    entries
-        .iter()
-        .filter_map(Value::as_object)
-        .filter(|m| m.len() <= 1)
-        .flat_map(|m| m.iter())
-        .map(|(treatment, tree)| (treatment.as_str().into(), Tree::build(Some(tree))))
-        .collect()
+    let mut overrides = Vec::new();
+    for (i, m) in entries.iter().enumerate() {
+        let Some(m) = m.as_object().filter(|m| m.len() <= 1) else { continue };
+        for (treatment, tree) in m {
+            let tree =
+                Tree::build(Some(tree), || format!("experiment.overrides[{i}].{treatment}"))?;
+            overrides.push((treatment.as_str().into(), tree));
+        }
+    }
+    Ok(overrides)
 }

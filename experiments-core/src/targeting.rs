@@ -7,10 +7,10 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::EvalError;
+use crate::error::{Deviation, EvalError, Problem};
 use crate::explain::{Observer, Step};
 use crate::inputs::{Inputs, Key};
-use crate::py::{self, OrdOp};
+use crate::py::{self, MAX_DEPTH, OrdOp};
 
 /// A compiled targeting node.
 #[derive(Debug, Clone)]
@@ -53,14 +53,33 @@ pub(crate) struct Tree {
 
 impl Tree {
     /// Baseplate's `_generate_targeting`: absent/null targets everyone, a broken tree nobody.
-    pub(crate) fn build(config: Option<&Value>) -> Tree {
-        match config {
+    ///
+    /// `Err` only for a tree nested deeper than [`MAX_DEPTH`] operators: building it in
+    /// Python recurses until `RecursionError`, which baseplate does not catch, so the whole
+    /// experiment is invalid (Python reaches its limit at roughly 480 nested `NOT`s; this
+    /// port stops at [`MAX_DEPTH`], which also bounds evaluation's recursion). `path` names
+    /// the tree in the error (computed only then).
+    pub(crate) fn build(
+        config: Option<&Value>,
+        path: impl FnOnce() -> String,
+    ) -> Result<Tree, Problem> {
+        Ok(match config {
             None | Some(Value::Null) => Tree { root: Node::Const(true), error: None },
-            Some(cfg) => match build_node(cfg) {
+            Some(cfg) => match build_node(cfg, 0) {
                 Ok(root) => Tree { root, error: None },
-                Err(e) => Tree { root: Node::Const(false), error: Some(e) },
+                Err(BuildError::Invalid(e)) => Tree { root: Node::Const(false), error: Some(e) },
+                Err(BuildError::TooDeep) => {
+                    return Err(Problem::new(
+                        path(),
+                        format!(
+                            "RecursionError: the targeting tree nests more than {MAX_DEPTH} \
+                             operators, more than this port supports"
+                        ),
+                    )
+                    .deviation(Deviation::Nesting));
+                }
             },
-        }
+        })
     }
 
     /// Evaluates the tree against the inputs.
@@ -73,26 +92,48 @@ impl Tree {
     }
 }
 
-fn build_node(cfg: &Value) -> Result<Node, String> {
+/// Why a targeting node could not be built.
+enum BuildError {
+    /// A `TargetingNodeError`/`ValueError`/`TypeError` in baseplate: caught, the tree
+    /// matches nobody.
+    Invalid(String),
+    /// Nested deeper than [`MAX_DEPTH`]: Python's uncaught `RecursionError`.
+    TooDeep,
+}
+
+impl From<String> for BuildError {
+    fn from(e: String) -> Self {
+        BuildError::Invalid(e)
+    }
+}
+
+/// Builds the node `cfg` at `depth` operators below the root.
+fn build_node(cfg: &Value, depth: usize) -> Result<Node, BuildError> {
+    if depth >= MAX_DEPTH {
+        return Err(BuildError::TooDeep);
+    }
     let Some((op, arg)) = cfg.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next())
     else {
-        return Err(format!(
+        return Err(BuildError::Invalid(format!(
             "a targeting node must be an object with a single operator key, found {}",
             py::to_py_str(cfg)
-        ));
+        )));
     };
     let op_l = py::lower(op);
     match op_l.as_str() {
         "all" | "any" => {
             let Value::Array(items) = arg else {
-                return Err(format!("{op} expects a list, found {}", py::type_name(arg)));
+                return Err(format!("{op} expects a list, found {}", py::type_name(arg)).into());
             };
-            let children = items.iter().map(build_node).collect::<Result<Vec<_>, _>>()?;
+            let children =
+                items.iter().map(|c| build_node(c, depth + 1)).collect::<Result<Vec<_>, _>>()?;
             Ok(if op_l == "all" { Node::All(children) } else { Node::Any(children) })
         }
         "not" => match arg {
-            Value::Object(m) if m.len() == 1 => Ok(Node::Not(Box::new(build_node(arg)?))),
-            _ => Err(format!("{op} expects an object with exactly one operator")),
+            Value::Object(m) if m.len() == 1 => {
+                Ok(Node::Not(Box::new(build_node(arg, depth + 1)?)))
+            }
+            _ => Err(format!("{op} expects an object with exactly one operator").into()),
         },
         "override" => Ok(Node::Const(*arg == Value::Bool(true))),
         "eq" => {
@@ -105,11 +146,11 @@ fn build_node(cfg: &Value) -> Result<Node, String> {
                 Some(other) => EqValues::NotIterable(other.clone()),
                 None => match m.get("value") {
                     Some(v) => EqValues::Items(vec![v.clone()]),
-                    None => return Err(format!("{op} has an empty `values` and no `value`")),
+                    None => return Err(format!("{op} has an empty `values` and no `value`").into()),
                 },
             };
             if !m.contains_key("value") && !m.contains_key("values") {
-                return Err(format!("{op} expects input key 'value' or 'values'"));
+                return Err(format!("{op} expects input key 'value' or 'values'").into());
             }
             Ok(Node::Eq { field, values })
         }
@@ -117,7 +158,7 @@ fn build_node(cfg: &Value) -> Result<Node, String> {
             let m = two_keys(op, arg)?;
             let field = field_of(op, m)?;
             let Some(value) = m.get("value") else {
-                return Err(format!("{op} expects input key 'value'"));
+                return Err(format!("{op} expects input key 'value'").into());
             };
             let op = match op_l.as_str() {
                 "gt" => CmpOp::Ord(OrdOp::Gt),
@@ -128,7 +169,7 @@ fn build_node(cfg: &Value) -> Result<Node, String> {
             };
             Ok(Node::Cmp { field, op, value: value.clone() })
         }
-        _ => Err(format!("unrecognized targeting operator {op:?}")),
+        _ => Err(format!("unrecognized targeting operator {op:?}").into()),
     }
 }
 
@@ -182,7 +223,16 @@ impl Node {
             Node::Eq { field, values } => {
                 let candidate = inputs.get_key(field).unwrap_or(&NULL);
                 match values {
-                    EqValues::Items(items) => items.iter().any(|v| py::py_eq(candidate, v)),
+                    EqValues::Items(items) => {
+                        let mut any = false;
+                        for v in items {
+                            if py::py_eq(candidate, v)? {
+                                any = true;
+                                break;
+                            }
+                        }
+                        any
+                    }
                     EqValues::Substring(s) => {
                         matches!(candidate, Value::String(c) if s.contains(c.as_str()))
                     }
@@ -198,7 +248,7 @@ impl Node {
                     false
                 } else {
                     match op {
-                        CmpOp::Ne => !py::py_eq(candidate, value),
+                        CmpOp::Ne => !py::py_eq(candidate, value)?,
                         CmpOp::Ord(o) => py::py_order(candidate, *o, value)?,
                     }
                 }
@@ -256,7 +306,7 @@ mod tests {
     use serde_json::json;
 
     fn eval(tree: Value, inputs: Inputs) -> Result<bool, EvalError> {
-        Tree::build(Some(&tree)).eval(&inputs, &mut NoTrace)
+        Tree::build(Some(&tree), String::new).unwrap().eval(&inputs, &mut NoTrace)
     }
 
     #[test]
@@ -287,7 +337,8 @@ mod tests {
                 .unwrap()
         );
         // `values: []` falls back to `[value]`, which is missing: the tree is invalid.
-        let t = Tree::build(Some(&json!({"EQ": {"field": "x", "values": []}})));
+        let t =
+            Tree::build(Some(&json!({"EQ": {"field": "x", "values": []}})), String::new).unwrap();
         assert!(t.error.is_some());
     }
 
@@ -296,7 +347,9 @@ mod tests {
         for cfg in [json!({}), json!({"BOGUS": 1}), json!({"OVERRIDE": "true"}), json!(false)] {
             assert!(!eval(cfg.clone(), Inputs::new()).unwrap(), "{cfg}");
         }
-        assert!(Tree::build(None).eval(&Inputs::new(), &mut NoTrace).unwrap());
+        assert!(
+            Tree::build(None, String::new).unwrap().eval(&Inputs::new(), &mut NoTrace).unwrap()
+        );
     }
 
     #[test]
@@ -305,5 +358,23 @@ mod tests {
         assert!(
             eval(json!({"NE": {"field": "x", "value": 1}}), Inputs::new().with("x", "s")).unwrap()
         );
+    }
+
+    /// `NOT` nested `n` times around `OVERRIDE true`, built without recursion.
+    fn nots(n: usize) -> Value {
+        (0..n).fold(json!({"OVERRIDE": true}), |t, _| json!({"NOT": t}))
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        // MAX_DEPTH - 1 NOTs and the OVERRIDE: MAX_DEPTH operators, built and evaluated.
+        let t = Tree::build(Some(&nots(MAX_DEPTH - 1)), String::new).unwrap();
+        assert_eq!(t.eval(&Inputs::new(), &mut NoTrace), Ok(MAX_DEPTH % 2 == 1));
+        let e = Tree::build(Some(&nots(MAX_DEPTH)), || "experiment.targeting".into()).unwrap_err();
+        assert_eq!(e.path, "experiment.targeting");
+        assert_eq!(e.deviation, Some(Deviation::Nesting));
+        // The same depth under ANY lists.
+        let any = (0..MAX_DEPTH).fold(json!({"OVERRIDE": true}), |t, _| json!({"ANY": [t]}));
+        assert!(Tree::build(Some(&any), String::new).is_err());
     }
 }

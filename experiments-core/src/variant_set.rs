@@ -98,24 +98,6 @@ impl VariantSet {
         }
     }
 
-    /// Pairs of range variants whose bucket ranges overlap (the first one wins).
-    pub(crate) fn overlaps(&self) -> Vec<(&str, &str)> {
-        let VariantSet::Range { entries } = self else { return Vec::new() };
-        let mut out = Vec::new();
-        for (i, (a, ra)) in entries.iter().enumerate() {
-            for (b, rb) in &entries[i + 1..] {
-                if let (Ok((a0, a1)), Ok((b0, b1))) = (ra, rb)
-                    && a0 < a1
-                    && b0 < b1
-                    && a0.max(b0) < a1.min(b1)
-                {
-                    out.push((&**a, &**b));
-                }
-            }
-        }
-        out
-    }
-
     /// The variant names in config order.
     pub(crate) fn names(&self) -> Vec<&str> {
         match self {

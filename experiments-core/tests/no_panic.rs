@@ -163,4 +163,108 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = Config::from_slice(&bytes);
     }
+
+    /// Texts made of JSON and Python-only tokens (`NaN`, `-Infinity`, lone surrogates, huge
+    /// numbers, deep brackets, stray characters) exercise the tolerant reader's every path.
+    #[test]
+    fn python_json_texts_never_panic(tokens in prop::collection::vec(python_token(), 0..40)) {
+        let text: String = tokens.concat();
+        let _ = Config::parse(&text);
+        let _ = Config::from_slice(text.as_bytes());
+    }
+}
+
+proptest! {
+    // Each case builds and parses two documents: fewer cases keep it near a second.
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A member only Python reads, added to a document, changes nothing for the others: the
+    /// tolerant path loads each of them exactly as `serde_json` does.
+    #[test]
+    fn python_only_members_leave_the_others_unchanged(
+        exps in prop::collection::vec(experiment(), 1..4),
+        bad in python_only_value(),
+        first in any::<bool>(),
+    ) {
+        let doc: Map<String, Value> = exps.into_iter().enumerate().map(|(i, e)| (format!("e{i}"), e)).collect();
+        let clean = serde_json::to_string(&Value::Object(doc)).expect("serializable");
+        let with_bad = if first {
+            clean.replacen('{', &format!(r#"{{"bad": {bad}, "#), 1)
+        } else {
+            format!(r#"{}, "bad": {bad}}}"#, &clean[..clean.len() - 1])
+        };
+        let fast = Config::parse(&clean).expect("plain JSON");
+        let slow = Config::parse(&with_bad).expect("Python reads it");
+        prop_assert_eq!(slow.len(), fast.len() + 1);
+        for key in fast.names() {
+            prop_assert_eq!(format!("{:?}", fast.get(key)), format!("{:?}", slow.get(key)));
+        }
+        prop_assert!(!slow.is_valid("bad", 1.7e9));
+    }
+}
+
+/// A piece of a Python-`json`-like text.
+fn python_token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\n",
+            "\"k\"",
+            "\"\\ud800\"",
+            "\"\\udc00\\ud800\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\u12\"",
+            "\"\\x\"",
+            "\"",
+            "\\",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "-",
+            "1e400",
+            "-1e999",
+            "0",
+            "-0",
+            "1.5",
+            "1.",
+            "01",
+            "true",
+            "null",
+            "nan",
+            "\u{feff}",
+            "\t",
+            "\u{1}",
+            "é",
+        ])
+        .prop_map(str::to_owned),
+        (1usize..200).prop_map(|n| "[".repeat(n)),
+        (1usize..200).prop_map(|n| "]".repeat(n)),
+        (1usize..400).prop_map(|n| format!("1{}", "0".repeat(n))),
+    ]
+}
+
+/// A value Python's `json` reads and `serde_json` does not.
+fn python_only_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(vec![
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e400",
+            "[-1e999]",
+            "\"\\ud800\"",
+            "{\"\\udfff\": 1}",
+            "{\"a\": [NaN, 1]}",
+            "{\"a\": NaN, \"a\": 1}",
+        ])
+        .prop_map(str::to_owned),
+        (126usize..300).prop_map(|n| format!("{}{}", "[".repeat(n), "]".repeat(n))),
+        (126usize..300).prop_map(|n| format!("{}NaN{}", "[".repeat(n), "]".repeat(n))),
+    ]
 }
