@@ -19,7 +19,9 @@ use crate::context::Field;
 use crate::error::{EntryError, InitError};
 use crate::numbers;
 use crate::properties;
-use crate::raw::{self, OverrideGroupFeature, RawConfig, RawEntry, RawKind, RawValueType};
+use crate::raw::{
+    self, OrderedMap, OverrideGroupFeature, RawConfig, RawEntry, RawKind, RawValueType,
+};
 use crate::targeting::{Groups, Node, Operand};
 
 /// The most entries the parents of one feature may expand to (the feature itself included,
@@ -305,8 +307,8 @@ impl Manifest {
         })?;
         // Syntax, nesting depth and number range, as a full parse of the document reports them.
         serde_json::from_slice::<Scan>(bytes).map_err(json_err)?;
-        match serde_json::from_slice::<Members<'_>>(bytes) {
-            Ok(Members(members)) => {
+        match serde_json::from_slice::<OrderedMap<&RawValue>>(bytes) {
+            Ok(OrderedMap(members)) => {
                 Self::load(members.into_iter().map(|(k, v)| (k, Member::Raw(v))).collect())
             }
             Err(_) => {
@@ -467,37 +469,6 @@ impl Member<'_> {
             Member::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
             Member::Tree(v) => v.clone(),
         }
-    }
-}
-
-/// The document's members as raw text, in document order; a repeated key keeps its first
-/// position and its last value (as a parsed JSON object does).
-struct Members<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut out: Vec<(String, &'de RawValue)> = Vec::new();
-                let mut seen: HashMap<String, usize> = HashMap::new();
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                    match seen.get(&k) {
-                        Some(&i) => out[i].1 = v,
-                        None => {
-                            seen.insert(k.clone(), out.len());
-                            out.push((k, v));
-                        }
-                    }
-                }
-                Ok(Members(out))
-            }
-        }
-        deserializer.deserialize_map(V)
     }
 }
 

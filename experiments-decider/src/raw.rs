@@ -140,23 +140,27 @@ pub(crate) struct RawRange {
     pub(crate) range_end: f32,
 }
 
-/// One map of the `overrides` list, with its entries in document order (the reference uses a
-/// `HashMap`, whose order is unspecified; document order is the deterministic choice).
-pub(crate) struct OverrideMap(pub(crate) Vec<(String, RawTree)>);
+/// A JSON object's members in document order, as a parsed JSON object keeps them: a repeated
+/// key keeps its first position and its last value. Used for the document's top level and for
+/// each map of the `overrides` list (the reference uses a `HashMap` there, whose order is
+/// unspecified; document order is the deterministic choice). Linear in the number of members.
+pub(crate) struct OrderedMap<V>(pub(crate) Vec<(String, V)>);
 
-impl<'de> Deserialize<'de> for OverrideMap {
+/// One map of the `overrides` list.
+pub(crate) type OverrideMap = OrderedMap<RawTree>;
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MapVisitor;
-        impl<'de> Visitor<'de> for MapVisitor {
-            type Value = OverrideMap;
+        struct MapVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OrderedMap<V>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OverrideMap, A::Error> {
-                let mut entries: Vec<(String, RawTree)> = Vec::new();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedMap<V>, A::Error> {
+                let mut entries: Vec<(String, V)> = Vec::new();
                 let mut seen: HashMap<String, usize> = HashMap::new();
-                while let Some((k, v)) = map.next_entry::<String, RawTree>()? {
-                    // A repeated key keeps its first position and its last tree (a map).
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
                     match seen.get(&k) {
                         Some(&i) => entries[i].1 = v,
                         None => {
@@ -165,10 +169,10 @@ impl<'de> Deserialize<'de> for OverrideMap {
                         }
                     }
                 }
-                Ok(OverrideMap(entries))
+                Ok(OrderedMap(entries))
             }
         }
-        deserializer.deserialize_map(MapVisitor)
+        deserializer.deserialize_map(MapVisitor(std::marker::PhantomData))
     }
 }
 
