@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod conformance;
 pub mod decider;
+pub mod fuzz;
 pub mod services;
 pub mod sinks;

@@ -17,7 +17,10 @@ commands:
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
   bench [--runs N] [--config FILE] [--decider-config FILE] [--scenario a|b|c|d|e]
                                time the shared scenarios (default ../shared/bench/experiments.json
-                               for a-c, ../shared/bench/decider.json for d-e)";
+                               for a-c, ../shared/bench/decider.json for d-e)
+  fuzz [--seconds N] [--target NAME]
+                               bounded coverage-guided fuzzing (cargo-fuzz, fuzz/): each target
+                               (default: all) N seconds (default 60); non-zero exit on a crash";
 
 /// Counts heap allocations so the bench can report allocations per call; allocates with
 /// mimalloc, as a service logging from many threads should.
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Some("bench") => run_bench(&args[1..]),
         Some("bench-http") => run_bench_http(&args[1..]),
         Some("bench-kafka") => run_bench_kafka(&args[1..]),
+        Some("fuzz") => xtask::fuzz::run(&args[1..]),
         Some("services") => {
             let result = match args.get(1).map(String::as_str) {
                 Some("up") => xtask::services::up(),
