@@ -64,7 +64,7 @@ pub struct DemoArgs {
     /// Kafka topic (created when missing).
     #[arg(long, default_value = "experiments")]
     kafka_topic: String,
-    /// Collector URL, e.g. https://collector.example/v2.
+    /// Collector URL, e.g. `https://collector.example/v2`.
     #[arg(long)]
     http_url: Option<String>,
     /// Signing key name.

@@ -1,9 +1,8 @@
-//! `cargo xtask fuzz`: bounded runs of the cargo-fuzz project in `fuzz/`.
-//!
-//! Bounded runs of the cargo-fuzz project in fuzz/ (its own workspace and target dir). The
-//! committed seed corpus (fuzz/corpus/<target>) is only read: libFuzzer writes new units into
-//! the first corpus directory given, target/fuzz-corpus/<target>, which persists between local
-//! runs. Crashes land in fuzz/artifacts/<target>/ (git-ignored).
+//! `cargo xtask fuzz`: bounded runs of the cargo-fuzz project in `fuzz/` (its own workspace
+//! and target dir). The committed seed corpus (`fuzz/corpus/<target>`) is only read: libFuzzer
+//! writes new units into the first corpus directory given, `target/fuzz-corpus/<target>`,
+//! which persists between local runs. Crashes land in `fuzz/artifacts/<target>/`
+//! (git-ignored).
 
 use std::process::ExitCode;
 
