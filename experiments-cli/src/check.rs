@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use experiments::{Config, ValidationError, ValidationReport};
+use experiments_sdk::{Config, ValidationError, ValidationReport};
 use serde_json::json;
 
 use crate::{Format, Out, complain, emit, load_config};

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use experiments::events::{Encoding, EventLogger, Pipeline, PipelineSettings, StdoutLogger};
-use experiments::http::{HttpLogger, HttpSettings, Secret};
-use experiments::kafka::{CreateTopic, KafkaLogger, KafkaSettings};
-use experiments::watch::{ConfigWatcher, WatchSettings};
-use experiments::{Config, ExperimentsClient, Inputs};
+use experiments_sdk::events::{Encoding, EventSink, Pipeline, PipelineSettings, StdoutSink};
+use experiments_sdk::http::{HttpSettings, HttpSink, Secret};
+use experiments_sdk::kafka::{CreateTopic, KafkaSettings, KafkaSink};
+use experiments_sdk::watch::{ConfigWatcher, WatchSettings};
+use experiments_sdk::{Config, ExperimentsClient, Inputs};
 
 /// The example config embedded in the binary (`experiments-core/examples/experiments.json`).
 pub const EXAMPLE_CONFIG: &str = include_str!("../../experiments-core/examples/experiments.json");
@@ -95,16 +95,16 @@ async fn pipeline(args: &DemoArgs) -> Result<Pipeline, String> {
         EncodingArg::V2 => Encoding::V2,
     };
     let base = PipelineSettings { encoding, ..PipelineSettings::default() };
-    fn start(settings: PipelineSettings, logger: impl EventLogger) -> Result<Pipeline, String> {
+    fn start(settings: PipelineSettings, logger: impl EventSink) -> Result<Pipeline, String> {
         Pipeline::start(settings, logger).map_err(|e| e.to_string())
     }
     match args.sink {
-        SinkKind::Stdout => start(base, StdoutLogger::stdout()),
+        SinkKind::Stdout => start(base, StdoutSink::stdout()),
         SinkKind::Kafka => {
             let mut s = KafkaSettings::new(&args.kafka_brokers, &args.kafka_topic);
             s.encoding = encoding;
             s.create_topic = Some(CreateTopic { partitions: 3, replication: 1 });
-            let logger = KafkaLogger::new(s).await.map_err(|e| e.to_string())?;
+            let logger = KafkaSink::new(s).await.map_err(|e| e.to_string())?;
             start(logger.pipeline_settings(base), logger)
         }
         SinkKind::Http => {
@@ -117,7 +117,7 @@ async fn pipeline(args: &DemoArgs) -> Result<Pipeline, String> {
                 .map_err(|e| format!("--http-key-secret is not base64: {e}"))?;
             let mut s = HttpSettings::new(url, &args.http_key_name, secret);
             s.format = encoding;
-            let logger = HttpLogger::new(s).map_err(|e| e.to_string())?;
+            let logger = HttpSink::new(s).map_err(|e| e.to_string())?;
             start(logger.pipeline_settings(base), logger)
         }
     }
@@ -145,7 +145,9 @@ async fn client(args: &DemoArgs, pipeline: Pipeline) -> Result<ExperimentsClient
     }
 }
 
-async fn traffic(args: &DemoArgs) -> Result<(u64, u64, experiments::events::FlushReport), String> {
+async fn traffic(
+    args: &DemoArgs,
+) -> Result<(u64, u64, experiments_sdk::events::FlushReport), String> {
     let pipeline = pipeline(args).await?;
     let client = client(args, pipeline).await?;
     let started = Instant::now();

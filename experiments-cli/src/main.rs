@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use experiments::{Config, Inputs, Value};
+use experiments_sdk::{Config, Inputs, Value};
 
 /// Server-side A/B experiments, compatible with baseplate.lib.experiments.
 #[derive(Debug, Parser)]

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use experiments::{Experiments, NoopSink, Value};
+use experiments_sdk::{Experiments, NoopHandler, Value};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::stats::chi_square;
@@ -65,7 +65,7 @@ pub fn run(
         if let Some(Value::String(slot)) = inputs.get_mut(&field) {
             slot.clone_from(&id);
         }
-        let mut client = Experiments::new(&config, now, NoopSink);
+        let mut client = Experiments::new(&config, now, NoopHandler);
         match client.variant(experiment, &inputs, Some(false)) {
             Ok(Some(v)) => counts[slots.get(v).unwrap_or(names.len())] += 1,
             Ok(None) => counts[names.len()] += 1,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use experiments::Config;
+use experiments_sdk::Config;
 use serde_json::{Value, json};
 
 fn bin() -> Command {

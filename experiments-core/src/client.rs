@@ -5,7 +5,7 @@
 use crate::config::{Config, Evaluation};
 use crate::dedupe::Dedupe;
 use crate::error::EvalError;
-use crate::event::{Event, EventSink, EventType};
+use crate::event::{Event, EventHandler, EventType};
 use crate::explain::{NoTrace, Observer};
 use crate::inputs::Inputs;
 
@@ -58,7 +58,7 @@ impl RequestScope {
     pub fn variant_traced<'c, O: Observer>(
         &mut self,
         config: &'c Config,
-        sink: &mut impl EventSink,
+        sink: &mut impl EventHandler,
         experiment: &str,
         inputs: &Inputs,
         bucketing_event_override: Option<bool>,
@@ -79,7 +79,7 @@ impl RequestScope {
     /// any sink that copies or serializes them would recurse that deep.
     fn bucketing_event(
         &mut self,
-        sink: &mut impl EventSink,
+        sink: &mut impl EventHandler,
         eval: &Evaluation<'_, '_>,
         inputs: &Inputs,
         over: Option<bool>,
@@ -113,7 +113,7 @@ impl RequestScope {
     pub fn expose(
         &mut self,
         config: &Config,
-        sink: &mut impl EventSink,
+        sink: &mut impl EventHandler,
         experiment: &str,
         variant: Option<&str>,
         inputs: &Inputs,
@@ -158,7 +158,7 @@ pub struct Experiments<'c, S> {
     scope: RequestScope,
 }
 
-impl<'c, S: EventSink> Experiments<'c, S> {
+impl<'c, S: EventHandler> Experiments<'c, S> {
     /// A client for one request at `now` (seconds since the epoch).
     pub fn new(config: &'c Config, now: f64, sink: S) -> Self {
         Experiments { config, sink, scope: RequestScope::new(now) }

@@ -1,4 +1,4 @@
-//! Events: the values a request hands to its [`EventSink`].
+//! Events: the values a request hands to its [`EventHandler`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -201,39 +201,39 @@ impl<'de> Deserialize<'de> for OwnedEvent {
 }
 
 /// Where a request's events go. Implemented for `&mut S`, for `Vec<OwnedEvent>` and, through
-/// [`FnSink`], for closures.
+/// [`FnHandler`], for closures.
 ///
 /// ```
-/// use experiments_core::{Event, EventSink};
+/// use experiments_core::{Event, EventHandler};
 /// struct Counter(usize);
-/// impl EventSink for Counter {
+/// impl EventHandler for Counter {
 ///     fn log(&mut self, _event: &Event<'_>) {
 ///         self.0 += 1;
 ///     }
 /// }
 /// ```
-pub trait EventSink {
+pub trait EventHandler {
     /// Receives one event. Must not block for long: it runs on the request path.
     fn log(&mut self, event: &Event<'_>);
 }
 
-impl<S: EventSink + ?Sized> EventSink for &mut S {
+impl<S: EventHandler + ?Sized> EventHandler for &mut S {
     fn log(&mut self, event: &Event<'_>) {
         (**self).log(event);
     }
 }
 
-/// A closure used as a sink: `FnSink(|event: &Event<'_>| println!("{event:?}"))`.
+/// A closure used as a sink: `FnHandler(|event: &Event<'_>| println!("{event:?}"))`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct FnSink<F>(pub F);
+pub struct FnHandler<F>(pub F);
 
-impl<F: FnMut(&Event<'_>)> EventSink for FnSink<F> {
+impl<F: FnMut(&Event<'_>)> EventHandler for FnHandler<F> {
     fn log(&mut self, event: &Event<'_>) {
         (self.0)(event);
     }
 }
 
-impl EventSink for Vec<OwnedEvent> {
+impl EventHandler for Vec<OwnedEvent> {
     fn log(&mut self, event: &Event<'_>) {
         self.push(event.to_owned_event());
     }
@@ -241,8 +241,8 @@ impl EventSink for Vec<OwnedEvent> {
 
 /// A sink that drops every event.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct NoopSink;
+pub struct NoopHandler;
 
-impl EventSink for NoopSink {
+impl EventHandler for NoopHandler {
     fn log(&mut self, _event: &Event<'_>) {}
 }

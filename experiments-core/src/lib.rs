@@ -7,11 +7,11 @@
 //! request logs, deduping bucketing events per request.
 //!
 //! The crate does no IO: no files, sockets, threads, clocks or logging. The caller passes the
-//! instant (`now`, epoch seconds) and the inputs; events go to an [`EventSink`] the caller
+//! instant (`now`, epoch seconds) and the inputs; events go to an [`EventHandler`] the caller
 //! provides.
 //!
 //! ```
-//! use experiments_core::{Config, Experiments, Inputs, NoopSink};
+//! use experiments_core::{Config, Experiments, Inputs, NoopHandler};
 //!
 //! let config = Config::parse(r#"{
 //!   "new_feed": {"id": 7, "name": "new_feed", "owner": "feeds", "type": "single_variant",
@@ -19,7 +19,7 @@
 //!     "experiment": {"experiment_version": 1, "bucket_val": "user_id",
 //!       "variants": [{"name": "control", "size": 0.5}, {"name": "treatment", "size": 0.5}]}}
 //! }"#)?;
-//! let mut request = Experiments::new(&config, 1_700_000_000.0, NoopSink);
+//! let mut request = Experiments::new(&config, 1_700_000_000.0, NoopHandler);
 //! let inputs = Inputs::new().with("user_id", "t2_abc").with("logged_in", true);
 //! let variant = request.variant("new_feed", &inputs, None)?;
 //! assert!(matches!(variant, Some("control" | "treatment")));
@@ -51,7 +51,8 @@ pub use config::{Config, Evaluation, ValidationReport};
 pub use dedupe::{INLINE_BYTES, INLINE_KEYS};
 pub use error::{ConfigError, Deviation, EvalError, PyOp, PyType, ValidationError};
 pub use event::{
-    EVENT_FIELDS, Event, EventSink, EventType, FnSink, NoopSink, OwnedEvent, OwnedExperimentRef,
+    EVENT_FIELDS, Event, EventHandler, EventType, FnHandler, NoopHandler, OwnedEvent,
+    OwnedExperimentRef,
 };
 pub use experiment::{Experiment, ExperimentClass, ExperimentRef};
 pub use explain::{

@@ -6,7 +6,7 @@
 //! recursive, so the test itself must never drop one whole.
 
 use experiments_core::{
-    Config, Experiments, Explanation, Inputs, NoopSink, OwnedEvent, Value, py_str,
+    Config, Experiments, Explanation, Inputs, NoopHandler, OwnedEvent, Value, py_str,
 };
 use serde_json::{Map, json};
 
@@ -86,7 +86,7 @@ fn deep_inputs_raise_recursion_error_instead_of_overflowing() {
         // go (EQ does not match, `deep > [[]]` holds), as in Python.
         let mut inputs = Inputs::new().with("user_id", "t2_1").with("logged_in", true);
         inputs.insert("tags", deep_list(DEPTH, json!(1)));
-        let mut client = Experiments::new(&config, NOW, NoopSink);
+        let mut client = Experiments::new(&config, NOW, NoopHandler);
         assert_eq!(client.variant("simple", &inputs, Some(false)), Ok(Some("on")));
         assert_eq!(client.variant("r2", &inputs, Some(false)), Ok(Some("a")));
         // The event would echo the deep input: refused, with Python's exception.
@@ -122,7 +122,7 @@ fn deep_config_entries_are_invalid_and_dropped_without_recursion() {
             let e = config.validation_error(key, NOW).expect("too deep: invalid");
             assert_eq!(e.deviation.map(|d| d.label()), Some("nesting"), "{key}");
         }
-        let mut client = Experiments::new(&config, NOW, NoopSink);
+        let mut client = Experiments::new(&config, NOW, NoopHandler);
         let inputs = Inputs::new().with("user_id", "t2_1").with("logged_in", true);
         assert_eq!(client.variant("plain", &inputs, None), Ok(Some("on")));
         assert_eq!(client.variant("deep", &inputs, None), Ok(None));

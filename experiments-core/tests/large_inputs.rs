@@ -1,7 +1,7 @@
 //! Size-dependent costs are linear: each test here feeds an input that took minutes (or
 //! hours) while a step was quadratic, and finishes in about a second in a debug build.
 
-use experiments_core::{Config, Experiments, Inputs, NoopSink, Value};
+use experiments_core::{Config, Experiments, Inputs, NoopHandler, Value};
 use serde_json::Map;
 
 const NOW: f64 = 1_700_000_000.0;
@@ -34,8 +34,8 @@ fn r2_with_200k_parameters_parses_in_linear_time() {
     assert!(doc.len() > 3_000_000);
     let config = Config::parse(&doc).unwrap();
     assert!(config.is_valid("big", NOW), "{:?}", config.validation_error("big", NOW));
-    let mut client = Experiments::new(&config, NOW, NoopSink);
-    let call = |client: &mut Experiments<'_, NoopSink>, k: &str, v: &str| {
+    let mut client = Experiments::new(&config, NOW, NoopHandler);
+    let call = |client: &mut Experiments<'_, NoopHandler>, k: &str, v: &str| {
         client
             .variant("big", &Inputs::new().with("user_id", "t2_q").with(k, v), None)
             .unwrap()
@@ -48,7 +48,7 @@ fn r2_with_200k_parameters_parses_in_linear_time() {
     assert!(call(&mut client, "p8", "V8").is_none(), "p8 is case-sensitive");
     assert!(call(&mut client, "p9", "V9").is_some(), "p9 is not case-sensitive");
     // Overrides: `O7` replaced `o7`; the last `o1` is empty.
-    let over = |client: &mut Experiments<'_, NoopSink>, k: &str, v: &str| {
+    let over = |client: &mut Experiments<'_, NoopHandler>, k: &str, v: &str| {
         client.variant("big", &Inputs::new().with(k, v), None).unwrap().map(str::to_owned)
     };
     assert_eq!(over(&mut client, "o7", "t2_x").as_deref(), Some("b"));
@@ -74,8 +74,8 @@ fn r2_pairs_list_with_200k_entries_parses_in_linear_time() {
     };
     let config = Config::from_value(r2(pairs.clone())).unwrap();
     assert!(config.is_valid("big", NOW));
-    let mut client = Experiments::new(&config, NOW, NoopSink);
-    let call = |client: &mut Experiments<'_, NoopSink>, v: &str| {
+    let mut client = Experiments::new(&config, NOW, NoopHandler);
+    let call = |client: &mut Experiments<'_, NoopHandler>, v: &str| {
         client
             .variant("big", &Inputs::new().with("user_id", "t2_q").with("p5", v), None)
             .unwrap()
@@ -116,7 +116,7 @@ fn inputs_with_200k_keys_build_in_linear_time() {
         "start_ts": 0, "stop_ts": 4102444800u64, "bucket_val": "user_id",
         "experiment": {"variants": {"a": 100}, "targeting": {"k7": ["upper"]}}}}))
     .unwrap();
-    let mut client = Experiments::new(&config, NOW, NoopSink);
+    let mut client = Experiments::new(&config, NOW, NoopHandler);
     inputs.insert("User_Id", "t2_1");
     for _ in 0..1000 {
         assert_eq!(client.variant("r", &inputs, None), Ok(Some("a")));

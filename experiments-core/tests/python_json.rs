@@ -4,7 +4,7 @@
 //! a value this port cannot represent become invalid, and every other experiment loads exactly
 //! as it would without them. Documents Python rejects stay a `ConfigError`.
 
-use experiments_core::{Config, Experiments, Inputs, NoopSink, ValidationError};
+use experiments_core::{Config, Experiments, Inputs, NoopHandler, ValidationError};
 
 const NOW: f64 = 1_700_000_000.0;
 
@@ -21,7 +21,7 @@ fn rollout(id: u32, extra: &str, targeting: &str) -> String {
 }
 
 fn variant(config: &Config, name: &str, user: &str) -> Option<String> {
-    let mut client = Experiments::new(config, NOW, NoopSink);
+    let mut client = Experiments::new(config, NOW, NoopHandler);
     let inputs = Inputs::new().with("user_id", user);
     client.variant(name, &inputs, None).unwrap().map(str::to_owned)
 }

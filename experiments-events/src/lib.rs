@@ -1,7 +1,7 @@
 //! # experiments-events
 //!
 //! The event side of the experiments client: the delivered event model ([`EnrichedEvent`],
-//! with `json` and Reddit v2 Thrift-JSON encodings), the [`EventLogger`] trait a sink
+//! with `json` and Reddit v2 Thrift-JSON encodings), the [`EventSink`] trait a sink
 //! implements, and the one [`Pipeline`] every sink shares — the split the OpenTelemetry SDK
 //! makes between its batch processor and its exporters.
 //!
@@ -15,9 +15,9 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use experiments_core::{Config, Experiments, Inputs};
-//! use experiments_events::{Pipeline, PipelineSettings, StdoutLogger};
+//! use experiments_events::{Pipeline, PipelineSettings, StdoutSink};
 //!
-//! let pipeline = Pipeline::start(PipelineSettings::default(), StdoutLogger::stdout())?;
+//! let pipeline = Pipeline::start(PipelineSettings::default(), StdoutSink::stdout())?;
 //! let config = Config::parse("{}")?;
 //! let mut request = Experiments::new(&config, 1.7e9, pipeline.sink(None));
 //! request.expose("some_experiment", Some("treatment"), &Inputs::new());
@@ -26,18 +26,18 @@
 //! # Ok(()) }
 //! ```
 
-mod logger;
 mod model;
 mod pipeline;
+mod sink;
 #[cfg(feature = "stdout")]
 mod stdout;
 
-/// Re-exported for sinks: `#[async_trait] impl EventLogger for MySink`.
+/// Re-exported for sinks: `#[async_trait] impl EventSink for MySink`.
 pub use async_trait::async_trait;
-pub use logger::{Batch, EncodedEvent, EventFate, EventLogger, ExportOutcome, Fates};
 pub use model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
 pub use pipeline::{
-    Counters, Dropped, FlushReport, Pipeline, PipelineError, PipelineSettings, PipelineSink,
+    Counters, Dropped, FlushReport, Pipeline, PipelineError, PipelineHandle, PipelineSettings,
 };
+pub use sink::{Batch, EncodedEvent, EventFate, EventSink, ExportOutcome, Fates};
 #[cfg(feature = "stdout")]
-pub use stdout::StdoutLogger;
+pub use stdout::StdoutSink;

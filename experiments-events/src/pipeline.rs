@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
-use experiments_core::{Event, EventSink};
+use experiments_core::{Event, EventHandler};
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::logger::{Batch, EncodedEvent, EventFate, EventLogger, ExportOutcome};
 use crate::model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
+use crate::sink::{Batch, EncodedEvent, EventFate, EventSink, ExportOutcome};
 
 /// Pipeline settings. Durations deserialize from human forms (`"1s"`, `"500ms"`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -288,7 +288,7 @@ pub struct Pipeline {
 struct Tasks {
     batcher: JoinHandle<()>,
     exporter: JoinHandle<()>,
-    logger: Arc<dyn EventLogger>,
+    logger: Arc<dyn EventSink>,
 }
 
 impl Drop for Tasks {
@@ -308,7 +308,7 @@ impl Pipeline {
     /// Starts the pipeline's tasks on the current tokio runtime.
     pub fn start(
         settings: PipelineSettings,
-        logger: impl EventLogger,
+        logger: impl EventSink,
     ) -> Result<Pipeline, PipelineError> {
         let runtime = tokio::runtime::Handle::try_current()?;
         let (ready_tx, ready_rx) = mpsc::channel(settings.max_pending_batches.max(1));
@@ -322,7 +322,7 @@ impl Pipeline {
             closed: AtomicBool::new(false),
             settings,
         });
-        let logger: Arc<dyn EventLogger> = Arc::new(logger);
+        let logger: Arc<dyn EventSink> = Arc::new(logger);
         let batcher = runtime.spawn(batcher(Arc::clone(&inner), ready_tx));
         let exporter = runtime.spawn(exporter(Arc::clone(&inner), Arc::clone(&logger), ready_rx));
         Ok(Pipeline {
@@ -359,10 +359,10 @@ impl Pipeline {
         }
     }
 
-    /// A core [`EventSink`] feeding this pipeline, tagging every event with
+    /// A core [`EventHandler`] feeding this pipeline, tagging every event with
     /// `correlation_id` (e.g. the request's trace id).
-    pub fn sink(&self, correlation_id: Option<Arc<str>>) -> PipelineSink {
-        PipelineSink { pipeline: self.clone(), correlation_id }
+    pub fn sink(&self, correlation_id: Option<Arc<str>>) -> PipelineHandle {
+        PipelineHandle { pipeline: self.clone(), correlation_id }
     }
 
     /// The accounting now.
@@ -437,14 +437,14 @@ impl Pipeline {
     }
 }
 
-/// A core [`EventSink`] that enriches events and queues them in a [`Pipeline`].
+/// A core [`EventHandler`] that enriches events and queues them in a [`Pipeline`].
 #[derive(Clone, Debug)]
-pub struct PipelineSink {
+pub struct PipelineHandle {
     pipeline: Pipeline,
     correlation_id: Option<Arc<str>>,
 }
 
-impl EventSink for PipelineSink {
+impl EventHandler for PipelineHandle {
     fn log(&mut self, event: &Event<'_>) {
         self.pipeline.log(EnrichedEvent::new(event, self.correlation_id.clone()));
     }
@@ -518,11 +518,7 @@ async fn cut(
 }
 
 /// Runs exports, at most `max_concurrent_exports` at a time.
-async fn exporter(
-    inner: Arc<Inner>,
-    logger: Arc<dyn EventLogger>,
-    mut ready: mpsc::Receiver<Batch>,
-) {
+async fn exporter(inner: Arc<Inner>, logger: Arc<dyn EventSink>, mut ready: mpsc::Receiver<Batch>) {
     let permits = Arc::new(Semaphore::new(inner.settings.max_concurrent_exports.max(1)));
     let mut running = JoinSet::new();
     while let Some(batch) = ready.recv().await {
@@ -567,7 +563,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 /// - a `retry_after` is honoured when it is longer than the backoff, but a wait (requested
 ///   or not) that would end after the retry budget drops the batch at once
 ///   (`retry_budget_exhausted`) instead of parking it; no value can overflow a deadline.
-async fn deliver(inner: &Inner, logger: &dyn EventLogger, mut batch: Batch) {
+async fn deliver(inner: &Inner, logger: &dyn EventSink, mut batch: Batch) {
     let s = &inner.settings;
     let give_up = deadline_after(s.retry_budget);
     let mut delay = s.retry_base;

@@ -4,24 +4,24 @@ use async_trait::async_trait;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
-use crate::logger::{Batch, EventLogger, ExportOutcome};
+use crate::sink::{Batch, EventSink, ExportOutcome};
 
 /// Writes each event of a batch as one line (JSON lines for the `json` encoding).
-pub struct StdoutLogger<W = tokio::io::Stdout> {
+pub struct StdoutSink<W = tokio::io::Stdout> {
     out: Mutex<W>,
 }
 
-impl StdoutLogger<tokio::io::Stdout> {
+impl StdoutSink<tokio::io::Stdout> {
     /// A sink writing to the process's standard output.
     pub fn stdout() -> Self {
-        StdoutLogger { out: Mutex::new(tokio::io::stdout()) }
+        StdoutSink { out: Mutex::new(tokio::io::stdout()) }
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> StdoutLogger<W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> StdoutSink<W> {
     /// A sink writing to `out`.
     pub fn new(out: W) -> Self {
-        StdoutLogger { out: Mutex::new(out) }
+        StdoutSink { out: Mutex::new(out) }
     }
 
     /// Returns the writer.
@@ -31,7 +31,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> StdoutLogger<W> {
 }
 
 #[async_trait]
-impl<W: AsyncWrite + Unpin + Send + 'static> EventLogger for StdoutLogger<W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> EventSink for StdoutSink<W> {
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         let mut buf = Vec::with_capacity(batch.payload_bytes() + batch.len());
         for e in &batch.events {

@@ -99,7 +99,7 @@ fn v2_omits_absent_records() {
 fn enrich_assigns_fresh_ids_and_time() {
     let config = Config::parse(CONFIG).unwrap();
     let mut got = Vec::new();
-    let mut sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+    let mut sink = experiments_core::FnHandler(|e: &experiments_core::Event<'_>| {
         got.push(EnrichedEvent::new(e, None))
     });
     let mut client = Experiments::new(&config, 1_700_000_000.0, &mut sink);

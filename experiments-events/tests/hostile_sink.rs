@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{
-    Batch, EnrichedEvent, EventLogger, ExportOutcome, Pipeline, PipelineSettings, async_trait,
+    Batch, EnrichedEvent, EventSink, ExportOutcome, Pipeline, PipelineSettings, async_trait,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -66,7 +66,7 @@ struct Hostile {
 }
 
 #[async_trait]
-impl EventLogger for Hostile {
+impl EventSink for Hostile {
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         // After the script, everything succeeds.
         let action = self.script.lock().unwrap().pop().unwrap_or(Action::Delivered);

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{
-    Batch, Counters, Encoding, EnrichedEvent, EventLogger, ExportOutcome, Pipeline,
-    PipelineSettings, StdoutLogger, async_trait,
+    Batch, Counters, Encoding, EnrichedEvent, EventSink, ExportOutcome, Pipeline, PipelineSettings,
+    StdoutSink, async_trait,
 };
 use uuid::Uuid;
 
@@ -67,7 +67,7 @@ impl Recorder {
 }
 
 #[async_trait]
-impl EventLogger for Recorder {
+impl EventSink for Recorder {
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         self.calls.lock().unwrap().push(batch.clone());
         let answer = self
@@ -460,7 +460,7 @@ async fn a_panicking_sink_loses_only_its_batch_and_flush_completes() {
 struct PanicsOnShutdown;
 
 #[async_trait]
-impl EventLogger for PanicsOnShutdown {
+impl EventSink for PanicsOnShutdown {
     async fn export(&self, _: &Batch) -> ExportOutcome {
         ExportOutcome::Delivered
     }
@@ -541,7 +541,7 @@ async fn huge_durations_in_settings_and_deadlines_do_not_panic() {
 #[tokio::test]
 async fn stdout_sink_writes_json_lines_through_the_core_sink() {
     let (reader, writer) = tokio::io::duplex(1 << 20);
-    let p = Pipeline::start(settings(), StdoutLogger::new(writer)).unwrap();
+    let p = Pipeline::start(settings(), StdoutSink::new(writer)).unwrap();
     let config = Config::parse(r#"{"e": {"id": 9, "name": "e", "type": "feature_rollout", "start_ts": 0,
         "stop_ts": 4102444800, "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 1.0}]}}}"#).unwrap();
     let mut request = Experiments::new(&config, 1.7e9, p.sink(Some(Arc::from("req-7"))));

@@ -1,6 +1,6 @@
 //! # experiments-http
 //!
-//! An [`EventLogger`] that POSTs batches to an HTTP endpoint speaking Reddit's v2 event
+//! An [`EventSink`] that POSTs batches to an HTTP endpoint speaking Reddit's v2 event
 //! collector protocol. The shared pipeline of `experiments-events` does intake, batching,
 //! retries and accounting; this crate only exports a batch:
 //!
@@ -45,7 +45,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use experiments_events::{
-    Batch, Encoding, EventLogger, ExportOutcome, PipelineSettings, async_trait,
+    Batch, Encoding, EventSink, ExportOutcome, PipelineSettings, async_trait,
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -101,14 +101,14 @@ pub enum HttpError {
 }
 
 /// POSTs batches of events to a collector.
-pub struct HttpLogger {
+pub struct HttpSink {
     client: reqwest::Client,
     settings: HttpSettings,
 }
 
-impl std::fmt::Debug for HttpLogger {
+impl std::fmt::Debug for HttpSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpLogger").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("HttpSink").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -245,7 +245,7 @@ enum Posted {
     Reject(String),
 }
 
-impl HttpLogger {
+impl HttpSink {
     /// Builds the sink: one connection-reusing client that never follows redirects (see
     /// the crate docs for how a 3xx is counted).
     pub fn new(settings: HttpSettings) -> Result<Self, HttpError> {
@@ -263,7 +263,7 @@ impl HttpLogger {
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))?;
             builder = builder.add_root_certificate(cert);
         }
-        Ok(HttpLogger { client: builder.build()?, settings })
+        Ok(HttpSink { client: builder.build()?, settings })
     }
 
     /// Pipeline settings that match this sink: its encoding, batch size limit and number
@@ -348,7 +348,7 @@ impl HttpLogger {
 }
 
 #[async_trait]
-impl EventLogger for HttpLogger {
+impl EventSink for HttpSink {
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         let runs = chunks(batch, self.settings.max_batch_bytes);
         let mut retry = Vec::new();
@@ -444,7 +444,7 @@ mod tests {
     fn a_bad_ca_certificate_is_a_clear_error() {
         let mut s = HttpSettings::new("http://127.0.0.1:1/v2", "k", Secret::new(b"s".to_vec()));
         s.ca_certificate = Some("/nonexistent/ca.pem".into());
-        let err = HttpLogger::new(s).unwrap_err().to_string();
+        let err = HttpSink::new(s).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     }
 }

@@ -144,7 +144,7 @@ pub(crate) fn redact_url(url: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{}{shown}{}", &url[..start], &url[start + at..]))
 }
 
-/// Settings of an [`HttpLogger`](crate::HttpLogger). Durations in human form (`"3s"`).
+/// Settings of an [`HttpSink`](crate::HttpSink). Durations in human form (`"3s"`).
 ///
 /// ```
 /// let s: experiments_http::HttpSettings = serde_json::from_str(

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{
-    Batch, Counters, EncodedEvent, Encoding, EnrichedEvent, EventLogger, ExportOutcome, Pipeline,
+    Batch, Counters, EncodedEvent, Encoding, EnrichedEvent, EventSink, ExportOutcome, Pipeline,
     PipelineSettings,
 };
 use experiments_http::collector::{Behavior, Collector};
-use experiments_http::{HttpLogger, HttpSettings, MAX_RETRY_AFTER, Secret};
+use experiments_http::{HttpSettings, HttpSink, MAX_RETRY_AFTER, Secret};
 
 const KEY: &str = "exp-test";
 const SECRET: &[u8] = b"correct horse battery staple";
@@ -25,7 +25,7 @@ fn events(n: usize) -> Vec<EnrichedEvent> {
     let mut out = Vec::new();
     for i in 0..n {
         let inputs = Inputs::new().with("user_id", format!("t2_{i}"));
-        let sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+        let sink = experiments_core::FnHandler(|e: &experiments_core::Event<'_>| {
             out.push(EnrichedEvent::new(e, None))
         });
         Experiments::new(&config, 1.7e9, sink).expose("e", Some("on"), &inputs);
@@ -56,7 +56,7 @@ fn assert_invariant(c: &Counters) {
 }
 
 async fn through_pipeline(settings: HttpSettings, n: usize, budget: Duration) -> Counters {
-    let logger = HttpLogger::new(settings).unwrap();
+    let logger = HttpSink::new(settings).unwrap();
     let base = PipelineSettings {
         max_batch_age: Duration::from_millis(20),
         retry_base: Duration::from_millis(20),
@@ -81,7 +81,7 @@ async fn redirects_are_not_followed_and_not_delivered() {
     for status in [300, 301, 302, 303, 304, 307, 308] {
         let collector = Collector::start(KEY, SECRET).await.unwrap();
         collector.script([Behavior::Redirect(status)]);
-        let logger = HttpLogger::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
+        let logger = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
         match logger.export(&batch(10)).await {
             ExportOutcome::Rejected { reason } => {
                 assert!(reason.contains(&format!("HTTP {status}")), "{status}: {reason}");
@@ -116,7 +116,7 @@ async fn redirects_are_not_followed_and_not_delivered() {
 async fn absurd_retry_after_is_capped() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
     collector.script([Behavior::RetryAfter(429, u64::MAX), Behavior::RetryAfter(503, 86_400)]);
-    let logger = HttpLogger::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
+    let logger = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
     for _ in 0..2 {
         match logger.export(&batch(3)).await {
             ExportOutcome::Retryable { retry_after, .. } => {
@@ -147,7 +147,7 @@ async fn endless_response_bodies_are_not_read_whole() {
         let collector = Collector::start(KEY, SECRET).await.unwrap();
         collector.script([Behavior::EndlessBody(status)]);
         let timeout = Duration::from_secs(4);
-        let logger = HttpLogger::new(settings(collector.url(), timeout)).unwrap();
+        let logger = HttpSink::new(settings(collector.url(), timeout)).unwrap();
         let started = Instant::now();
         let outcome = logger.export(&batch(5)).await;
         let took = started.elapsed();
@@ -177,7 +177,7 @@ async fn endless_response_bodies_are_not_read_whole() {
 #[tokio::test]
 async fn credentials_in_the_url_stay_out_of_reasons() {
     // Nothing listens on port 1: the request fails and the reason describes it.
-    let logger = HttpLogger::new(settings(
+    let logger = HttpSink::new(settings(
         "http://user:hunter2@127.0.0.1:1/v2".into(),
         Duration::from_secs(1),
     ))

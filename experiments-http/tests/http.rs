@@ -6,7 +6,7 @@ use std::time::Duration;
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{Counters, Encoding, EnrichedEvent, Pipeline, PipelineSettings};
 use experiments_http::collector::{Behavior, Collector};
-use experiments_http::{HttpLogger, HttpSettings, Secret, signature};
+use experiments_http::{HttpSettings, HttpSink, Secret, signature};
 
 const KEY: &str = "exp-test";
 const SECRET: &[u8] = b"correct horse battery staple";
@@ -24,7 +24,7 @@ fn events(n: usize) -> Vec<EnrichedEvent> {
             .with("user_id", format!("t2_{i}"))
             .with("logged_in", true)
             .with("app_name", "ios");
-        let sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+        let sink = experiments_core::FnHandler(|e: &experiments_core::Event<'_>| {
             out.push(EnrichedEvent::new(e, None))
         });
         Experiments::new(&config, 1.7e9, sink).expose("e", Some("on"), &inputs);
@@ -39,7 +39,7 @@ fn http_settings(collector: &Collector) -> HttpSettings {
     }
 }
 
-fn pipeline_for(logger: HttpLogger) -> Pipeline {
+fn pipeline_for(logger: HttpSink) -> Pipeline {
     let base = PipelineSettings {
         max_batch_events: 100,
         max_batch_age: Duration::from_millis(50),
@@ -57,7 +57,7 @@ fn assert_invariant(c: &Counters) {
 }
 
 async fn run(collector: &Collector, settings: HttpSettings, n: usize) -> Counters {
-    let p = pipeline_for(HttpLogger::new(settings).unwrap());
+    let p = pipeline_for(HttpSink::new(settings).unwrap());
     for e in events(n) {
         assert!(p.log(e));
     }
@@ -158,7 +158,7 @@ async fn a_wrong_secret_is_detected_by_the_collector() {
 async fn outage_beyond_the_budget_is_counted() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
     collector.set_default(Behavior::Status(500));
-    let logger = HttpLogger::new(http_settings(&collector)).unwrap();
+    let logger = HttpSink::new(http_settings(&collector)).unwrap();
     let base = PipelineSettings {
         retry_base: Duration::from_millis(20),
         retry_budget: Duration::from_millis(300),
@@ -178,7 +178,7 @@ async fn outage_beyond_the_budget_is_counted() {
 async fn large_batches_are_split_by_the_body_limit() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
     let settings = HttpSettings { max_batch_bytes: 8 * 1024, ..http_settings(&collector) };
-    let logger = HttpLogger::new(settings).unwrap();
+    let logger = HttpSink::new(settings).unwrap();
     // A pipeline that ignores the sink's limit: the sink still splits.
     let p = Pipeline::start(
         PipelineSettings {
@@ -201,7 +201,7 @@ async fn large_batches_are_split_by_the_body_limit() {
 #[tokio::test]
 async fn through_the_core_sink_with_correlation() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
-    let p = pipeline_for(HttpLogger::new(http_settings(&collector)).unwrap());
+    let p = pipeline_for(HttpSink::new(http_settings(&collector)).unwrap());
     let config = Config::parse(r#"{"e": {"id": 1, "name": "e", "type": "feature_rollout", "start_ts": 0,
         "stop_ts": 4102444800, "experiment": {"experiment_version": 1, "variants": [{"name": "on", "size": 1.0}]}}}"#).unwrap();
     let mut request = Experiments::new(&config, 1.7e9, p.sink(Some(Arc::from("trace-1"))));
@@ -266,7 +266,7 @@ fn debug_redacts_credentials_in_the_url() {
         let debug = format!("{s:?}");
         assert!(!debug.contains(secret), "{debug}");
         assert!(debug.contains(kept), "{debug}");
-        let logger = HttpLogger::new(s).unwrap();
+        let logger = HttpSink::new(s).unwrap();
         assert!(!format!("{logger:?}").contains(secret));
     }
     // Nothing to hide: printed as configured, '@' after the authority included.

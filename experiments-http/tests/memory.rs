@@ -6,9 +6,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use experiments_events::{Batch, EncodedEvent, Encoding, EventLogger, ExportOutcome};
+use experiments_events::{Batch, EncodedEvent, Encoding, EventSink, ExportOutcome};
 use experiments_http::collector::{Behavior, Collector};
-use experiments_http::{HttpLogger, HttpSettings, Secret};
+use experiments_http::{HttpSettings, HttpSink, Secret};
 
 /// The system allocator, counting live bytes and their high-water mark.
 struct Counting;
@@ -79,7 +79,7 @@ async fn endless_bodies_cost_bounded_memory() {
             timeout,
             ..HttpSettings::new(collector.url(), KEY, Secret::new(SECRET))
         };
-        let logger = HttpLogger::new(settings).unwrap();
+        let logger = HttpSink::new(settings).unwrap();
         let batch = batch();
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);

@@ -1,12 +1,12 @@
 //! # experiments-kafka
 //!
-//! An [`EventLogger`] that produces every event of a batch to a Kafka topic with `rdkafka`
+//! An [`EventSink`] that produces every event of a batch to a Kafka topic with `rdkafka`
 //! (librdkafka). The shared pipeline of `experiments-events` does intake, batching, retries
 //! and accounting; this sink only exports: a batch completes when every delivery report is
 //! in, and each event's outcome maps onto the pipeline — delivered, retryable (queue full,
 //! timeouts, transport failures, leader changes, too few replicas) or permanent (message too
 //! large, unknown topic or partition, authorization failures), with counts per reason in
-//! [`KafkaLogger::errors`].
+//! [`KafkaSink::errors`].
 //!
 //! Messages are keyed by the bucketing value (one user's events stay ordered in one
 //! partition) and carry the headers `event_type`, `encoding` and `schema_version`.
@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use experiments_events::{
-    Batch, Encoding, EventLogger, ExportOutcome, PipelineSettings, async_trait,
+    Batch, Encoding, EventSink, ExportOutcome, PipelineSettings, async_trait,
 };
 use futures_util::future::join_all;
 use rdkafka::ClientConfig;
@@ -57,7 +57,7 @@ pub struct CreateTopic {
     pub replication: i32,
 }
 
-/// Settings of a [`KafkaLogger`].
+/// Settings of a [`KafkaSink`].
 ///
 /// ```
 /// let s: experiments_kafka::KafkaSettings = serde_json::from_str(r#"{
@@ -415,19 +415,19 @@ fn error_code(e: &KafkaError) -> RDKafkaErrorCode {
 }
 
 /// Produces batches of events to a Kafka topic.
-pub struct KafkaLogger {
+pub struct KafkaSink {
     producer: FutureProducer<DefaultClientContext>,
     settings: KafkaSettings,
     errors: Mutex<BTreeMap<String, u64>>,
 }
 
-impl fmt::Debug for KafkaLogger {
+impl fmt::Debug for KafkaSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaLogger").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("KafkaSink").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
-impl KafkaLogger {
+impl KafkaSink {
     /// Creates the producer (and the topic when `create_topic` is set and it is missing).
     /// Must run inside a tokio runtime.
     pub async fn new(settings: KafkaSettings) -> Result<Self, KafkaSinkError> {
@@ -438,7 +438,7 @@ impl KafkaLogger {
         }
         let producer: FutureProducer<DefaultClientContext> =
             config.create().map_err(|e| client_error(e, &settings))?;
-        Ok(KafkaLogger { producer, settings, errors: Mutex::new(BTreeMap::new()) })
+        Ok(KafkaSink { producer, settings, errors: Mutex::new(BTreeMap::new()) })
     }
 
     /// Pipeline settings that match this sink: its encoding, an export timeout longer than
@@ -504,7 +504,7 @@ async fn create_topic(
 }
 
 #[async_trait]
-impl EventLogger for KafkaLogger {
+impl EventSink for KafkaSink {
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         let encoding = batch.encoding.as_str();
         let mut fates = vec![Fate::Retry; batch.len()];

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{Encoding, EnrichedEvent, Pipeline, PipelineSettings};
-use experiments_kafka::{CreateTopic, KafkaLogger, KafkaSettings};
+use experiments_kafka::{CreateTopic, KafkaSettings, KafkaSink};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -43,7 +43,7 @@ fn events(n: usize) -> Vec<EnrichedEvent> {
     let mut out = Vec::new();
     for i in 0..n {
         let inputs = Inputs::new().with("user_id", format!("t2_{i}")).with("logged_in", true);
-        let sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+        let sink = experiments_core::FnHandler(|e: &experiments_core::Event<'_>| {
             out.push(EnrichedEvent::new(e, None))
         });
         let mut request = Experiments::new(&config, 1.7e9, sink);
@@ -104,7 +104,7 @@ async fn produce(brokers: &str, topic: &str, encoding: Encoding, n: usize) -> Ve
     let mut s = KafkaSettings::new(brokers, topic);
     s.encoding = encoding;
     s.create_topic = Some(CreateTopic { partitions: 3, replication: 1 });
-    let logger = KafkaLogger::new(s).await.expect("producer and topic");
+    let logger = KafkaSink::new(s).await.expect("producer and topic");
     let p = Pipeline::start(
         logger.pipeline_settings(PipelineSettings {
             max_batch_events: 1_000,
@@ -165,7 +165,7 @@ async fn create_topic_is_idempotent() {
     for _ in 0..2 {
         let mut s = KafkaSettings::new(&brokers, &topic);
         s.create_topic = Some(CreateTopic { partitions: 2, replication: 1 });
-        KafkaLogger::new(s).await.expect("created, then already there");
+        KafkaSink::new(s).await.expect("created, then already there");
     }
     let consumer: BaseConsumer =
         ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{Counters, EnrichedEvent, Pipeline, PipelineSettings};
-use experiments_kafka::{KafkaLogger, KafkaSettings};
+use experiments_kafka::{KafkaSettings, KafkaSink};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
@@ -21,7 +21,7 @@ fn events(n: usize, pad: usize) -> Vec<EnrichedEvent> {
     let mut out = Vec::new();
     for i in 0..n {
         let inputs = Inputs::new().with("user_id", format!("t2_{i}")).with("pad", "x".repeat(pad));
-        let sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+        let sink = experiments_core::FnHandler(|e: &experiments_core::Event<'_>| {
             out.push(EnrichedEvent::new(e, None))
         });
         Experiments::new(&config, 1.7e9, sink).expose("e", Some("on"), &inputs);
@@ -71,7 +71,7 @@ fn assert_invariant(c: &Counters) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_of_30_seconds_loses_nothing_within_bounds() {
     let cluster = cluster();
-    let logger = KafkaLogger::new(settings(&cluster, &[])).await.unwrap();
+    let logger = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
     let p = Pipeline::start(
         logger.pipeline_settings(PipelineSettings {
             queue_capacity: 2_000,
@@ -112,7 +112,7 @@ async fn produce_request_errors_are_retried() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
         ],
     );
-    let logger = KafkaLogger::new(settings(&cluster, &[])).await.unwrap();
+    let logger = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
     let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
     for e in events(1_000, 0) {
         p.log(e);
@@ -132,7 +132,7 @@ async fn authorization_failures_are_permanent() {
     );
     // Without idempotence an authorization failure fails the messages instead of the producer.
     let logger =
-        KafkaLogger::new(settings(&cluster, &[("enable.idempotence", "false")])).await.unwrap();
+        KafkaSink::new(settings(&cluster, &[("enable.idempotence", "false")])).await.unwrap();
     let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
     for e in events(20, 0) {
         p.log(e);
@@ -148,7 +148,7 @@ async fn authorization_failures_are_permanent() {
 async fn oversized_events_are_permanent() {
     let cluster = cluster();
     let logger =
-        KafkaLogger::new(settings(&cluster, &[("message.max.bytes", "2000")])).await.unwrap();
+        KafkaSink::new(settings(&cluster, &[("message.max.bytes", "2000")])).await.unwrap();
     let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
     let mut all = events(5, 0);
     all.extend(events(3, 5_000));
@@ -165,7 +165,7 @@ async fn oversized_events_are_permanent() {
 async fn shutdown_with_a_dead_broker_keeps_its_deadline() {
     let cluster = cluster();
     let logger =
-        KafkaLogger::new(settings(&cluster, &[("message.timeout.ms", "60000")])).await.unwrap();
+        KafkaSink::new(settings(&cluster, &[("message.timeout.ms", "60000")])).await.unwrap();
     let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
     cluster.broker_down(1).unwrap();
     for e in events(300, 0) {

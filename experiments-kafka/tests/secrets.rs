@@ -1,9 +1,9 @@
 //! Secret librdkafka properties never show: not in `Debug` of the settings or the logger,
-//! not in the errors of `KafkaLogger::new` (librdkafka's messages and rdkafka's errors quote
+//! not in the errors of `KafkaSink::new` (librdkafka's messages and rdkafka's errors quote
 //! values), not in settings deserialization errors. No broker is needed: every case fails
 //! or succeeds while the client is being built.
 
-use experiments_kafka::{KafkaLogger, KafkaSettings, KafkaSinkError};
+use experiments_kafka::{KafkaSettings, KafkaSink, KafkaSinkError};
 
 /// A value that must never be printed.
 const V: &str = "HUNTER2-s3cr3t-value";
@@ -50,7 +50,7 @@ async fn config_errors_name_the_property_but_never_its_value() {
         ("security.protocol", V.into(), true),
     ];
     for (key, value, must_fail) in cases {
-        match KafkaLogger::new(settings(&[(key, &value)])).await {
+        match KafkaSink::new(settings(&[(key, &value)])).await {
             Err(e) => {
                 for text in [e.to_string(), format!("{e:?}")] {
                     assert_hidden(&text, &value);
@@ -71,7 +71,7 @@ async fn config_errors_name_the_property_but_never_its_value() {
 #[tokio::test]
 async fn a_nul_byte_names_the_property() {
     let value = format!("{V}\0tail");
-    let e = KafkaLogger::new(settings(&[("sasl.password", &value)])).await.unwrap_err();
+    let e = KafkaSink::new(settings(&[("sasl.password", &value)])).await.unwrap_err();
     for text in [e.to_string(), format!("{e:?}")] {
         assert_hidden(&text, V);
         assert!(text.contains("sasl.password"), "{text}");

@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use experiments_core::{Config, Event, Experiments, Explanation, FnSink, Inputs, Value};
+use experiments_core::{Config, Event, Experiments, Explanation, FnHandler, Inputs, Value};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 
@@ -72,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Every experiment for each fixed input, at each instant, twice (dedupe) and exposed.
     let inputs = inputs();
-    let mut sink = FnSink(|event: &Event<'_>| {
+    let mut sink = FnHandler(|event: &Event<'_>| {
         let _ = serde_json::to_string(event).map(|s| assert!(!s.is_empty()));
     });
     for now in NOWS {

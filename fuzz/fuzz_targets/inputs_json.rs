@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use experiments_core::{
-    Config, Event, Experiments, Explanation, FnSink, Inputs, NoTrace, User, Value,
+    Config, Event, Experiments, Explanation, FnHandler, Inputs, NoTrace, User, Value,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Map;
@@ -24,7 +24,7 @@ static CONFIG: LazyLock<Config> = LazyLock::new(|| {
 /// Every experiment of `config` for `inputs`: the first call traced when `trace`, a second
 /// call (deduped), a third with the bucketing event forced, then exposed.
 fn evaluate(config: &Config, inputs: &Inputs, trace: bool) {
-    let mut sink = FnSink(|event: &Event<'_>| {
+    let mut sink = FnHandler(|event: &Event<'_>| {
         let _ = serde_json::to_string(event).map(|s| assert!(!s.is_empty()));
         let _ = event.to_owned_event().bucketing_value();
     });

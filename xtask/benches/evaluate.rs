@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_main};
-use experiments_core::{Config, Experiments, NoTrace, NoopSink};
+use experiments_core::{Config, Experiments, NoTrace, NoopHandler};
 use xtask::bench::{self, NOW, SCENARIOS};
 
 fn shared_config() -> Config {
@@ -24,7 +24,7 @@ fn scenarios(c: &mut Criterion) {
         group.throughput(Throughput::Elements(bench::CALLS_PER_REQUEST as u64));
         group.bench_function(format!("scenario_{}", s.letter), |b| {
             b.iter(|| {
-                let mut client = Experiments::new(&config, NOW, NoopSink);
+                let mut client = Experiments::new(&config, NOW, NoopHandler);
                 for _ in 0..bench::CALLS_PER_REQUEST {
                     bench::fill(s, k, work.id(k), &mut inputs);
                     black_box(client.variant(s.experiment, &inputs, None).ok());
@@ -50,7 +50,7 @@ fn scenarios(c: &mut Criterion) {
     }
     let inputs = bench::inputs(SCENARIOS[0], 1);
     group.bench_function("unknown_experiment", |b| {
-        let mut client = Experiments::new(&config, NOW, NoopSink);
+        let mut client = Experiments::new(&config, NOW, NoopHandler);
         b.iter(|| black_box(client.variant("no_such_experiment", &inputs, None).ok()))
     });
     group.finish();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_main};
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{
-    Batch, EventLogger, ExportOutcome, Pipeline, PipelineSettings, async_trait,
+    Batch, EventSink, ExportOutcome, Pipeline, PipelineSettings, async_trait,
 };
 
 // Services that log many events from many threads should use a modern allocator: with
@@ -19,7 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Noop;
 
 #[async_trait]
-impl EventLogger for Noop {
+impl EventSink for Noop {
     async fn export(&self, _batch: &Batch) -> ExportOutcome {
         ExportOutcome::Delivered
     }
@@ -82,14 +82,14 @@ fn log_cost(c: &mut Criterion) {
     let mut group = c.benchmark_group("events");
     group.throughput(Throughput::Elements(1));
     group.bench_function("expose_enrich_only", |b| {
-        let mut sink = experiments_core::FnSink(|e: &experiments_core::Event<'_>| {
+        let mut sink = experiments_core::FnHandler(|e: &experiments_core::Event<'_>| {
             black_box(experiments_events::EnrichedEvent::new(e, None));
         });
         let mut request = Experiments::new(&config, 1.7e9, &mut sink);
         b.iter(|| black_box(request.expose("e", Some("on"), &inputs)))
     });
     group.bench_function("expose_noop", |b| {
-        let mut request = Experiments::new(&config, 1.7e9, experiments_core::NoopSink);
+        let mut request = Experiments::new(&config, 1.7e9, experiments_core::NoopHandler);
         b.iter(|| black_box(request.expose("e", Some("on"), &inputs)))
     });
     group.bench_function("log_one_thread", |b| {

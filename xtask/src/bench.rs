@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use experiments_core::{Config, Experiments, Inputs, NoopSink};
+use experiments_core::{Config, Experiments, Inputs, NoopHandler};
 use serde_json::{Value, json};
 
 /// Calls per scenario.
@@ -162,7 +162,7 @@ pub fn run_pass(config: &Config, w: &Workload, inputs: &mut Inputs) -> usize {
     let mut nonnull = 0;
     let mut k = 0;
     while k < w.len() {
-        let mut client = Experiments::new(config, NOW, NoopSink);
+        let mut client = Experiments::new(config, NOW, NoopHandler);
         for _ in 0..CALLS_PER_REQUEST.min(w.len() - k) {
             fill(s, k, w.id(k), inputs);
             if let Ok(Some(_)) = client.variant(s.experiment, inputs, None) {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{Pipeline, PipelineSettings};
 use experiments_http::collector::Collector;
-use experiments_http::{HttpLogger, HttpSettings, Secret};
+use experiments_http::{HttpSettings, HttpSink, Secret};
 
 /// Figures of one sink run.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub fn bench_http(n: u64) -> Result<SinkFigures, String> {
         let secret = b"bench-secret";
         let collector = Collector::start("bench", secret).await.map_err(|e| e.to_string())?;
         collector.keep_events(false);
-        let logger = HttpLogger::new(HttpSettings::new(
+        let logger = HttpSink::new(HttpSettings::new(
             collector.url(),
             "bench",
             Secret::new(secret.to_vec()),
@@ -122,7 +122,7 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
         let unique = format!("{}", std::process::id());
         // Throughput.
         let topic = format!("bench-throughput-{unique}");
-        let logger = experiments_kafka::KafkaLogger::new(kafka_logger_settings(brokers, &topic))
+        let logger = experiments_kafka::KafkaSink::new(kafka_logger_settings(brokers, &topic))
             .await
             .map_err(|e| e.to_string())?;
         let settings = logger.pipeline_settings(PipelineSettings {
@@ -161,7 +161,7 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
         };
         // Latency at a moderate rate, read back by a consumer.
         let topic = format!("bench-latency-{unique}");
-        let logger = experiments_kafka::KafkaLogger::new(kafka_logger_settings(brokers, &topic))
+        let logger = experiments_kafka::KafkaSink::new(kafka_logger_settings(brokers, &topic))
             .await
             .map_err(|e| e.to_string())?;
         let settings = logger.pipeline_settings(PipelineSettings {

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use experiments_core::{
-    BucketingEvent, Config, EvalError, Event, EventSink, Inputs, Observer, RequestScope,
+    BucketingEvent, Config, EvalError, Event, EventHandler, Inputs, Observer, RequestScope,
 };
 #[cfg(feature = "watch")]
-use experiments_events::EventLogger;
-use experiments_events::{FlushReport, Pipeline, PipelineError, PipelineSettings, PipelineSink};
+use experiments_events::EventSink;
+use experiments_events::{FlushReport, Pipeline, PipelineError, PipelineHandle, PipelineSettings};
 use serde::Deserialize;
 
 /// Settings of an [`ExperimentsClient`]: where the config is and how events are delivered.
 ///
 /// ```
-/// let s: experiments::ClientSettings = serde_json::from_str(
+/// let s: experiments_sdk::ClientSettings = serde_json::from_str(
 ///     r#"{"config": {"path": "/var/local/experiments.json", "timeout": "5s"},
 ///         "events": {"max_batch_age": "500ms"}}"#).unwrap();
 /// # let _ = s;
@@ -74,11 +74,11 @@ impl Snapshot {
 /// Where a request's events go.
 #[derive(Clone, Debug)]
 enum Sink {
-    Pipeline(PipelineSink),
+    Pipeline(PipelineHandle),
     Discard,
 }
 
-impl EventSink for Sink {
+impl EventHandler for Sink {
     fn log(&mut self, event: &Event<'_>) {
         if let Sink::Pipeline(p) = self {
             p.log(event);
@@ -104,7 +104,7 @@ impl ExperimentsClient {
     /// Watches `settings.config` and delivers events to `logger` through a pipeline.
     /// Must run inside a tokio runtime.
     #[cfg(feature = "watch")]
-    pub fn start(settings: ClientSettings, logger: impl EventLogger) -> Result<Self, ClientError> {
+    pub fn start(settings: ClientSettings, logger: impl EventSink) -> Result<Self, ClientError> {
         let pipeline = Pipeline::start(settings.events, logger)?;
         let watcher = experiments_watch::ConfigWatcher::start(settings.config)?;
         Ok(Self::from_watcher(watcher, Some(pipeline)))

@@ -21,7 +21,7 @@ pub struct EncodedEvent {
     pub uuid: Uuid,
 }
 
-/// A batch of serialized events handed to [`EventLogger::export`].
+/// A batch of serialized events handed to [`EventSink::export`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     /// How every event of the batch is encoded.
@@ -242,12 +242,12 @@ impl ExportOutcome {
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use experiments_events::{Batch, EventLogger, ExportOutcome};
+/// use experiments_events::{Batch, EventSink, ExportOutcome};
 ///
 /// struct Stderr;
 ///
 /// #[async_trait]
-/// impl EventLogger for Stderr {
+/// impl EventSink for Stderr {
 ///     async fn export(&self, batch: &Batch) -> ExportOutcome {
 ///         for event in &batch.events {
 ///             eprintln!("{}", String::from_utf8_lossy(&event.payload));
@@ -257,7 +257,7 @@ impl ExportOutcome {
 /// }
 /// ```
 #[async_trait]
-pub trait EventLogger: Send + Sync + 'static {
+pub trait EventSink: Send + Sync + 'static {
     /// Delivers one batch (called again with the same batch for retries).
     async fn export(&self, batch: &Batch) -> ExportOutcome;
 
@@ -267,7 +267,7 @@ pub trait EventLogger: Send + Sync + 'static {
 }
 
 #[async_trait]
-impl<L: EventLogger + ?Sized> EventLogger for std::sync::Arc<L> {
+impl<L: EventSink + ?Sized> EventSink for std::sync::Arc<L> {
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         (**self).export(batch).await
     }

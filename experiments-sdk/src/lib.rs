@@ -8,9 +8,9 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use experiments::{ClientSettings, ExperimentsClient, Inputs, events::StdoutLogger};
+//! use experiments_sdk::{ClientSettings, ExperimentsClient, Inputs, events::StdoutSink};
 //!
-//! let client = ExperimentsClient::start(ClientSettings::default(), StdoutLogger::stdout())?;
+//! let client = ExperimentsClient::start(ClientSettings::default(), StdoutSink::stdout())?;
 //! // In a request handler:
 //! let mut exp = client.request();
 //! let inputs = Inputs::new().with("user_id", "t2_abc").with("logged_in", true);
@@ -22,14 +22,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Custom sinks implement [`events::EventLogger`] (one async method).
+//! Custom sinks implement [`events::EventSink`] (one async method).
 
 mod client;
 
 pub use client::{ClientError, ClientSettings, ExperimentsClient, RequestExperiments};
 pub use experiments_core::*;
 
-/// The event model, the `EventLogger` trait, the pipeline and the stdout sink.
+/// The event model, the `EventSink` trait, the pipeline and the stdout sink.
 pub mod events {
     pub use experiments_events::*;
 }

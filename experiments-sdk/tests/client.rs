@@ -4,17 +4,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use experiments::events::{
-    Batch, EventLogger, ExportOutcome, Pipeline, PipelineSettings, async_trait,
+use experiments_sdk::events::{
+    Batch, EventSink, ExportOutcome, Pipeline, PipelineSettings, async_trait,
 };
-use experiments::watch::WatchSettings;
-use experiments::{ClientSettings, Config, ExperimentsClient, Inputs};
+use experiments_sdk::watch::WatchSettings;
+use experiments_sdk::{ClientSettings, Config, ExperimentsClient, Inputs};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<serde_json::Value>>);
 
 #[async_trait]
-impl EventLogger for Collect {
+impl EventSink for Collect {
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         let mut out = self.0.lock().unwrap();
         for e in &batch.events {
