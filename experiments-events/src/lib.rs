@@ -34,10 +34,13 @@ mod stdout;
 
 /// Re-exported for sinks: `#[async_trait] impl EventSink for MySink`.
 pub use async_trait::async_trait;
-pub use model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
+pub use model::{EncodeError, Encoding, EnrichedEvent, MAX_EVENT_BYTES, SinkEvent};
 pub use pipeline::{
-    Counters, Dropped, FlushReport, Pipeline, PipelineError, PipelineHandle, PipelineSettings,
+    Counters, DEFAULT_EXPORT_TIMEOUT, DEFAULT_MAX_BATCH_BYTES, Dropped, FlushReport, Pipeline,
+    PipelineError, PipelineHandle, PipelineSettings,
 };
-pub use sink::{Batch, EncodedEvent, EventFate, EventSink, ExportOutcome, Fates};
+pub use sink::{
+    Batch, EncodedEvent, EventFate, EventSink, ExportOutcome, Fates, MAX_REASON_BYTES, SinkProfile,
+};
 #[cfg(feature = "stdout")]
 pub use stdout::StdoutSink;

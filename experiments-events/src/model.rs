@@ -7,6 +7,7 @@ use experiments_core::{
     EVENT_FIELDS, Event, EventType, OwnedEvent, OwnedExperimentRef, Value, py_str,
 };
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -15,9 +16,11 @@ use uuid::Uuid;
 /// Serialized events larger than this are rejected (counted as `too_large`, never sent).
 pub const MAX_EVENT_BYTES: usize = 100 * 1024;
 
-/// How events are serialized on the wire.
+/// How events are serialized on the wire. A sink names the one it needs in its
+/// [`crate::SinkProfile`]; every [`SinkEvent`] can be written in each of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Encoding {
     /// The documented JSON object of [`EnrichedEvent::to_json`] (one object per event).
     #[default]
@@ -34,6 +37,44 @@ impl Encoding {
             Encoding::V2 => "v2",
         }
     }
+}
+
+/// An event could not be serialized (counted as `encode_error`, never sent).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EncodeError(String);
+
+impl EncodeError {
+    /// An error with this explanation.
+    pub fn new(message: impl fmt::Display) -> Self {
+        EncodeError(message.to_string())
+    }
+}
+
+impl From<serde_json::Error> for EncodeError {
+    fn from(e: serde_json::Error) -> Self {
+        EncodeError(e.to_string())
+    }
+}
+
+/// An event the [`crate::Pipeline`] can carry to any sink: it knows its identity and writes
+/// itself in each [`Encoding`]. Baseplate's `choose`/`expose` events ([`EnrichedEvent`]) are
+/// one kind; another dialect's exposures, or a service's own events, implement this trait
+/// and share the same pipeline and sinks.
+pub trait SinkEvent: Send + 'static {
+    /// Appends the event, serialized in `encoding`, to `out` (which may hold other bytes:
+    /// append only).
+    fn encode(&self, encoding: Encoding, out: &mut Vec<u8>) -> Result<(), EncodeError>;
+
+    /// What kind of event it is (`"choose"`, `"expose"`, ...): sinks may put it in a
+    /// header.
+    fn kind(&self) -> &'static str;
+
+    /// The partitioning key, when the event has one (Kafka's message key).
+    fn key(&self) -> Option<String>;
+
+    /// The event's unique id, stable across retries.
+    fn uuid(&self) -> Uuid;
 }
 
 /// An event with its delivery metadata: what the pipeline queues, encodes and delivers.
@@ -98,16 +139,38 @@ impl EnrichedEvent {
     /// Serializes in `encoding`, straight into bytes.
     pub fn encode(&self, encoding: Encoding) -> Result<Vec<u8>, serde_json::Error> {
         let mut out = Vec::with_capacity(512);
-        match encoding {
-            Encoding::Json => serde_json::to_writer(&mut out, &JsonView(self))?,
-            Encoding::V2 => serde_json::to_writer(&mut out, &V2View(self))?,
-        }
+        self.write(encoding, &mut out)?;
         Ok(out)
+    }
+
+    fn write(&self, encoding: Encoding, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        match encoding {
+            Encoding::Json => serde_json::to_writer(out, &JsonView(self)),
+            Encoding::V2 => serde_json::to_writer(out, &V2View(self)),
+        }
     }
 
     /// The event type.
     pub fn event_type(&self) -> EventType {
         self.event.event_type
+    }
+}
+
+impl SinkEvent for EnrichedEvent {
+    fn encode(&self, encoding: Encoding, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        Ok(self.write(encoding, out)?)
+    }
+
+    fn kind(&self) -> &'static str {
+        self.event.event_type.as_str()
+    }
+
+    fn key(&self) -> Option<String> {
+        self.bucketing_value()
+    }
+
+    fn uuid(&self) -> Uuid {
+        self.uuid
     }
 }
 

@@ -16,63 +16,229 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES};
-use crate::sink::{Batch, EncodedEvent, EventFate, EventSink, ExportOutcome};
+use crate::model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES, SinkEvent};
+use crate::sink::{Batch, EncodedEvent, EventFate, EventSink, ExportOutcome, SinkProfile};
 
 /// Pipeline settings. Durations deserialize from human forms (`"1s"`, `"500ms"`).
+///
+/// The fields left `None` are taken from the sink's [`SinkProfile`] when the pipeline starts
+/// (`encoding`, `max_batch_bytes`, `max_concurrent_exports`, `export_timeout`); a value set
+/// here that contradicts the sink makes [`Pipeline::start`] fail with
+/// [`PipelineError::Contradiction`] instead of sending what the destination cannot read.
+/// [`Pipeline::settings`] shows the resolved values (every option `Some`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PipelineSettings {
     /// Events buffered between `log` and the batcher (10,000); when full, new events are
     /// dropped (`queue_full`).
     pub queue_capacity: usize,
-    /// Encoding of the events (`json`).
-    pub encoding: Encoding,
-    /// Most events in one batch (1,000).
+    /// Encoding of the events: the sink's when `None` (the default); when set, it must be
+    /// the sink's.
+    pub encoding: Option<Encoding>,
+    /// Most events in one batch (1,000; at most `queue_capacity`).
     pub max_batch_events: usize,
-    /// Most payload bytes in one batch (500 KiB).
-    pub max_batch_bytes: usize,
+    /// Most payload bytes in one batch: the sink's limit when `None`, else 500 KiB; when
+    /// set, at most the sink's limit.
+    pub max_batch_bytes: Option<usize>,
     /// Longest time an event waits for its batch to fill (1 s).
     #[serde(with = "humantime_serde")]
     pub max_batch_age: Duration,
-    /// Serialized events above this are dropped (`too_large`; 100 KiB).
+    /// Serialized events above this, or above the batch byte limit, are dropped
+    /// (`too_large`; 100 KiB).
     pub max_event_bytes: usize,
     /// Complete batches waiting for an exporter (8). Memory is bounded: at most
     /// `queue_capacity + (max_pending_batches + 2 + max_concurrent_exports) *
     /// max_batch_events` events are held at once; beyond that `log` drops (`queue_full`).
     pub max_pending_batches: usize,
-    /// Batches exported at the same time (1: batches are delivered in order).
-    pub max_concurrent_exports: usize,
+    /// Batches exported at the same time: the sink's wish when `None`, else 1 (batches
+    /// delivered in order); when set, at most the sink's.
+    pub max_concurrent_exports: Option<usize>,
     /// First retry delay, doubled on each attempt (2 s).
     #[serde(with = "humantime_serde")]
     pub retry_base: Duration,
-    /// Longest single retry delay (60 s).
+    /// Longest single retry delay (60 s; at least `retry_base`).
     #[serde(with = "humantime_serde")]
     pub retry_max_delay: Duration,
     /// Total time a batch may spend being retried before it is dropped
     /// (`retry_budget_exhausted`; 300 s).
     #[serde(with = "humantime_serde")]
     pub retry_budget: Duration,
-    /// An export call taking longer than this counts as a retryable failure (30 s).
+    /// An export call taking longer than this counts as a retryable failure: 30 s, or the
+    /// sink's minimum when longer, when `None`; when set, at least the sink's minimum.
     #[serde(with = "humantime_serde")]
-    pub export_timeout: Duration,
+    pub export_timeout: Option<Duration>,
 }
+
+/// Default [`PipelineSettings::max_batch_bytes`] when neither the settings nor the sink
+/// name one.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 500 * 1024;
+/// Default [`PipelineSettings::export_timeout`] when neither the settings nor the sink name
+/// one.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             queue_capacity: 10_000,
-            encoding: Encoding::Json,
+            encoding: None,
             max_batch_events: 1_000,
-            max_batch_bytes: 500 * 1024,
+            max_batch_bytes: None,
             max_batch_age: Duration::from_secs(1),
             max_event_bytes: MAX_EVENT_BYTES,
             max_pending_batches: 8,
-            max_concurrent_exports: 1,
+            max_concurrent_exports: None,
             retry_base: Duration::from_secs(2),
             retry_max_delay: Duration::from_secs(60),
             retry_budget: Duration::from_secs(300),
-            export_timeout: Duration::from_secs(30),
+            export_timeout: None,
+        }
+    }
+}
+
+impl PipelineSettings {
+    /// Checks the settings on their own (the sink is checked by [`PipelineSettings::resolve`]):
+    /// zero sizes, a batch larger than the queue, a retry delay cap below the base, zero
+    /// durations. Never clamps silently.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        let bad =
+            |field: &'static str, message: String| Err(PipelineError::Settings { field, message });
+        let positive = [
+            ("queue_capacity", self.queue_capacity),
+            ("max_batch_events", self.max_batch_events),
+            ("max_event_bytes", self.max_event_bytes),
+            ("max_pending_batches", self.max_pending_batches),
+            ("max_batch_bytes", self.max_batch_bytes.unwrap_or(1)),
+            ("max_concurrent_exports", self.max_concurrent_exports.unwrap_or(1)),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return bad(field, "must be at least 1".into());
+            }
+        }
+        if self.max_batch_events > self.queue_capacity {
+            return bad(
+                "max_batch_events",
+                format!(
+                    "{} is larger than queue_capacity ({}): a batch could never fill",
+                    self.max_batch_events, self.queue_capacity
+                ),
+            );
+        }
+        let durations = [
+            ("max_batch_age", self.max_batch_age),
+            ("retry_budget", self.retry_budget),
+            ("export_timeout", self.export_timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT)),
+        ];
+        for (field, value) in durations {
+            if value.is_zero() {
+                return bad(field, "must be longer than zero".into());
+            }
+        }
+        if self.retry_max_delay < self.retry_base {
+            return bad(
+                "retry_max_delay",
+                format!(
+                    "{:?} is shorter than retry_base ({:?})",
+                    self.retry_max_delay, self.retry_base
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// These settings completed from a sink's `profile`: every option filled in, or
+    /// [`PipelineError::Contradiction`] naming the field the settings and the sink disagree
+    /// on, or [`PipelineError::Settings`] from [`PipelineSettings::validate`].
+    pub fn resolve(&self, profile: &SinkProfile) -> Result<PipelineSettings, PipelineError> {
+        self.validate()?;
+        let contradiction = |field: &'static str, settings: String, sink: String| {
+            Err(PipelineError::Contradiction { field, settings, sink })
+        };
+        if let Some(e) = self.encoding
+            && e != profile.encoding
+        {
+            return contradiction("encoding", e.as_str().into(), profile.encoding.as_str().into());
+        }
+        let max_batch_bytes = match (self.max_batch_bytes, profile.max_batch_bytes) {
+            (Some(mine), Some(limit)) if mine > limit => {
+                return contradiction(
+                    "max_batch_bytes",
+                    mine.to_string(),
+                    format!("at most {limit}"),
+                );
+            }
+            (Some(mine), _) => mine,
+            (None, Some(limit)) => limit,
+            (None, None) => DEFAULT_MAX_BATCH_BYTES,
+        };
+        let max_concurrent_exports =
+            match (self.max_concurrent_exports, profile.max_concurrent_exports) {
+                (Some(mine), Some(most)) if mine > most => {
+                    return contradiction(
+                        "max_concurrent_exports",
+                        mine.to_string(),
+                        format!("at most {most}"),
+                    );
+                }
+                (Some(mine), _) => mine,
+                (None, Some(wish)) => wish.max(1),
+                (None, None) => 1,
+            };
+        let export_timeout = match (self.export_timeout, profile.min_export_timeout) {
+            (Some(mine), Some(least)) if mine < least => {
+                return contradiction(
+                    "export_timeout",
+                    format!("{mine:?}"),
+                    format!("at least {least:?}"),
+                );
+            }
+            (Some(mine), _) => mine,
+            (None, Some(least)) => least.max(DEFAULT_EXPORT_TIMEOUT),
+            (None, None) => DEFAULT_EXPORT_TIMEOUT,
+        };
+        let resolved = PipelineSettings {
+            encoding: Some(profile.encoding),
+            max_batch_bytes: Some(max_batch_bytes),
+            max_concurrent_exports: Some(max_concurrent_exports),
+            export_timeout: Some(export_timeout),
+            ..self.clone()
+        };
+        Ok(resolved)
+    }
+}
+
+/// The resolved values the pipeline's tasks use (copied out of the resolved settings once).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    encoding: Encoding,
+    max_batch_events: usize,
+    max_batch_bytes: usize,
+    max_event_bytes: usize,
+    max_batch_age: Duration,
+    max_concurrent_exports: usize,
+    retry_base: Duration,
+    retry_max_delay: Duration,
+    retry_budget: Duration,
+    export_timeout: Duration,
+}
+
+impl Limits {
+    fn of(s: &PipelineSettings) -> Limits {
+        Limits {
+            encoding: s.encoding.unwrap_or_default(),
+            max_batch_events: s.max_batch_events,
+            max_batch_bytes: s.max_batch_bytes.unwrap_or(DEFAULT_MAX_BATCH_BYTES),
+            // An event that cannot fit in a batch is too large, whatever the settings say.
+            max_event_bytes: s
+                .max_event_bytes
+                .min(s.max_batch_bytes.unwrap_or(DEFAULT_MAX_BATCH_BYTES)),
+            max_batch_age: s.max_batch_age,
+            max_concurrent_exports: s.max_concurrent_exports.unwrap_or(1),
+            retry_base: s.retry_base,
+            retry_max_delay: s.retry_max_delay,
+            retry_budget: s.retry_budget,
+            export_timeout: s.export_timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
         }
     }
 }
@@ -131,10 +297,10 @@ pub struct Counters {
     pub in_flight: u64,
     /// Export attempts that failed and were retried.
     pub retries: u64,
-    /// Entries of the sink's `Partial` index lists that were ignored — past the end of the
-    /// batch, repeated, or retried while also rejected (see [`ExportOutcome::fates`]).
-    /// Non-zero means the sink has a bug; the accounting stays exact regardless.
-    pub invalid_sink_indices: u64,
+    /// Fates a sink reported that did not match its batch (see [`ExportOutcome::resolve`]:
+    /// fates past the end are ignored, events without one are retried). Non-zero means the
+    /// sink has a bug; the accounting stays exact regardless.
+    pub mismatched_fates: u64,
 }
 
 /// The counters, split by who writes them so producers and the delivery tasks do not
@@ -161,7 +327,7 @@ enum Kind {
     BudgetExhausted,
     ShutdownTimeout,
     Retry,
-    InvalidSinkIndex,
+    MismatchedFate,
 }
 
 impl Atomics {
@@ -178,7 +344,7 @@ impl Atomics {
             Kind::ShutdownTimeout => &self.outcomes[5],
             Kind::Retry => &self.outcomes[6],
             Kind::SinkPanicked => &self.outcomes[7],
-            Kind::InvalidSinkIndex => &self.outcomes[8],
+            Kind::MismatchedFate => &self.outcomes[8],
         }
     }
 
@@ -201,7 +367,7 @@ impl Atomics {
                 Kind::ShutdownTimeout => "shutdown_timeout",
                 Kind::Retry => "retry",
                 Kind::SinkPanicked => "sink_panicked",
-                Kind::InvalidSinkIndex => "invalid_sink_index",
+                Kind::MismatchedFate => "mismatched_fate",
             };
             metrics::counter!("experiments_events_total", "outcome" => label).increment(n);
         }
@@ -229,7 +395,7 @@ impl Atomics {
             dropped,
             in_flight: accepted.saturating_sub(delivered + dropped.after_accept()),
             retries: get(Kind::Retry),
-            invalid_sink_indices: get(Kind::InvalidSinkIndex),
+            mismatched_fates: get(Kind::MismatchedFate),
         }
     }
 }
@@ -237,7 +403,7 @@ impl Atomics {
 struct Inner {
     /// The intake: lock-free and bounded; `log` never waits and never wakes anyone for a
     /// single event.
-    queue: ArrayQueue<Box<EnrichedEvent>>,
+    queue: ArrayQueue<Box<dyn SinkEvent>>,
     /// Wakes the batcher when a full batch is queued or a flush is requested.
     wake: Notify,
     /// Set when a wake-up is pending, so producers wake the batcher once, not per event.
@@ -246,7 +412,9 @@ struct Inner {
     counters: Atomics,
     progress: Notify,
     closed: AtomicBool,
+    /// The resolved settings, as given to the caller.
     settings: PipelineSettings,
+    limits: Limits,
 }
 
 impl Inner {
@@ -271,10 +439,29 @@ pub struct FlushReport {
 
 /// The pipeline could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PipelineError {
     /// `start` was called outside a tokio runtime.
     #[error("the event pipeline needs a tokio runtime: {0}")]
     NoRuntime(#[from] tokio::runtime::TryCurrentError),
+    /// A setting is out of range on its own.
+    #[error("pipeline setting `{field}`: {message}")]
+    Settings {
+        /// The field, as spelled in the settings document.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A setting contradicts what the sink needs (its [`SinkProfile`]).
+    #[error("pipeline setting `{field}` is {settings} but the sink needs {sink}")]
+    Contradiction {
+        /// The field, as spelled in the settings document.
+        field: &'static str,
+        /// The value in the settings.
+        settings: String,
+        /// What the sink needs.
+        sink: String,
+    },
 }
 
 /// The event pipeline. Cheap to clone; every clone feeds the same queue. When the last
@@ -288,7 +475,7 @@ pub struct Pipeline {
 struct Tasks {
     batcher: JoinHandle<()>,
     exporter: JoinHandle<()>,
-    logger: Arc<dyn EventSink>,
+    sink: Arc<dyn EventSink>,
 }
 
 impl Drop for Tasks {
@@ -305,15 +492,20 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the pipeline's tasks on the current tokio runtime.
+    /// Starts the pipeline's tasks on the current tokio runtime, batching in the encoding
+    /// and within the limits of the sink's [`EventSink::profile`]. Fails on settings out of
+    /// range ([`PipelineSettings::validate`]) or contradicting the sink
+    /// ([`PipelineSettings::resolve`]), and outside a runtime.
     pub fn start(
         settings: PipelineSettings,
-        logger: impl EventSink,
+        sink: impl EventSink,
     ) -> Result<Pipeline, PipelineError> {
+        let settings = settings.resolve(&sink.profile())?;
         let runtime = tokio::runtime::Handle::try_current()?;
-        let (ready_tx, ready_rx) = mpsc::channel(settings.max_pending_batches.max(1));
+        let limits = Limits::of(&settings);
+        let (ready_tx, ready_rx) = mpsc::channel(settings.max_pending_batches);
         let inner = Arc::new(Inner {
-            queue: ArrayQueue::new(settings.queue_capacity.max(1)),
+            queue: ArrayQueue::new(settings.queue_capacity),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
             flush_requested: AtomicBool::new(false),
@@ -321,20 +513,26 @@ impl Pipeline {
             progress: Notify::new(),
             closed: AtomicBool::new(false),
             settings,
+            limits,
         });
-        let logger: Arc<dyn EventSink> = Arc::new(logger);
+        let sink: Arc<dyn EventSink> = Arc::new(sink);
         let batcher = runtime.spawn(batcher(Arc::clone(&inner), ready_tx));
-        let exporter = runtime.spawn(exporter(Arc::clone(&inner), Arc::clone(&logger), ready_rx));
+        let exporter = runtime.spawn(exporter(Arc::clone(&inner), Arc::clone(&sink), ready_rx));
         Ok(Pipeline {
             inner,
-            tasks: Arc::new(std::sync::Mutex::new(Some(Tasks { batcher, exporter, logger }))),
+            tasks: Arc::new(std::sync::Mutex::new(Some(Tasks { batcher, exporter, sink }))),
         })
     }
 
-    /// Queues an event. Synchronous and non-blocking: when the queue is full (or the
-    /// pipeline is shutting down) the event is dropped and counted. Returns whether it was
-    /// accepted.
-    pub fn log(&self, event: EnrichedEvent) -> bool {
+    /// Queues an event of any kind ([`EnrichedEvent`] or any [`SinkEvent`]). Synchronous
+    /// and non-blocking: when the queue is full (or the pipeline is shutting down) the event
+    /// is dropped and counted. Returns whether it was accepted.
+    pub fn log(&self, event: impl SinkEvent) -> bool {
+        self.log_boxed(Box::new(event))
+    }
+
+    /// [`Pipeline::log`] of an already boxed event.
+    pub fn log_boxed(&self, event: Box<dyn SinkEvent>) -> bool {
         let c = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed) {
             c.add(Kind::Closed, 1);
@@ -342,9 +540,9 @@ impl Pipeline {
         }
         // Count before queueing, so no outcome is ever seen before its acceptance.
         c.add(Kind::Accepted, 1);
-        match self.inner.queue.push(Box::new(event)) {
+        match self.inner.queue.push(event) {
             Ok(()) => {
-                if self.inner.queue.len() >= self.inner.settings.max_batch_events
+                if self.inner.queue.len() >= self.inner.limits.max_batch_events
                     && !self.inner.wake_pending.swap(true, Ordering::AcqRel)
                 {
                     self.inner.wake.notify_one();
@@ -370,7 +568,7 @@ impl Pipeline {
         self.inner.counters.snapshot()
     }
 
-    /// The settings in use.
+    /// The settings in use, resolved against the sink (every option `Some`).
     pub fn settings(&self) -> &PipelineSettings {
         &self.inner.settings
     }
@@ -424,7 +622,7 @@ impl Pipeline {
             tracing::warn!(events = left, "experiments events dropped at shutdown deadline");
         }
         // Called inside the guarded future, so even a panic before its first await is caught.
-        let stop = AssertUnwindSafe(async { tasks.logger.shutdown().await }).catch_unwind();
+        let stop = AssertUnwindSafe(async { tasks.sink.shutdown().await }).catch_unwind();
         let grace = deadline.max(Instant::now() + Duration::from_millis(100));
         if let Ok(Err(panic)) = tokio::time::timeout_at(grace, stop).await {
             tracing::error!(
@@ -453,9 +651,9 @@ impl EventHandler for PipelineHandle {
 /// Collects events into batches and hands complete ones to the exporter. It wakes when a
 /// full batch is queued or a flush is requested, and on a short tick for the age limit.
 async fn batcher(inner: Arc<Inner>, ready: mpsc::Sender<Batch>) {
-    let s = inner.settings.clone();
+    let s = inner.limits;
     let tick = (s.max_batch_age / 10).clamp(Duration::from_millis(1), Duration::from_millis(50));
-    let new_batch = || Batch { encoding: s.encoding, events: Vec::new() };
+    let new_batch = || Batch::new(s.encoding, Vec::new());
     let mut batch = new_batch();
     let mut bytes = 0usize;
     let mut deadline: Option<Instant> = None;
@@ -466,8 +664,9 @@ async fn batcher(inner: Arc<Inner>, ready: mpsc::Sender<Batch>) {
         }
         inner.wake_pending.store(false, Ordering::Release);
         while let Some(event) = inner.queue.pop() {
-            let payload = match event.encode(s.encoding) {
-                Ok(p) => p,
+            let mut payload = Vec::with_capacity(512);
+            match event.encode(s.encoding, &mut payload) {
+                Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "experiments event could not be encoded");
                     inner.outcome(Kind::EncodeError, 1);
@@ -482,12 +681,7 @@ async fn batcher(inner: Arc<Inner>, ready: mpsc::Sender<Batch>) {
                 cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
             }
             bytes += payload.len();
-            batch.events.push(EncodedEvent {
-                payload,
-                event_type: event.event_type(),
-                key: event.bucketing_value(),
-                uuid: event.uuid,
-            });
+            batch.events.push(EncodedEvent::new(payload, event.kind(), event.key(), event.uuid()));
             deadline.get_or_insert_with(|| deadline_after(s.max_batch_age));
             if batch.len() >= s.max_batch_events || bytes >= s.max_batch_bytes {
                 cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
@@ -518,14 +712,14 @@ async fn cut(
 }
 
 /// Runs exports, at most `max_concurrent_exports` at a time.
-async fn exporter(inner: Arc<Inner>, logger: Arc<dyn EventSink>, mut ready: mpsc::Receiver<Batch>) {
-    let permits = Arc::new(Semaphore::new(inner.settings.max_concurrent_exports.max(1)));
+async fn exporter(inner: Arc<Inner>, sink: Arc<dyn EventSink>, mut ready: mpsc::Receiver<Batch>) {
+    let permits = Arc::new(Semaphore::new(inner.limits.max_concurrent_exports));
     let mut running = JoinSet::new();
     while let Some(batch) = ready.recv().await {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
-        let (inner, logger) = (Arc::clone(&inner), Arc::clone(&logger));
+        let (inner, sink) = (Arc::clone(&inner), Arc::clone(&sink));
         running.spawn(async move {
-            deliver(&inner, logger.as_ref(), batch).await;
+            deliver(&inner, sink.as_ref(), batch).await;
             drop(permit);
         });
         while running.try_join_next().is_some() {}
@@ -556,21 +750,21 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 /// the batch ends with exactly one outcome counted (delivered, dropped with a reason) unless
 /// the pipeline is shut down meanwhile, whatever the sink does:
 ///
-/// - its answer is turned into one fate per event by [`ExportOutcome::fates`] (malformed
-///   index lists are ignored and counted in `invalid_sink_indices`);
+/// - its answer is turned into one fate per event by [`ExportOutcome::resolve`] (fates that
+///   do not match the batch are counted in `mismatched_fates`);
 /// - an export slower than `export_timeout` is retried like a `Retryable` answer;
 /// - an export that panics drops the batch (`sink_panicked`) and the pipeline carries on;
 /// - a `retry_after` is honoured when it is longer than the backoff, but a wait (requested
 ///   or not) that would end after the retry budget drops the batch at once
 ///   (`retry_budget_exhausted`) instead of parking it; no value can overflow a deadline.
-async fn deliver(inner: &Inner, logger: &dyn EventSink, mut batch: Batch) {
-    let s = &inner.settings;
+async fn deliver(inner: &Inner, sink: &dyn EventSink, mut batch: Batch) {
+    let s = &inner.limits;
     let give_up = deadline_after(s.retry_budget);
     let mut delay = s.retry_base;
     loop {
         // `export` is called inside the guarded future, so a panic while building the future
         // is caught too.
-        let attempt = AssertUnwindSafe(async { logger.export(&batch).await }).catch_unwind();
+        let attempt = AssertUnwindSafe(async { sink.export(&batch).await }).catch_unwind();
         let outcome = match tokio::time::timeout(s.export_timeout, attempt).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(panic)) => {
@@ -588,17 +782,16 @@ async fn deliver(inner: &Inner, logger: &dyn EventSink, mut batch: Batch) {
                 retry_after: None,
             },
         };
-        let fates = outcome.fates(batch.len());
-        let reason = outcome.reason();
-        let invalid = fates.invalid_indices();
-        if invalid > 0 {
+        let (fates, mismatched) = outcome.resolve(batch.len());
+        let reason = fates.reason();
+        if mismatched > 0 {
             tracing::warn!(
-                invalid,
+                mismatched,
                 events = batch.len(),
                 %reason,
-                "experiments event sink bug: partial outcome with indices past the end, repeated, or both retried and rejected (ignored)"
+                "experiments event sink bug: fates for another number of events (extra ignored, missing retried)"
             );
-            inner.counters.add(Kind::InvalidSinkIndex, invalid as u64);
+            inner.counters.add(Kind::MismatchedFate, mismatched as u64);
         }
         let rejected = fates.count(EventFate::Rejected);
         if rejected > 0 {
@@ -617,7 +810,7 @@ async fn deliver(inner: &Inner, logger: &dyn EventSink, mut batch: Batch) {
         // Honour the destination's Retry-After when it asks for longer than our backoff, but
         // never past the budget: a longer wait could only end in a drop, so drop now.
         let backoff = delay.min(s.retry_max_delay);
-        let requested = fates.retry_after().map_or(backoff, |r| r.max(backoff));
+        let requested = fates.requested_wait().map_or(backoff, |r| r.max(backoff));
         // Checked against the budget before it meets an `Instant`: no value can overflow.
         let until = Some(requested)
             .filter(|&wait| wait <= s.retry_budget)

@@ -1,68 +1,136 @@
-//! What a sink implements: export one batch, report its outcome, shut down.
+//! What a sink implements: say what it needs ([`SinkProfile`]), export one batch, report
+//! the fate of each event ([`Fates`]), shut down.
 
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use experiments_core::EventType;
 use uuid::Uuid;
 
 use crate::model::Encoding;
 
 /// One serialized event in a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EncodedEvent {
-    /// The serialized event (in the batch's encoding).
+    /// The serialized event, in the batch's [`Batch::encoding`].
     pub payload: Vec<u8>,
-    /// `choose` or `expose`.
-    pub event_type: EventType,
-    /// The bucketing value (Python `str()`), e.g. a partitioning key.
+    /// What kind of event it is (`"choose"`, `"expose"`; see [`crate::SinkEvent::kind`]),
+    /// e.g. for a Kafka header.
+    pub kind: &'static str,
+    /// The event's partitioning key (for experiment events, the bucketing value as Python
+    /// `str()`), when it has one.
     pub key: Option<String>,
-    /// The event's uuid.
+    /// The event's uuid, stable across retries: destinations can deduplicate on it.
     pub uuid: Uuid,
 }
 
-/// A batch of serialized events handed to [`EventSink::export`].
+impl EncodedEvent {
+    /// An encoded event (for sinks' tests and custom pipelines).
+    pub fn new(payload: Vec<u8>, kind: &'static str, key: Option<String>, uuid: Uuid) -> Self {
+        EncodedEvent { payload, kind, key, uuid }
+    }
+}
+
+/// A batch of serialized events handed to [`EventSink::export`]. Every event is encoded in
+/// the encoding the sink asked for in its [`SinkProfile`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Batch {
-    /// How every event of the batch is encoded.
+    /// How every event of the batch is encoded (the sink's [`SinkProfile::encoding`]).
     pub encoding: Encoding,
     /// The events, in the order they were logged.
     pub events: Vec<EncodedEvent>,
 }
 
 impl Batch {
+    /// A batch of `events` encoded in `encoding`.
+    pub fn new(encoding: Encoding, events: Vec<EncodedEvent>) -> Self {
+        Batch { encoding, events }
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.events.len()
     }
 
-    /// Whether the batch is empty.
+    /// Whether the batch has no event.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
 
-    /// Total payload bytes.
+    /// Total payload bytes (what the pipeline's byte limit counts).
     pub fn payload_bytes(&self) -> usize {
         self.events.iter().map(|e| e.payload.len()).sum()
     }
 
-    /// A copy of the events at `indices`, in the order `indices` lists them (for retrying
-    /// part of a batch). Indices past the end and repeated indices are ignored, so each event
-    /// appears at most once and the result is never longer than `self`.
-    pub fn subset(&self, indices: &[usize]) -> Batch {
-        let mut taken = vec![false; self.events.len()];
-        let events = indices
-            .iter()
-            .filter_map(|&i| {
-                let slot = taken.get_mut(i)?;
-                if std::mem::replace(slot, true) { None } else { self.events.get(i).cloned() }
-            })
-            .collect();
-        Batch { encoding: self.encoding, events }
+    /// A [`Fates`] for this batch with every event at `initial`: the way a sink that settles
+    /// events one by one reports its answer.
+    pub fn fates(&self, initial: EventFate) -> Fates {
+        Fates::new(self.len(), initial)
     }
 }
 
-/// What happened to one event of an exported batch, as [`ExportOutcome::fates`] decides it.
+/// What a sink needs from the pipeline that feeds it: the pipeline builds batches in this
+/// encoding and within these limits, and refuses to start when its settings contradict them
+/// (see [`crate::Pipeline::start`]). A sink's settings decide its profile, so a sink cannot
+/// be wired to send another format than the one its settings name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkProfile {
+    /// The encoding every event must have.
+    pub encoding: Encoding,
+    /// The most payload bytes the sink accepts in one batch, if it has a limit.
+    pub max_batch_bytes: Option<usize>,
+    /// The number of batches the sink wants exported at the same time (also the most it
+    /// allows), if it cares; otherwise the pipeline exports one at a time.
+    pub max_concurrent_exports: Option<usize>,
+    /// The shortest export timeout that lets the sink finish its own retries (Kafka's
+    /// delivery timeout), if it has one.
+    pub min_export_timeout: Option<Duration>,
+}
+
+impl SinkProfile {
+    /// A profile asking for `encoding` and nothing else.
+    pub fn new(encoding: Encoding) -> Self {
+        SinkProfile {
+            encoding,
+            max_batch_bytes: None,
+            max_concurrent_exports: None,
+            min_export_timeout: None,
+        }
+    }
+
+    /// Sets [`SinkProfile::max_batch_bytes`].
+    #[must_use]
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`SinkProfile::max_concurrent_exports`].
+    #[must_use]
+    pub fn max_concurrent_exports(mut self, exports: usize) -> Self {
+        self.max_concurrent_exports = Some(exports);
+        self
+    }
+
+    /// Sets [`SinkProfile::min_export_timeout`].
+    #[must_use]
+    pub fn min_export_timeout(mut self, timeout: Duration) -> Self {
+        self.min_export_timeout = Some(timeout);
+        self
+    }
+}
+
+impl Default for SinkProfile {
+    /// The `json` encoding, no limits.
+    fn default() -> Self {
+        SinkProfile::new(Encoding::Json)
+    }
+}
+
+/// What happened to one event of an exported batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventFate {
     /// The destination has it; it is never sent again.
@@ -73,20 +141,88 @@ pub enum EventFate {
     Rejected,
 }
 
-/// An [`ExportOutcome`] resolved against the batch it answers: exactly one [`EventFate`] per
-/// event, whatever the sink returned, plus a count of the malformed indices that were
-/// ignored. Built by [`ExportOutcome::fates`].
+/// Longest [`Fates::reason`] kept, in bytes: a sink that appends a reason per event cannot
+/// grow memory with the batch.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// The fate of every event of a batch, indexed like the batch: exactly one [`EventFate`] per
+/// event by construction, so no answer can name an event twice or leave one out. Built from
+/// the batch ([`Batch::fates`]); an index outside the batch is refused by [`Fates::set`].
+///
+/// ```
+/// use experiments_events::{Batch, Encoding, EventFate, ExportOutcome};
+///
+/// let batch = Batch::new(Encoding::Json, Vec::new());
+/// let mut fates = batch.fates(EventFate::Delivered);
+/// assert!(!fates.set(3, EventFate::Rejected), "outside the batch: refused");
+/// fates.add_reason("HTTP 400: bad event");
+/// let outcome = ExportOutcome::from(fates);
+/// # let _ = outcome;
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fates {
     fates: Vec<EventFate>,
     retry_after: Option<Duration>,
-    invalid_indices: usize,
+    reason: String,
 }
 
 impl Fates {
-    /// The fate of each event, indexed like the batch (the length is the batch's).
+    /// `len` events, each at `initial`. Prefer [`Batch::fates`], which takes the length from
+    /// the batch.
+    pub fn new(len: usize, initial: EventFate) -> Self {
+        Fates { fates: vec![initial; len], retry_after: None, reason: String::new() }
+    }
+
+    /// Sets the fate of the event at `index`; returns `false` (and changes nothing) when
+    /// `index` is outside the batch.
+    pub fn set(&mut self, index: usize, fate: EventFate) -> bool {
+        match self.fates.get_mut(index) {
+            Some(slot) => {
+                *slot = fate;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks the pipeline to wait at least `wait` before retrying (a `Retry-After`); the
+    /// longest of several requests is kept. Untrusted: the pipeline caps it by its budget.
+    pub fn retry_after(&mut self, wait: Duration) {
+        self.retry_after = self.retry_after.max(Some(wait));
+    }
+
+    /// Adds an explanation for logs (joined with `"; "`, cut at [`MAX_REASON_BYTES`]).
+    pub fn add_reason(&mut self, reason: impl fmt::Display) {
+        use fmt::Write as _;
+        if self.reason.len() >= MAX_REASON_BYTES {
+            return;
+        }
+        if !self.reason.is_empty() {
+            self.reason.push_str("; ");
+        }
+        let _ = write!(self.reason, "{reason}");
+        if self.reason.len() > MAX_REASON_BYTES {
+            let mut cut = MAX_REASON_BYTES;
+            while !self.reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.reason.truncate(cut);
+        }
+    }
+
+    /// The fate of each event, indexed like the batch.
     pub fn as_slice(&self) -> &[EventFate] {
         &self.fates
+    }
+
+    /// Number of events (the batch's length).
+    pub fn len(&self) -> usize {
+        self.fates.len()
+    }
+
+    /// Whether there is no event.
+    pub fn is_empty(&self) -> bool {
+        self.fates.is_empty()
     }
 
     /// How many events have `fate`.
@@ -94,27 +230,27 @@ impl Fates {
         self.fates.iter().filter(|&&f| f == fate).count()
     }
 
-    /// The indices of the events with `fate`, ascending and without repeats.
+    /// The indices of the events with `fate`, ascending.
     pub fn indices(&self, fate: EventFate) -> impl Iterator<Item = usize> + '_ {
         self.fates.iter().enumerate().filter(move |(_, f)| **f == fate).map(|(i, _)| i)
     }
 
-    /// The wait the destination asked for before the retry, exactly as the sink reported it
-    /// (only [`ExportOutcome::Retryable`] carries one). Untrusted: the pipeline caps it.
-    pub fn retry_after(&self) -> Option<Duration> {
+    /// The wait the destination asked for before the retry, as the sink reported it.
+    pub fn requested_wait(&self) -> Option<Duration> {
         self.retry_after
     }
 
-    /// Index-list entries of a [`ExportOutcome::Partial`] that were ignored because they
-    /// were past the end of the batch, repeated within a list, or listed in `retry` for an
-    /// event also in `rejected`. Non-zero means the sink has a bug.
-    pub fn invalid_indices(&self) -> usize {
-        self.invalid_indices
+    /// The sink's explanation, for logs (empty when none was given).
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 
-/// The outcome of exporting one batch.
+/// The outcome of exporting one batch: one answer for the whole batch, or one fate per
+/// event. Whatever a sink returns, [`ExportOutcome::resolve`] turns it into exactly one fate
+/// per event of the batch, so the pipeline's accounting holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExportOutcome {
     /// Every event was delivered.
     Delivered,
@@ -130,113 +266,63 @@ pub enum ExportOutcome {
         /// Why, for logs.
         reason: String,
     },
-    /// Some events were delivered; the others are listed by index. How malformed lists
-    /// (indices past the end, repeats, an index in both lists) are read is decided by
-    /// [`ExportOutcome::fates`]: ignored, and an index in both lists is rejected.
-    Partial {
-        /// Indices to retry.
-        retry: Vec<usize>,
-        /// Indices refused for good (wins over `retry`).
-        rejected: Vec<usize>,
-        /// Why, for logs.
-        reason: String,
-    },
+    /// Events settled one by one (built with [`Batch::fates`]).
+    PerEvent(Fates),
+}
+
+impl From<Fates> for ExportOutcome {
+    fn from(fates: Fates) -> Self {
+        ExportOutcome::PerEvent(fates)
+    }
 }
 
 impl ExportOutcome {
-    /// Resolves this outcome against a batch of `len` events into exactly one fate per event,
-    /// so the accounting holds whatever a sink returns. The one place outcomes are
-    /// interpreted: the pipeline uses it, and so can a sink that inspects outcomes.
-    ///
-    /// - `Delivered`, `Retryable` and `Rejected` give every event that fate.
-    /// - `Partial`: events listed in `rejected` are rejected, those listed in `retry` (and not
-    ///   in `rejected`) are retried, every other event is delivered. An index in both lists
-    ///   is **rejected** (a refusal for good outranks a transient failure, and retrying it
-    ///   could only fail again). Indices `>= len` and repeats are ignored; each ignored entry,
-    ///   like the `retry` entry of an index that is also rejected, counts once in
-    ///   [`Fates::invalid_indices`].
+    /// Resolves this outcome against a batch of `len` events: exactly one fate per event,
+    /// plus the number of fates that did not match the batch (non-zero only for a
+    /// [`ExportOutcome::PerEvent`] built for another length — a sink bug: fates past the end
+    /// are ignored, events without a fate are retried, so none is lost). The one place
+    /// outcomes are interpreted.
     ///
     /// ```
-    /// use experiments_events::{EventFate, ExportOutcome};
+    /// use experiments_events::{EventFate, ExportOutcome, Fates};
     ///
-    /// let outcome = ExportOutcome::Partial {
-    ///     retry: vec![0, 0, 2, 7],
-    ///     rejected: vec![2],
-    ///     reason: "mixed".into(),
-    /// };
-    /// let fates = outcome.fates(3);
-    /// assert_eq!(fates.as_slice(), [EventFate::Retry, EventFate::Delivered, EventFate::Rejected]);
-    /// assert_eq!(fates.invalid_indices(), 3); // the second 0, 2 (rejected wins), 7
+    /// let mut fates = Fates::new(2, EventFate::Delivered);
+    /// fates.set(1, EventFate::Rejected);
+    /// let (resolved, mismatched) = ExportOutcome::from(fates).resolve(3);
+    /// assert_eq!(resolved.as_slice(), [EventFate::Delivered, EventFate::Rejected, EventFate::Retry]);
+    /// assert_eq!(mismatched, 1);
     /// ```
-    pub fn fates(&self, len: usize) -> Fates {
-        let all = |fate| vec![fate; len];
-        let (fates, retry_after, invalid_indices) = match self {
-            ExportOutcome::Delivered => (all(EventFate::Delivered), None, 0),
-            ExportOutcome::Retryable { retry_after, .. } => {
-                (all(EventFate::Retry), *retry_after, 0)
-            }
-            ExportOutcome::Rejected { .. } => (all(EventFate::Rejected), None, 0),
-            ExportOutcome::Partial { retry, rejected, .. } => {
-                let mut fates = all(EventFate::Delivered);
-                let mut invalid = 0;
-                // Rejections first, so the result does not depend on the order of the lists.
-                for (list, fate) in [(rejected, EventFate::Rejected), (retry, EventFate::Retry)] {
-                    for &i in list {
-                        match fates.get_mut(i) {
-                            Some(f @ EventFate::Delivered) => *f = fate,
-                            // Past the end, repeated, or retried but already rejected.
-                            _ => invalid += 1,
-                        }
-                    }
-                }
-                (fates, None, invalid)
-            }
-        };
-        Fates { fates, retry_after, invalid_indices }
-    }
-
-    /// The sink's explanation, for logs (empty for `Delivered`).
-    pub(crate) fn reason(&self) -> &str {
+    pub fn resolve(self, len: usize) -> (Fates, usize) {
         match self {
-            ExportOutcome::Delivered => "",
-            ExportOutcome::Retryable { reason, .. }
-            | ExportOutcome::Rejected { reason }
-            | ExportOutcome::Partial { reason, .. } => reason,
-        }
-    }
-
-    /// The outcome that reports `fates` (one per event of the batch, by index) — the inverse
-    /// of [`ExportOutcome::fates`], so a sink that tracks events one by one need not choose
-    /// the variant itself. `retry_after` is kept only when every event is to be retried
-    /// (`Partial` has no room for it); `reason` is kept unless everything was delivered.
-    pub fn from_fates(
-        fates: &[EventFate],
-        reason: impl Into<String>,
-        retry_after: Option<Duration>,
-    ) -> ExportOutcome {
-        let pick = |want| -> Vec<usize> {
-            fates.iter().enumerate().filter(|&(_, &f)| f == want).map(|(i, _)| i).collect()
-        };
-        let (retry, rejected) = (pick(EventFate::Retry), pick(EventFate::Rejected));
-        match (retry.len(), rejected.len()) {
-            (0, 0) => ExportOutcome::Delivered,
-            (r, 0) if r == fates.len() => {
-                ExportOutcome::Retryable { reason: reason.into(), retry_after }
+            ExportOutcome::Delivered => (Fates::new(len, EventFate::Delivered), 0),
+            ExportOutcome::Retryable { reason, retry_after } => {
+                let mut fates = Fates::new(len, EventFate::Retry);
+                fates.retry_after = retry_after;
+                fates.reason = reason;
+                (fates, 0)
             }
-            (0, j) if j == fates.len() => ExportOutcome::Rejected { reason: reason.into() },
-            _ => ExportOutcome::Partial { retry, rejected, reason: reason.into() },
+            ExportOutcome::Rejected { reason } => {
+                let mut fates = Fates::new(len, EventFate::Rejected);
+                fates.reason = reason;
+                (fates, 0)
+            }
+            ExportOutcome::PerEvent(mut fates) => {
+                let mismatched = fates.fates.len().abs_diff(len);
+                fates.fates.resize(len, EventFate::Retry);
+                (fates, mismatched)
+            }
         }
     }
 }
 
 /// A destination for batches of events. The pipeline does intake, batching, retries,
-/// accounting and shutdown; a sink only exports.
+/// accounting and shutdown; a sink says what it needs ([`EventSink::profile`]) and exports.
 ///
-/// The pipeline does not trust the answer: malformed `Partial` index lists are normalised by
-/// [`ExportOutcome::fates`], a `retry_after` that does not fit in the retry budget drops the
-/// batch (`retry_budget_exhausted`) instead of parking it, an export that outlives
-/// `export_timeout` is retried, and an export that panics loses its batch (`sink_panicked`)
-/// without stopping the pipeline.
+/// The pipeline does not trust the answer: a [`ExportOutcome::PerEvent`] of the wrong length
+/// is normalised by [`ExportOutcome::resolve`], a `retry_after` that does not fit in the
+/// retry budget drops the batch (`retry_budget_exhausted`) instead of parking it, an export
+/// that outlives `export_timeout` is retried, and an export that panics loses its batch
+/// (`sink_panicked`) without stopping the pipeline.
 ///
 /// A custom sink is one small impl:
 ///
@@ -258,7 +344,13 @@ impl ExportOutcome {
 /// ```
 #[async_trait]
 pub trait EventSink: Send + Sync + 'static {
-    /// Delivers one batch (called again with the same batch for retries).
+    /// The encoding and limits the sink needs; the default asks for `json` and nothing else.
+    /// Called once, when the pipeline starts.
+    fn profile(&self) -> SinkProfile {
+        SinkProfile::default()
+    }
+
+    /// Delivers one batch (called again with the events to retry).
     async fn export(&self, batch: &Batch) -> ExportOutcome;
 
     /// Releases resources once the pipeline has delivered what it could. Bounded by the
@@ -267,7 +359,26 @@ pub trait EventSink: Send + Sync + 'static {
 }
 
 #[async_trait]
-impl<L: EventSink + ?Sized> EventSink for std::sync::Arc<L> {
+impl<S: EventSink + ?Sized> EventSink for std::sync::Arc<S> {
+    fn profile(&self) -> SinkProfile {
+        (**self).profile()
+    }
+
+    async fn export(&self, batch: &Batch) -> ExportOutcome {
+        (**self).export(batch).await
+    }
+
+    async fn shutdown(&self) {
+        (**self).shutdown().await;
+    }
+}
+
+#[async_trait]
+impl<S: EventSink + ?Sized> EventSink for Box<S> {
+    fn profile(&self) -> SinkProfile {
+        (**self).profile()
+    }
+
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         (**self).export(batch).await
     }
@@ -279,136 +390,75 @@ impl<L: EventSink + ?Sized> EventSink for std::sync::Arc<L> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use proptest::prelude::*;
 
     use super::*;
-    use crate::model::Encoding;
-
-    fn batch(n: usize) -> Batch {
-        let event = |i: usize| EncodedEvent {
-            payload: vec![i as u8],
-            event_type: EventType::Expose,
-            key: None,
-            uuid: Uuid::from_u128(i as u128),
-        };
-        Batch { encoding: Encoding::Json, events: (0..n).map(event).collect() }
-    }
-
-    fn partial(retry: &[usize], rejected: &[usize]) -> ExportOutcome {
-        ExportOutcome::Partial {
-            retry: retry.to_vec(),
-            rejected: rejected.to_vec(),
-            reason: "p".into(),
-        }
-    }
 
     #[test]
     fn whole_batch_outcomes_give_every_event_one_fate() {
         use EventFate::*;
         let wait = Some(Duration::from_secs(3));
         let retryable = ExportOutcome::Retryable { reason: "r".into(), retry_after: wait };
-        assert_eq!(ExportOutcome::Delivered.fates(3).as_slice(), [Delivered; 3]);
-        assert_eq!(retryable.fates(2).as_slice(), [Retry; 2]);
-        assert_eq!(retryable.fates(2).retry_after(), wait);
-        let rejected = ExportOutcome::Rejected { reason: "x".into() };
-        assert_eq!(rejected.fates(4).as_slice(), [Rejected; 4]);
-        assert_eq!(rejected.fates(0).as_slice(), []);
-        assert_eq!(partial(&[1], &[]).fates(2).retry_after(), None);
+        let (fates, bad) = ExportOutcome::Delivered.resolve(3);
+        assert_eq!((fates.as_slice(), bad), (&[Delivered; 3][..], 0));
+        let (fates, _) = retryable.resolve(2);
+        assert_eq!(fates.as_slice(), [Retry; 2]);
+        assert_eq!((fates.requested_wait(), fates.reason()), (wait, "r"));
+        let (fates, _) = ExportOutcome::Rejected { reason: "no".into() }.resolve(1);
+        assert_eq!((fates.as_slice(), fates.reason()), (&[Rejected][..], "no"));
     }
 
     #[test]
-    fn malformed_partial_lists_are_ignored_and_counted() {
+    fn fates_refuse_indices_outside_the_batch_and_keep_one_fate_per_event() {
         use EventFate::*;
-        let fates = partial(&[0; 15], &[]).fates(10);
-        assert_eq!(
-            (fates.count(Retry), fates.count(Delivered), fates.invalid_indices()),
-            (1, 9, 14)
-        );
-        let fates = partial(&[10, usize::MAX], &[99]).fates(10);
-        assert_eq!((fates.count(Delivered), fates.invalid_indices()), (10, 3));
-        // Rejected wins whichever list names the index first; each bad entry counts once.
-        for (retry, rejected) in [(&[1, 2, 1][..], &[2, 3, 3][..]), (&[2, 1, 1], &[3, 2, 3])] {
-            let fates = partial(retry, rejected).fates(5);
-            assert_eq!(fates.as_slice(), [Delivered, Retry, Rejected, Rejected, Delivered]);
-            assert_eq!(fates.invalid_indices(), 3);
-            assert_eq!(fates.indices(Rejected).collect::<Vec<_>>(), [2, 3]);
+        let mut fates = Fates::new(3, Delivered);
+        assert!(fates.set(2, Retry));
+        assert!(fates.set(2, Rejected), "a second answer replaces the first");
+        assert!(!fates.set(3, Retry));
+        assert!(!fates.set(usize::MAX, Retry));
+        assert_eq!(fates.as_slice(), [Delivered, Delivered, Rejected]);
+        assert_eq!(fates.indices(Rejected).collect::<Vec<_>>(), [2]);
+        fates.retry_after(Duration::from_secs(1));
+        fates.retry_after(Duration::from_secs(5));
+        fates.retry_after(Duration::from_secs(2));
+        assert_eq!(fates.requested_wait(), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn reasons_are_joined_and_bounded() {
+        let mut fates = Fates::new(1, EventFate::Delivered);
+        fates.add_reason("a");
+        fates.add_reason(format_args!("b{}", 1));
+        assert_eq!(fates.reason(), "a; b1");
+        for _ in 0..10_000 {
+            fates.add_reason("é-long reason");
         }
-        assert_eq!(partial(&[], &[]).fates(0).invalid_indices(), 0);
-        assert_eq!(partial(&[0], &[0]).fates(0).invalid_indices(), 2);
-    }
-
-    #[test]
-    fn from_fates_picks_the_variant_and_round_trips() {
-        use EventFate::*;
-        let wait = Some(Duration::from_secs(1));
-        assert_eq!(ExportOutcome::from_fates(&[Delivered; 2], "x", wait), ExportOutcome::Delivered);
-        assert_eq!(ExportOutcome::from_fates(&[], "x", wait), ExportOutcome::Delivered);
-        assert_eq!(
-            ExportOutcome::from_fates(&[Retry; 2], "down", wait),
-            ExportOutcome::Retryable { reason: "down".into(), retry_after: wait }
-        );
-        assert_eq!(
-            ExportOutcome::from_fates(&[Rejected], "bad", wait),
-            ExportOutcome::Rejected { reason: "bad".into() }
-        );
-        let mixed = [Retry, Delivered, Rejected, Retry];
-        let outcome = ExportOutcome::from_fates(&mixed, "mixed", wait);
-        assert_eq!(
-            outcome,
-            ExportOutcome::Partial { retry: vec![0, 3], rejected: vec![2], reason: "mixed".into() }
-        );
-        assert_eq!(outcome.fates(4).as_slice(), mixed);
-        assert_eq!(outcome.fates(4).invalid_indices(), 0);
-    }
-
-    #[test]
-    fn subset_ignores_out_of_range_and_repeated_indices() {
-        let b = batch(4);
-        let s = b.subset(&[2, 2, 9, 0, 2, usize::MAX]);
-        let ids: Vec<u128> = s.events.iter().map(|e| e.uuid.as_u128()).collect();
-        assert_eq!(ids, [2, 0], "in the order asked, each once");
-        assert_eq!(s.encoding, b.encoding);
-        assert!(b.subset(&[7]).is_empty());
+        assert!(fates.reason().len() <= MAX_REASON_BYTES);
     }
 
     proptest! {
-        /// Against a model built on sets: one fate per event, rejected wins, and every list
-        /// entry is either applied or counted as invalid.
+        /// Whatever length a sink's fates have, resolving gives exactly the batch's length,
+        /// keeps every fate that matches an event, retries the events left without one, and
+        /// counts the difference.
         #[test]
-        fn partial_fates_match_a_set_model(
-            n in 0usize..40,
-            retry in proptest::collection::vec(prop_oneof![0usize..50, Just(usize::MAX)], 0..60),
-            rejected in proptest::collection::vec(prop_oneof![0usize..50, Just(usize::MAX)], 0..60),
+        fn resolve_always_gives_one_fate_per_event(
+            fates in proptest::collection::vec(
+                prop_oneof![Just(EventFate::Delivered), Just(EventFate::Retry), Just(EventFate::Rejected)],
+                0..40,
+            ),
+            len in 0usize..40,
         ) {
-            let fates = partial(&retry, &rejected).fates(n);
-            let rejected_set: HashSet<usize> = rejected.iter().copied().filter(|&i| i < n).collect();
-            let retry_set: HashSet<usize> = retry
-                .iter()
-                .copied()
-                .filter(|&i| i < n && !rejected_set.contains(&i))
-                .collect();
-            prop_assert_eq!(fates.as_slice().len(), n);
-            for (i, &fate) in fates.as_slice().iter().enumerate() {
-                let expected = if rejected_set.contains(&i) {
-                    EventFate::Rejected
-                } else if retry_set.contains(&i) {
-                    EventFate::Retry
-                } else {
-                    EventFate::Delivered
-                };
-                prop_assert_eq!(fate, expected, "index {}", i);
+            let mut f = Fates::new(fates.len(), EventFate::Delivered);
+            for (i, &fate) in fates.iter().enumerate() {
+                prop_assert!(f.set(i, fate));
             }
-            let applied = rejected_set.len() + retry_set.len();
-            prop_assert_eq!(fates.invalid_indices(), retry.len() + rejected.len() - applied);
-            let counts = [EventFate::Delivered, EventFate::Retry, EventFate::Rejected]
-                .map(|f| fates.count(f));
-            prop_assert_eq!(counts.iter().sum::<usize>(), n);
-            let back = ExportOutcome::from_fates(fates.as_slice(), "r", None).fates(n);
-            prop_assert_eq!(back.as_slice(), fates.as_slice());
-            prop_assert_eq!(back.invalid_indices(), 0);
-            prop_assert_eq!(batch(n).subset(&retry).len(), retry.iter().filter(|&&i| i < n).collect::<HashSet<_>>().len());
+            let (resolved, mismatched) = ExportOutcome::PerEvent(f).resolve(len);
+            prop_assert_eq!(resolved.len(), len);
+            prop_assert_eq!(mismatched, fates.len().abs_diff(len));
+            for i in 0..len {
+                let expected = fates.get(i).copied().unwrap_or(EventFate::Retry);
+                prop_assert_eq!(resolved.as_slice()[i], expected);
+            }
         }
     }
 }

@@ -4,24 +4,34 @@ use async_trait::async_trait;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
-use crate::sink::{Batch, EventSink, ExportOutcome};
+use crate::model::Encoding;
+use crate::sink::{Batch, EventSink, ExportOutcome, SinkProfile};
 
-/// Writes each event of a batch as one line (JSON lines for the `json` encoding).
+/// Writes each event of a batch as one line: JSON lines in the `json` encoding (the
+/// default), one Thrift-JSON document per line in `v2`.
 pub struct StdoutSink<W = tokio::io::Stdout> {
     out: Mutex<W>,
+    encoding: Encoding,
 }
 
 impl StdoutSink<tokio::io::Stdout> {
-    /// A sink writing to the process's standard output.
+    /// A sink writing `json` lines to the process's standard output.
     pub fn stdout() -> Self {
-        StdoutSink { out: Mutex::new(tokio::io::stdout()) }
+        StdoutSink::new(tokio::io::stdout())
     }
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> StdoutSink<W> {
-    /// A sink writing to `out`.
+    /// A sink writing `json` lines to `out`.
     pub fn new(out: W) -> Self {
-        StdoutSink { out: Mutex::new(out) }
+        StdoutSink { out: Mutex::new(out), encoding: Encoding::Json }
+    }
+
+    /// The same sink writing events in `encoding`.
+    #[must_use]
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
     }
 
     /// Returns the writer.
@@ -32,6 +42,10 @@ impl<W: AsyncWrite + Unpin + Send + 'static> StdoutSink<W> {
 
 #[async_trait]
 impl<W: AsyncWrite + Unpin + Send + 'static> EventSink for StdoutSink<W> {
+    fn profile(&self) -> SinkProfile {
+        SinkProfile::new(self.encoding)
+    }
+
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         let mut buf = Vec::with_capacity(batch.payload_bytes() + batch.len());
         for e in &batch.events {

@@ -1,5 +1,5 @@
-//! Property test: a hostile sink — random outcomes, malformed index lists (repeats, past the
-//! end, in both lists), absurd `Retry-After`s, panics, hangs past the export timeout — never
+//! Property test: a hostile sink — random outcomes, per-event fates built for the wrong number
+//! of events, absurd `Retry-After`s, panics, hangs past the export timeout — never
 //! breaks the pipeline's accounting, never leaves an event in flight after a flush, and never
 //! gets an event twice unless it asked for that event to be retried.
 //!
@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{
-    Batch, EnrichedEvent, EventSink, ExportOutcome, Pipeline, PipelineSettings, async_trait,
+    Batch, EnrichedEvent, EventFate, EventSink, ExportOutcome, Fates, Pipeline, PipelineSettings,
+    async_trait,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -25,10 +26,8 @@ enum Action {
     Delivered,
     Retryable(Option<Duration>),
     Rejected,
-    Partial {
-        retry: Vec<usize>,
-        rejected: Vec<usize>,
-    },
+    /// Per-event fates of this length (often not the batch's).
+    Fates(Vec<EventFate>),
     Panic,
     /// Never answers (the pipeline's export timeout must fire).
     Hang,
@@ -56,8 +55,8 @@ struct History {
 #[derive(Default)]
 struct Log {
     events: HashMap<Uuid, History>,
-    /// Partial-list entries the sink's own model finds invalid.
-    invalid_entries: u64,
+    /// Fates the sink's own model finds mismatched (past the end or missing).
+    mismatched: u64,
 }
 
 struct Hostile {
@@ -77,18 +76,12 @@ impl EventSink for Hostile {
             Action::Retryable(_) | Action::Hang => ((0..n).collect(), HashSet::new()),
             Action::Rejected => (HashSet::new(), (0..n).collect()),
             Action::Panic => (HashSet::new(), HashSet::new()),
-            Action::Partial { retry, rejected } => {
-                let rejected_set: HashSet<usize> =
-                    rejected.iter().copied().filter(|&i| i < n).collect();
-                let retry_set: HashSet<usize> = retry
-                    .iter()
-                    .copied()
-                    .filter(|&i| i < n && !rejected_set.contains(&i))
-                    .collect();
-                let entries = retry.len() + rejected.len();
-                let invalid = entries - rejected_set.len() - retry_set.len();
-                self.log.lock().unwrap().invalid_entries += invalid as u64;
-                (retry_set, rejected_set)
+            Action::Fates(list) => {
+                // Events without a fate are retried; fates past the end mean nothing.
+                let fate = |i: usize| list.get(i).copied().unwrap_or(EventFate::Retry);
+                let with = |f| (0..n).filter(|&i| fate(i) == f).collect::<HashSet<usize>>();
+                self.log.lock().unwrap().mismatched += list.len().abs_diff(n) as u64;
+                (with(EventFate::Retry), with(EventFate::Rejected))
             }
         };
         {
@@ -115,8 +108,13 @@ impl EventSink for Hostile {
             Action::Delivered => ExportOutcome::Delivered,
             Action::Retryable(retry_after) => ExportOutcome::Retryable { reason, retry_after },
             Action::Rejected => ExportOutcome::Rejected { reason },
-            Action::Partial { retry, rejected } => {
-                ExportOutcome::Partial { retry, rejected, reason }
+            Action::Fates(list) => {
+                let mut fates = Fates::new(list.len(), EventFate::Delivered);
+                for (i, fate) in list.into_iter().enumerate() {
+                    fates.set(i, fate);
+                }
+                fates.add_reason(reason);
+                fates.into()
             }
             Action::Panic => std::panic::panic_any(PANIC_MARKER),
             Action::Hang => std::future::pending().await,
@@ -124,8 +122,8 @@ impl EventSink for Hostile {
     }
 }
 
-fn index() -> impl Strategy<Value = usize> {
-    prop_oneof![8 => 0usize..16, 1 => Just(usize::MAX), 1 => 16usize..1_000]
+fn fate() -> impl Strategy<Value = EventFate> {
+    prop_oneof![Just(EventFate::Delivered), Just(EventFate::Retry), Just(EventFate::Rejected)]
 }
 
 fn retry_after() -> impl Strategy<Value = Option<Duration>> {
@@ -140,12 +138,12 @@ fn retry_after() -> impl Strategy<Value = Option<Duration>> {
 }
 
 fn action() -> impl Strategy<Value = Action> {
-    let list = || proptest::collection::vec(index(), 0..24);
+    let list = || proptest::collection::vec(fate(), 0..24);
     prop_oneof![
         3 => Just(Action::Delivered),
         3 => retry_after().prop_map(Action::Retryable),
         1 => Just(Action::Rejected),
-        5 => (list(), list()).prop_map(|(retry, rejected)| Action::Partial { retry, rejected }),
+        5 => list().prop_map(Action::Fates),
         1 => Just(Action::Panic),
         1 => Just(Action::Hang),
     ]
@@ -202,16 +200,7 @@ proptest! {
             script: Mutex::new(script.into_iter().rev().collect()),
             log: Mutex::new(Log::default()),
         });
-        let settings = PipelineSettings {
-            max_batch_events,
-            max_concurrent_exports,
-            max_batch_age: Duration::from_millis(100),
-            retry_base: Duration::from_millis(10),
-            retry_max_delay: Duration::from_millis(100),
-            retry_budget: Duration::from_secs(2),
-            export_timeout: Duration::from_millis(50),
-            ..PipelineSettings::default()
-        };
+        let settings = { let mut ps = PipelineSettings::default(); ps.max_batch_events = max_batch_events; ps.max_concurrent_exports = Some(max_concurrent_exports); ps.max_batch_age = Duration::from_millis(100); ps.retry_base = Duration::from_millis(10); ps.retry_max_delay = Duration::from_millis(100); ps.retry_budget = Duration::from_secs(2); ps.export_timeout = Some(Duration::from_millis(50)); ps };
         let (flushed, shut) = runtime.block_on(async {
             let p = Pipeline::start(settings, Arc::clone(&sink)).unwrap();
             for e in events(n) {
@@ -242,6 +231,6 @@ proptest! {
         prop_assert_eq!(c.dropped.rejected_by_sink, sum(|h| h.rejected));
         prop_assert_eq!(c.dropped.sink_panicked, sum(|h| h.panicked));
         prop_assert_eq!(c.dropped.retry_budget_exhausted, sum(|h| u32::from(h.last_was_retry)));
-        prop_assert_eq!(c.invalid_sink_indices, log.invalid_entries);
+        prop_assert_eq!(c.mismatched_fates, log.mismatched);
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{
-    Batch, Counters, Encoding, EnrichedEvent, EventSink, ExportOutcome, Pipeline, PipelineSettings,
-    StdoutSink, async_trait,
+    Batch, Counters, Encoding, EnrichedEvent, EventFate, EventSink, ExportOutcome, Fates, Pipeline,
+    PipelineError, PipelineSettings, SinkProfile, StdoutSink, async_trait,
 };
 use uuid::Uuid;
 
@@ -22,9 +22,9 @@ enum Answer {
     Hang,
     /// First half delivered, second half retryable.
     HalfRetry,
-    /// `Partial { retry, rejected }` with these (possibly malformed) index lists; the sink
-    /// counts as delivered the in-range indices in neither list.
-    Partial(&'static [usize], &'static [usize]),
+    /// These fates, built for their own length (possibly not the batch's): the sink counts
+    /// as delivered the events they call delivered.
+    Fates(&'static [EventFate]),
     /// `Retryable` with this `Retry-After`.
     RetryAfter(Duration),
     /// The export future panics.
@@ -42,9 +42,15 @@ struct Recorder {
     /// Answer forever once the script is done, when set.
     forever: Mutex<Option<Answer>>,
     shutdowns: AtomicUsize,
+    /// What the sink asks of the pipeline.
+    profile: SinkProfile,
 }
 
 impl Recorder {
+    fn with_profile(profile: SinkProfile) -> Arc<Self> {
+        Arc::new(Recorder { profile, ..Recorder::default() })
+    }
+
     fn scripted(script: &[Answer]) -> Arc<Self> {
         let r = Recorder::default();
         *r.script.lock().unwrap() = script.iter().rev().copied().collect();
@@ -68,6 +74,10 @@ impl Recorder {
 
 #[async_trait]
 impl EventSink for Recorder {
+    fn profile(&self) -> SinkProfile {
+        self.profile.clone()
+    }
+
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         self.calls.lock().unwrap().push(batch.clone());
         let answer = self
@@ -91,21 +101,23 @@ impl EventSink for Recorder {
             Answer::HalfRetry => {
                 let half = batch.len() / 2;
                 self.delivered.lock().unwrap().extend(ids().take(half));
-                ExportOutcome::Partial {
-                    retry: (half..batch.len()).collect(),
-                    rejected: vec![],
-                    reason: "partial".into(),
+                let mut fates = batch.fates(EventFate::Delivered);
+                for i in half..batch.len() {
+                    assert!(fates.set(i, EventFate::Retry));
                 }
+                fates.add_reason("partial");
+                fates.into()
             }
-            Answer::Partial(retry, rejected) => {
-                let failed: HashSet<usize> = retry.iter().chain(rejected).copied().collect();
-                let delivered = ids().enumerate().filter(|(i, _)| !failed.contains(i));
-                self.delivered.lock().unwrap().extend(delivered.map(|(_, id)| id));
-                ExportOutcome::Partial {
-                    retry: retry.to_vec(),
-                    rejected: rejected.to_vec(),
-                    reason: "malformed partial".into(),
+            Answer::Fates(list) => {
+                // Fates built for `list.len()` events, whatever the batch's length.
+                let mut fates = Fates::new(list.len(), EventFate::Delivered);
+                for (i, &fate) in list.iter().enumerate() {
+                    fates.set(i, fate);
                 }
+                let delivered =
+                    ids().enumerate().filter(|&(i, _)| list.get(i) == Some(&EventFate::Delivered));
+                self.delivered.lock().unwrap().extend(delivered.map(|(_, id)| id));
+                fates.into()
             }
             Answer::RetryAfter(wait) => {
                 ExportOutcome::Retryable { reason: "slow down".into(), retry_after: Some(wait) }
@@ -137,14 +149,15 @@ fn event_with(i: usize, padding: &str) -> EnrichedEvent {
 }
 
 fn settings() -> PipelineSettings {
-    PipelineSettings {
-        max_batch_events: 10,
-        max_batch_age: Duration::from_millis(200),
-        retry_base: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(200),
-        retry_budget: Duration::from_secs(2),
-        export_timeout: Duration::from_millis(300),
-        ..PipelineSettings::default()
+    {
+        let mut ps = PipelineSettings::default();
+        ps.max_batch_events = 10;
+        ps.max_batch_age = Duration::from_millis(200);
+        ps.retry_base = Duration::from_millis(20);
+        ps.retry_max_delay = Duration::from_millis(200);
+        ps.retry_budget = Duration::from_secs(2);
+        ps.export_timeout = Some(Duration::from_millis(300));
+        ps
     }
 }
 
@@ -172,7 +185,12 @@ async fn batches_by_count_then_age() {
 #[tokio::test]
 async fn batches_by_bytes() {
     let sink = Recorder::scripted(&[]);
-    let s = PipelineSettings { max_batch_events: 1000, max_batch_bytes: 4 * 1024, ..settings() };
+    let s = {
+        let mut ps = settings();
+        ps.max_batch_events = 1000;
+        ps.max_batch_bytes = Some(4 * 1024);
+        ps
+    };
     let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
     let pad = "x".repeat(900);
     for i in 0..20 {
@@ -235,7 +253,11 @@ async fn permanent_rejection_is_counted_not_retried() {
 #[tokio::test]
 async fn retry_budget_is_enforced() {
     let sink = Recorder::forever(Answer::Retry);
-    let s = PipelineSettings { retry_budget: Duration::from_millis(300), ..settings() };
+    let s = {
+        let mut ps = settings();
+        ps.retry_budget = Duration::from_millis(300);
+        ps
+    };
     let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
     for i in 0..3 {
         p.log(event(i));
@@ -250,12 +272,13 @@ async fn retry_budget_is_enforced() {
 #[tokio::test]
 async fn a_hanging_sink_times_out_and_intake_keeps_flowing_within_bounds() {
     let sink = Recorder::forever(Answer::Hang);
-    let s = PipelineSettings {
-        queue_capacity: 100,
-        max_pending_batches: 2,
-        export_timeout: Duration::from_millis(50),
-        retry_budget: Duration::from_secs(60),
-        ..settings()
+    let s = {
+        let mut ps = settings();
+        ps.queue_capacity = 100;
+        ps.max_pending_batches = 2;
+        ps.export_timeout = Some(Duration::from_millis(50));
+        ps.retry_budget = Duration::from_secs(60);
+        ps
     };
     let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
     let mut accepted = 0;
@@ -297,7 +320,12 @@ async fn a_hanging_sink_times_out_and_intake_keeps_flowing_within_bounds() {
 #[tokio::test]
 async fn queue_full_under_a_burst_drops_and_counts() {
     let sink = Recorder::forever(Answer::Hang);
-    let s = PipelineSettings { queue_capacity: 50, max_pending_batches: 1, ..settings() };
+    let s = {
+        let mut ps = settings();
+        ps.queue_capacity = 50;
+        ps.max_pending_batches = 1;
+        ps
+    };
     let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
     let events: Vec<EnrichedEvent> = (0..5_000).map(event).collect();
     let accepted = events.into_iter().filter(|_| true).map(|e| p.log(e)).filter(|a| *a).count();
@@ -328,7 +356,12 @@ async fn accounting_holds_under_concurrent_producers() {
         Answer::Ok,
         Answer::Reject,
     ]);
-    let s = PipelineSettings { queue_capacity: 2_000, max_batch_events: 100, ..settings() };
+    let s = {
+        let mut ps = settings();
+        ps.queue_capacity = 2_000;
+        ps.max_batch_events = 100;
+        ps
+    };
     let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -377,29 +410,49 @@ async fn accounting_holds_under_concurrent_producers() {
 }
 
 #[tokio::test]
-async fn repeated_retry_indices_resend_each_event_once() {
-    // `retry: [0; 15]` for a batch of 10: event 0 is retried once, the other nine delivered.
-    let sink = Recorder::scripted(&[Answer::Partial(&[0; 15], &[])]);
+async fn per_event_fates_retry_and_reject_exactly_those_events() {
+    use EventFate::{Delivered as D, Rejected as X, Retry as R};
+    let sink = Recorder::scripted(&[Answer::Fates(&[R, X, D, D, D, D, D, D, D, R])]);
     let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
     for i in 0..10 {
         p.log(event(i));
     }
     assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
-    assert_eq!(sink.batch_sizes(), vec![10, 1], "one retry of one event");
+    assert_eq!(sink.batch_sizes(), vec![10, 2], "one retry of the two events asked for");
     let calls = sink.calls.lock().unwrap().clone();
-    assert_eq!(calls[1].events[0].uuid, calls[0].events[0].uuid);
+    let resent: Vec<Uuid> = calls[1].events.iter().map(|e| e.uuid).collect();
+    assert_eq!(resent, [calls[0].events[0].uuid, calls[0].events[9].uuid]);
     let delivered = sink.delivered();
-    assert_eq!(delivered.iter().collect::<HashSet<_>>().len(), 10);
-    assert_eq!(delivered.len(), 10, "no event delivered twice");
+    assert_eq!(delivered.iter().collect::<HashSet<_>>().len(), 9);
+    assert_eq!(delivered.len(), 9, "no event delivered twice");
     let c = p.counters();
-    assert_eq!((c.accepted, c.delivered, c.retries), (10, 10, 1));
-    assert_eq!(c.invalid_sink_indices, 14, "the 14 repeats are counted as a sink bug");
+    assert_eq!((c.accepted, c.delivered, c.dropped.rejected_by_sink, c.retries), (10, 9, 1, 1));
+    assert_eq!(c.mismatched_fates, 0);
     assert_invariant(&c);
 }
 
 #[tokio::test]
-async fn out_of_range_indices_are_ignored_and_flush_completes() {
-    let sink = Recorder::scripted(&[Answer::Partial(&[10, 99, usize::MAX], &[12])]);
+async fn fates_for_fewer_events_retry_the_events_left_without_one() {
+    use EventFate::Delivered as D;
+    let sink = Recorder::scripted(&[Answer::Fates(&[D; 4])]);
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for i in 0..10 {
+        p.log(event(i));
+    }
+    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
+    assert_eq!(sink.batch_sizes(), vec![10, 6], "the six events without a fate are resent");
+    let delivered = sink.delivered();
+    assert_eq!(delivered.iter().collect::<HashSet<_>>().len(), 10);
+    assert_eq!(delivered.len(), 10, "no event delivered twice");
+    let c = p.counters();
+    assert_eq!((c.delivered, c.mismatched_fates), (10, 6), "the sink bug is counted");
+    assert_invariant(&c);
+}
+
+#[tokio::test]
+async fn fates_for_more_events_are_ignored_and_flush_completes() {
+    use EventFate::{Delivered as D, Rejected as X};
+    let sink = Recorder::scripted(&[Answer::Fates(&[D, D, D, D, D, D, D, D, D, D, X, X, X])]);
     let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
     for i in 0..10 {
         p.log(event(i));
@@ -407,30 +460,10 @@ async fn out_of_range_indices_are_ignored_and_flush_completes() {
     let started = tokio::time::Instant::now();
     assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
     assert!(started.elapsed() < Duration::from_secs(1), "flush did not wait for its deadline");
-    assert_eq!(sink.batch_sizes(), vec![10], "nothing to retry: every index was bogus");
+    assert_eq!(sink.batch_sizes(), vec![10]);
     let c = p.counters();
     assert_eq!((c.delivered, c.dropped.rejected_by_sink, c.in_flight), (10, 0, 0));
-    assert_eq!(c.invalid_sink_indices, 4);
-    assert_invariant(&c);
-}
-
-#[tokio::test]
-async fn repeated_and_conflicting_indices_count_once_and_rejection_wins() {
-    // Index 2 is both retried and rejected (rejected wins); 1 and 3 are listed twice.
-    let sink = Recorder::scripted(&[Answer::Partial(&[1, 2, 1], &[2, 3, 3])]);
-    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
-    for i in 0..10 {
-        p.log(event(i));
-    }
-    assert_eq!(p.flush(Duration::from_secs(2)).await.remaining, 0);
-    assert_eq!(sink.batch_sizes(), vec![10, 1], "only event 1 is retried");
-    let calls = sink.calls.lock().unwrap().clone();
-    assert_eq!(calls[1].events[0].uuid, calls[0].events[1].uuid);
-    let c = p.counters();
-    assert_eq!((c.delivered, c.dropped.rejected_by_sink), (8, 2));
-    // The second 3, the second 1, and the retry of 2 (rejected wins).
-    assert_eq!(c.invalid_sink_indices, 3);
-    assert_eq!(sink.delivered().len(), 8);
+    assert_eq!(c.mismatched_fates, 3);
     assert_invariant(&c);
 }
 
@@ -515,12 +548,13 @@ async fn a_retry_after_within_the_budget_is_honoured() {
 #[tokio::test]
 async fn huge_durations_in_settings_and_deadlines_do_not_panic() {
     let sink = Recorder::scripted(&[Answer::Retry]);
-    let s = PipelineSettings {
-        max_batch_age: Duration::MAX,
-        retry_max_delay: Duration::MAX,
-        retry_budget: Duration::MAX,
-        export_timeout: Duration::MAX,
-        ..settings()
+    let s = {
+        let mut ps = settings();
+        ps.max_batch_age = Duration::MAX;
+        ps.retry_max_delay = Duration::MAX;
+        ps.retry_budget = Duration::MAX;
+        ps.export_timeout = Some(Duration::MAX);
+        ps
     };
     let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
     for i in 0..3 {
@@ -567,16 +601,89 @@ async fn stdout_sink_writes_json_lines_through_the_core_sink() {
 }
 
 #[tokio::test]
-async fn v2_batches_carry_the_encoding() {
-    let sink = Recorder::scripted(&[]);
-    let s = PipelineSettings { encoding: Encoding::V2, ..settings() };
-    let p = Pipeline::start(s, Arc::clone(&sink)).unwrap();
+async fn batches_are_encoded_as_the_sink_asks() {
+    let sink = Recorder::with_profile(SinkProfile::new(Encoding::V2));
+    // No encoding in the settings: the sink's is used.
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    assert_eq!(p.settings().encoding, Some(Encoding::V2));
     p.log(event(1));
     p.flush(Duration::from_secs(1)).await;
     let calls = sink.calls.lock().unwrap();
     assert_eq!(calls[0].encoding, Encoding::V2);
     let v: serde_json::Value = serde_json::from_slice(&calls[0].events[0].payload).unwrap();
     assert_eq!(v["1"]["str"], "experiment");
+}
+
+#[tokio::test]
+async fn settings_that_contradict_the_sink_refuse_to_start() {
+    let profile = SinkProfile::new(Encoding::V2)
+        .max_batch_bytes(64 * 1024)
+        .max_concurrent_exports(4)
+        .min_export_timeout(Duration::from_secs(40));
+    let start = |edit: fn(&mut PipelineSettings)| {
+        let mut s = PipelineSettings::default();
+        edit(&mut s);
+        Pipeline::start(s, Recorder::with_profile(profile.clone()))
+    };
+    let field = |r: Result<Pipeline, PipelineError>| match r {
+        Err(PipelineError::Contradiction { field, .. }) => field,
+        other => panic!("expected a contradiction, got {other:?}"),
+    };
+    assert_eq!(field(start(|s| s.encoding = Some(Encoding::Json))), "encoding");
+    assert_eq!(field(start(|s| s.max_batch_bytes = Some(64 * 1024 + 1))), "max_batch_bytes");
+    assert_eq!(field(start(|s| s.max_concurrent_exports = Some(5))), "max_concurrent_exports");
+    assert_eq!(
+        field(start(|s| s.export_timeout = Some(Duration::from_secs(39)))),
+        "export_timeout"
+    );
+    let message = start(|s| s.encoding = Some(Encoding::Json)).unwrap_err().to_string();
+    assert_eq!(message, "pipeline setting `encoding` is json but the sink needs v2");
+    // The sink's own limits fill what the settings leave open; lower values are kept.
+    let p = start(|_| {}).unwrap();
+    let r = p.settings();
+    assert_eq!(
+        (r.encoding, r.max_batch_bytes, r.max_concurrent_exports, r.export_timeout),
+        (Some(Encoding::V2), Some(64 * 1024), Some(4), Some(Duration::from_secs(40)))
+    );
+    let p = start(|s| {
+        s.max_batch_bytes = Some(1024);
+        s.max_concurrent_exports = Some(2);
+    })
+    .unwrap();
+    assert_eq!(
+        (p.settings().max_batch_bytes, p.settings().max_concurrent_exports),
+        (Some(1024), Some(2))
+    );
+}
+
+#[tokio::test]
+async fn settings_out_of_range_are_errors_naming_the_field_not_clamps() {
+    let check = |edit: fn(&mut PipelineSettings), expected: &str| {
+        let mut s = PipelineSettings::default();
+        edit(&mut s);
+        match Pipeline::start(s, Recorder::scripted(&[])) {
+            Err(PipelineError::Settings { field, message }) => {
+                assert_eq!(field, expected, "{message}");
+            }
+            other => panic!("{expected}: expected a settings error, got {other:?}"),
+        }
+    };
+    check(|s| s.queue_capacity = 0, "queue_capacity");
+    check(|s| s.max_batch_events = 0, "max_batch_events");
+    check(|s| s.max_batch_events = s.queue_capacity + 1, "max_batch_events");
+    check(|s| s.max_pending_batches = 0, "max_pending_batches");
+    check(|s| s.max_concurrent_exports = Some(0), "max_concurrent_exports");
+    check(|s| s.max_batch_bytes = Some(0), "max_batch_bytes");
+    check(|s| s.max_batch_age = Duration::ZERO, "max_batch_age");
+    check(|s| s.export_timeout = Some(Duration::ZERO), "export_timeout");
+    check(|s| s.retry_max_delay = Duration::from_millis(1), "retry_max_delay");
+    let mut s = PipelineSettings::default();
+    s.max_batch_events = s.queue_capacity + 1;
+    let message = s.validate().unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "pipeline setting `max_batch_events`: 10001 is larger than queue_capacity (10000): a batch could never fill"
+    );
 }
 
 #[test]
@@ -587,13 +694,16 @@ fn start_needs_a_runtime() {
 #[test]
 fn settings_deserialize_with_human_durations() {
     let s: PipelineSettings = serde_json::from_str(
-        r#"{"max_batch_age": "250ms", "retry_budget": "5m", "encoding": "v2"}"#,
+        r#"{"max_batch_age": "250ms", "retry_budget": "5m", "encoding": "v2", "export_timeout": "45s"}"#,
     )
     .unwrap();
     assert_eq!(s.max_batch_age, Duration::from_millis(250));
     assert_eq!(s.retry_budget, Duration::from_secs(300));
-    assert_eq!(s.encoding, Encoding::V2);
+    assert_eq!(s.encoding, Some(Encoding::V2));
+    assert_eq!(s.export_timeout, Some(Duration::from_secs(45)));
     assert_eq!(s.queue_capacity, 10_000);
-    assert_eq!(s.max_batch_bytes, 500 * 1024);
+    assert_eq!(s.max_batch_bytes, None, "the sink's limit, or 500 KiB");
     assert_eq!(s.retry_base, Duration::from_secs(2));
+    let err = serde_json::from_str::<PipelineSettings>(r#"{"max_batch_event": 5}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field `max_batch_event`"), "{err}");
 }

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::signature;
+use experiments_events::Encoding;
 
 /// How the collector answers one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +91,10 @@ struct State {
     body_bytes: AtomicU64,
     followed_redirects: AtomicU64,
     response_bytes: AtomicU64,
+    /// When set, bodies of any other shape are refused with 400 (see
+    /// [`Collector::accept_only`]).
+    accept_only: Mutex<Option<Encoding>>,
+    wrong_format: AtomicU64,
 }
 
 /// A running collector. Stops when dropped.
@@ -189,6 +194,18 @@ impl Collector {
         self.state.body_bytes.load(Ordering::SeqCst)
     }
 
+    /// Refuses (HTTP 400, counted by [`Collector::wrong_format`]) every body that is not in
+    /// `encoding`: a JSON array of events for `json`, a v2 Thrift-JSON batch for `v2` — what
+    /// a real v2 collector does with a body it cannot read.
+    pub fn accept_only(&self, encoding: Encoding) {
+        *self.state.accept_only.lock().unwrap_or_else(|p| p.into_inner()) = Some(encoding);
+    }
+
+    /// Bodies refused by [`Collector::accept_only`].
+    pub fn wrong_format(&self) -> u64 {
+        self.state.wrong_format.load(Ordering::SeqCst)
+    }
+
     /// Requests that arrived at the target of a [`Behavior::Redirect`] (a client that
     /// follows redirects shows here; they also count in [`Collector::requests`]).
     pub fn followed_redirects(&self) -> u64 {
@@ -215,9 +232,29 @@ fn reply(status: u16, text: &str) -> Reply {
 /// Where an event of one encoding keeps its uuid.
 type UuidOf = fn(&Value) -> Option<&str>;
 
-/// The events of a body and their uuids.
-fn decode(body: &[u8]) -> Result<Vec<(String, Value)>, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+/// The events of a body and their uuids, if the body is in `only` (when given).
+fn decode(body: &[u8], only: Option<Encoding>) -> Result<Vec<(String, Value)>, Refusal> {
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| Refusal::Invalid(format!("not JSON: {e}")))?;
+    let shape = match doc {
+        Value::Array(_) => Encoding::Json,
+        _ => Encoding::V2,
+    };
+    if only.is_some_and(|only| only != shape) {
+        return Err(Refusal::WrongFormat(shape));
+    }
+    decode_doc(doc).map_err(Refusal::Invalid)
+}
+
+/// Why a body was not accepted.
+enum Refusal {
+    /// A body of another encoding than [`Collector::accept_only`] names.
+    WrongFormat(Encoding),
+    /// Not a batch of events.
+    Invalid(String),
+}
+
+fn decode_doc(doc: Value) -> Result<Vec<(String, Value)>, String> {
     let (events, uuid_of): (Vec<Value>, UuidOf) = match doc {
         Value::Array(items) => (items, |e| e["uuid"].as_str()),
         Value::Object(mut m) => {
@@ -315,7 +352,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, std:
             return Ok(r);
         }
     }
-    match decode(&body) {
+    let only = *state.accept_only.lock().unwrap_or_else(|p| p.into_inner());
+    match decode(&body, only) {
         Ok(events) => {
             let mut seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
             let mut stored = state.events.lock().unwrap_or_else(|p| p.into_inner());
@@ -328,6 +366,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, std:
             }
             Ok(reply(200, "ok"))
         }
-        Err(e) => Ok(reply(422, &e)),
+        Err(Refusal::WrongFormat(shape)) => {
+            state.wrong_format.fetch_add(1, Ordering::SeqCst);
+            Ok(reply(400, &format!("this collector reads only {only:?} bodies, got {shape:?}")))
+        }
+        Err(Refusal::Invalid(e)) => Ok(reply(422, &e)),
     }
 }

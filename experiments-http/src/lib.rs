@@ -9,7 +9,11 @@
 //! - `Content-Encoding: gzip` (configurable), `Content-Type: application/json`, `Date`,
 //!   `User-Agent: experiments-http/<version>`;
 //! - `X-Signature: key=<key name>, mac=<hex HMAC-SHA256(secret, uncompressed body)>`;
-//! - bodies above `max_batch_bytes` (500 KiB uncompressed) are split over several requests.
+//! - the sink's [`EventSink::profile`] names its `format`, `max_batch_bytes` (500 KiB
+//!   uncompressed) and `max_in_flight`, so the pipeline feeding it always builds batches in
+//!   that format and within that size (and refuses settings that say otherwise); a batch
+//!   larger than `max_batch_bytes` given to [`HttpSink::export`] directly is split over
+//!   several requests.
 //!
 //! Outcomes, by status of the response:
 //!
@@ -45,7 +49,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use experiments_events::{
-    Batch, Encoding, EventSink, ExportOutcome, PipelineSettings, async_trait,
+    Batch, Encoding, EventFate, EventSink, ExportOutcome, SinkProfile, async_trait,
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -124,7 +128,8 @@ pub fn signature(key_name: &str, secret: &[u8], body: &[u8]) -> String {
     format!("key={key_name}, mac={hex}")
 }
 
-/// The request body of some events of a batch.
+/// The request body of some events of a batch: the v2 batch around v2 events, a JSON array
+/// of the events in every other encoding.
 pub fn body(encoding: Encoding, payloads: &[&[u8]]) -> Vec<u8> {
     let size: usize = payloads.iter().map(|p| p.len() + 1).sum();
     let mut out = Vec::with_capacity(size + 32);
@@ -137,7 +142,7 @@ pub fn body(encoding: Encoding, payloads: &[&[u8]]) -> Vec<u8> {
             }
             out.extend_from_slice(b"]}}");
         }
-        Encoding::Json => {
+        _ => {
             out.push(b'[');
             for (i, p) in payloads.iter().enumerate() {
                 if i > 0 {
@@ -266,17 +271,6 @@ impl HttpSink {
         Ok(HttpSink { client: builder.build()?, settings })
     }
 
-    /// Pipeline settings that match this sink: its encoding, batch size limit and number
-    /// of requests in flight.
-    pub fn pipeline_settings(&self, base: PipelineSettings) -> PipelineSettings {
-        PipelineSettings {
-            encoding: self.settings.format,
-            max_batch_bytes: self.settings.max_batch_bytes,
-            max_concurrent_exports: self.settings.max_in_flight.max(1),
-            ..base
-        }
-    }
-
     /// The settings.
     pub fn settings(&self) -> &HttpSettings {
         &self.settings
@@ -349,35 +343,38 @@ impl HttpSink {
 
 #[async_trait]
 impl EventSink for HttpSink {
+    /// The body format of the settings (`format`), their `max_batch_bytes` and
+    /// `max_in_flight`: the pipeline cannot send this collector another format.
+    fn profile(&self) -> SinkProfile {
+        SinkProfile::new(self.settings.format)
+            .max_batch_bytes(self.settings.max_batch_bytes)
+            .max_concurrent_exports(self.settings.max_in_flight.max(1))
+    }
+
     async fn export(&self, batch: &Batch) -> ExportOutcome {
-        let runs = chunks(batch, self.settings.max_batch_bytes);
-        let mut retry = Vec::new();
-        let mut rejected = Vec::new();
-        let mut reasons = Vec::new();
-        let mut wait: Option<Duration> = None;
-        for run in &runs {
+        let mut fates = batch.fates(EventFate::Delivered);
+        for run in chunks(batch, self.settings.max_batch_bytes) {
             let payloads: Vec<&[u8]> =
                 run.iter().map(|&i| batch.events[i].payload.as_slice()).collect();
-            match self.post(batch.encoding, &payloads).await {
-                Posted::Ok => {}
+            let fate = match self.post(batch.encoding, &payloads).await {
+                Posted::Ok => continue,
                 Posted::Retry(reason, after) => {
-                    retry.extend_from_slice(run);
-                    wait = wait.max(after);
-                    reasons.push(reason);
+                    if let Some(wait) = after {
+                        fates.retry_after(wait);
+                    }
+                    fates.add_reason(reason);
+                    EventFate::Retry
                 }
                 Posted::Reject(reason) => {
-                    rejected.extend_from_slice(run);
-                    reasons.push(reason);
+                    fates.add_reason(reason);
+                    EventFate::Rejected
                 }
+            };
+            for i in run {
+                fates.set(i, fate);
             }
         }
-        let reason = reasons.join("; ");
-        match (retry.len(), rejected.len()) {
-            (0, 0) => ExportOutcome::Delivered,
-            (r, 0) if r == batch.len() => ExportOutcome::Retryable { reason, retry_after: wait },
-            (0, j) if j == batch.len() => ExportOutcome::Rejected { reason },
-            _ => ExportOutcome::Partial { retry, rejected, reason },
-        }
+        fates.into()
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use experiments_core::{Config, Experiments, Inputs};
 use experiments_events::{
-    Batch, Counters, EncodedEvent, Encoding, EnrichedEvent, EventSink, ExportOutcome, Pipeline,
+    Batch, Counters, EncodedEvent, Encoding, EnrichedEvent, EventFate, EventSink, Pipeline,
     PipelineSettings,
 };
 use experiments_http::collector::{Behavior, Collector};
@@ -37,14 +37,16 @@ fn events(n: usize) -> Vec<EnrichedEvent> {
 fn batch(n: usize) -> Batch {
     let events = events(n)
         .into_iter()
-        .map(|e| EncodedEvent {
-            payload: e.encode(Encoding::V2).unwrap(),
-            event_type: e.event_type(),
-            key: e.bucketing_value(),
-            uuid: e.uuid,
+        .map(|e| {
+            EncodedEvent::new(
+                e.encode(Encoding::V2).unwrap(),
+                e.event_type().as_str(),
+                e.bucketing_value(),
+                e.uuid,
+            )
         })
         .collect();
-    Batch { encoding: Encoding::V2, events }
+    Batch::new(Encoding::V2, events)
 }
 
 fn settings(url: String, timeout: Duration) -> HttpSettings {
@@ -57,14 +59,15 @@ fn assert_invariant(c: &Counters) {
 
 async fn through_pipeline(settings: HttpSettings, n: usize, budget: Duration) -> Counters {
     let logger = HttpSink::new(settings).unwrap();
-    let base = PipelineSettings {
-        max_batch_age: Duration::from_millis(20),
-        retry_base: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(200),
-        retry_budget: budget,
-        ..PipelineSettings::default()
+    let base = {
+        let mut ps = PipelineSettings::default();
+        ps.max_batch_age = Duration::from_millis(20);
+        ps.retry_base = Duration::from_millis(20);
+        ps.retry_max_delay = Duration::from_millis(200);
+        ps.retry_budget = budget;
+        ps
     };
-    let p = Pipeline::start(logger.pipeline_settings(base), logger).unwrap();
+    let p = Pipeline::start(base, logger).unwrap();
     for e in events(n) {
         assert!(p.log(e));
     }
@@ -82,15 +85,13 @@ async fn redirects_are_not_followed_and_not_delivered() {
         let collector = Collector::start(KEY, SECRET).await.unwrap();
         collector.script([Behavior::Redirect(status)]);
         let logger = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
-        match logger.export(&batch(10)).await {
-            ExportOutcome::Rejected { reason } => {
-                assert!(reason.contains(&format!("HTTP {status}")), "{status}: {reason}");
-                assert!(reason.contains("redirect"), "{status}: {reason}");
-                if status != 304 {
-                    assert!(reason.contains("/moved"), "{status}: the target is named: {reason}");
-                }
-            }
-            other => panic!("{status}: a redirect is not a delivery: {other:?}"),
+        let (fates, _) = logger.export(&batch(10)).await.resolve(10);
+        assert_eq!(fates.count(EventFate::Rejected), 10, "{status}: not a delivery: {fates:?}");
+        let reason = fates.reason();
+        assert!(reason.contains(&format!("HTTP {status}")), "{status}: {reason}");
+        assert!(reason.contains("redirect"), "{status}: {reason}");
+        if status != 304 {
+            assert!(reason.contains("/moved"), "{status}: the target is named: {reason}");
         }
         assert_eq!(collector.followed_redirects(), 0, "{status}: not followed");
         assert_eq!(collector.requests(), 1, "{status}");
@@ -118,12 +119,9 @@ async fn absurd_retry_after_is_capped() {
     collector.script([Behavior::RetryAfter(429, u64::MAX), Behavior::RetryAfter(503, 86_400)]);
     let logger = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
     for _ in 0..2 {
-        match logger.export(&batch(3)).await {
-            ExportOutcome::Retryable { retry_after, .. } => {
-                assert_eq!(retry_after, Some(MAX_RETRY_AFTER));
-            }
-            other => panic!("{other:?}"),
-        }
+        let (fates, _) = logger.export(&batch(3)).await.resolve(3);
+        assert_eq!(fates.count(EventFate::Retry), 3, "{fates:?}");
+        assert_eq!(fates.requested_wait(), Some(MAX_RETRY_AFTER));
     }
     // Through the pipeline, a wait beyond the budget ends the retries at once, counted.
     collector.set_default(Behavior::RetryAfter(429, u64::MAX));
@@ -152,23 +150,22 @@ async fn endless_response_bodies_are_not_read_whole() {
         let outcome = logger.export(&batch(5)).await;
         let took = started.elapsed();
         assert!(took < timeout / 2, "{status}: took {took:?}");
-        match (&outcome, delivered) {
-            (ExportOutcome::Delivered, true) => {}
-            (ExportOutcome::Retryable { reason, .. }, false) if status == 500 => {
-                assert!(reason.len() < 4096, "{status}: a bounded excerpt: {}", reason.len());
-            }
-            (ExportOutcome::Rejected { reason }, false) if status == 400 => {
-                assert!(reason.len() < 4096, "{status}: a bounded excerpt: {}", reason.len());
-            }
-            _ => panic!("{status}: {outcome:?}"),
-        }
+        let (fates, _) = outcome.resolve(5);
+        let expected = match (status, delivered) {
+            (200, true) => EventFate::Delivered,
+            (500, false) => EventFate::Retry,
+            _ => EventFate::Rejected,
+        };
+        assert_eq!(fates.count(expected), 5, "{status}: {fates:?}");
+        assert!(fates.reason().len() < 4096, "{status}: a bounded excerpt");
         // Give the collector a moment to notice the client went away, then check how much
         // it could push: socket buffers at most, not seconds of loopback throughput.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let sent = collector.response_bytes();
         assert!(sent < 32 << 20, "{status}: the collector pushed {sent} bytes");
         // The sink keeps working afterwards.
-        assert_eq!(logger.export(&batch(2)).await, ExportOutcome::Delivered, "{status}");
+        let (fates, _) = logger.export(&batch(2)).await.resolve(2);
+        assert_eq!(fates.count(EventFate::Delivered), 2, "{status}");
     }
 }
 
@@ -182,12 +179,10 @@ async fn credentials_in_the_url_stay_out_of_reasons() {
         Duration::from_secs(1),
     ))
     .unwrap();
-    match logger.export(&batch(1)).await {
-        ExportOutcome::Retryable { reason, .. } => {
-            assert!(!reason.contains("hunter2"), "{reason}");
-            assert!(reason.contains("127.0.0.1:1"), "the endpoint is still named: {reason}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (fates, _) = logger.export(&batch(1)).await.resolve(1);
+    assert_eq!(fates.as_slice(), [EventFate::Retry]);
+    let reason = fates.reason();
+    assert!(!reason.contains("hunter2"), "{reason}");
+    assert!(reason.contains("127.0.0.1:1"), "the endpoint is still named: {reason}");
     assert!(!format!("{logger:?}").contains("hunter2"));
 }

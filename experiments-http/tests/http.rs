@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use experiments_core::{Config, Experiments, Inputs};
-use experiments_events::{Counters, Encoding, EnrichedEvent, Pipeline, PipelineSettings};
+use experiments_events::{
+    Batch, Counters, EncodedEvent, Encoding, EnrichedEvent, EventFate, EventSink, Pipeline,
+    PipelineError, PipelineSettings,
+};
 use experiments_http::collector::{Behavior, Collector};
 use experiments_http::{HttpSettings, HttpSink, Secret, signature};
 
@@ -40,15 +43,16 @@ fn http_settings(collector: &Collector) -> HttpSettings {
 }
 
 fn pipeline_for(logger: HttpSink) -> Pipeline {
-    let base = PipelineSettings {
-        max_batch_events: 100,
-        max_batch_age: Duration::from_millis(50),
-        retry_base: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(200),
-        retry_budget: Duration::from_secs(5),
-        ..PipelineSettings::default()
+    let base = {
+        let mut ps = PipelineSettings::default();
+        ps.max_batch_events = 100;
+        ps.max_batch_age = Duration::from_millis(50);
+        ps.retry_base = Duration::from_millis(20);
+        ps.retry_max_delay = Duration::from_millis(200);
+        ps.retry_budget = Duration::from_secs(5);
+        ps
     };
-    let settings = logger.pipeline_settings(base);
+    let settings = base;
     Pipeline::start(settings, logger).unwrap()
 }
 
@@ -159,13 +163,14 @@ async fn outage_beyond_the_budget_is_counted() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
     collector.set_default(Behavior::Status(500));
     let logger = HttpSink::new(http_settings(&collector)).unwrap();
-    let base = PipelineSettings {
-        retry_base: Duration::from_millis(20),
-        retry_budget: Duration::from_millis(300),
-        max_batch_age: Duration::from_millis(20),
-        ..PipelineSettings::default()
+    let base = {
+        let mut ps = PipelineSettings::default();
+        ps.retry_base = Duration::from_millis(20);
+        ps.retry_budget = Duration::from_millis(300);
+        ps.max_batch_age = Duration::from_millis(20);
+        ps
     };
-    let p = Pipeline::start(logger.pipeline_settings(base), logger).unwrap();
+    let p = Pipeline::start(base, logger).unwrap();
     for e in events(20) {
         p.log(e);
     }
@@ -175,20 +180,21 @@ async fn outage_beyond_the_budget_is_counted() {
 }
 
 #[tokio::test]
-async fn large_batches_are_split_by_the_body_limit() {
+async fn the_pipeline_keeps_to_the_sinks_body_limit_and_the_sink_splits_larger_batches() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
     let settings = HttpSettings { max_batch_bytes: 8 * 1024, ..http_settings(&collector) };
-    let logger = HttpSink::new(settings).unwrap();
-    // A pipeline that ignores the sink's limit: the sink still splits.
+    let sink = Arc::new(HttpSink::new(settings).unwrap());
+    // The pipeline learns the limit from the sink: every request fits.
     let p = Pipeline::start(
-        PipelineSettings {
-            encoding: Encoding::V2,
-            max_batch_age: Duration::from_millis(20),
-            ..PipelineSettings::default()
+        {
+            let mut ps = PipelineSettings::default();
+            ps.max_batch_age = Duration::from_millis(20);
+            ps
         },
-        logger,
+        Arc::clone(&sink),
     )
     .unwrap();
+    assert_eq!(p.settings().max_batch_bytes, Some(8 * 1024));
     for e in events(200) {
         p.log(e);
     }
@@ -196,6 +202,54 @@ async fn large_batches_are_split_by_the_body_limit() {
     assert_eq!(c.delivered, 200);
     assert!(collector.requests() >= 10, "{}", collector.requests());
     assert!(collector.body_bytes() / collector.requests() <= 8 * 1024);
+    // A larger batch handed to the sink directly is split over several requests.
+    let before = collector.requests();
+    let payloads: Vec<_> = events(200)
+        .iter()
+        .map(|e| EncodedEvent::new(e.encode(Encoding::V2).unwrap(), "expose", None, e.uuid))
+        .collect();
+    let outcome = sink.export(&Batch::new(Encoding::V2, payloads)).await;
+    assert_eq!(outcome.resolve(200).0.count(EventFate::Delivered), 200);
+    assert!(collector.requests() - before >= 10, "{}", collector.requests() - before);
+}
+
+/// A collector that reads only one body shape, as a real v2 collector does: the sink's
+/// `format` decides what the pipeline encodes, whatever the pipeline settings leave open.
+#[tokio::test]
+async fn the_sink_format_reaches_a_collector_that_rejects_any_other_shape() {
+    for format in [Encoding::V2, Encoding::Json] {
+        let collector = Collector::start(KEY, SECRET).await.unwrap();
+        collector.accept_only(format);
+        let settings = HttpSettings { format, ..http_settings(&collector) };
+        let c = run(&collector, settings, 300).await;
+        assert_eq!((c.delivered, c.dropped.rejected_by_sink), (300, 0), "{format:?}: {c:?}");
+        assert_eq!(collector.wrong_format(), 0);
+        assert_eq!(collector.distinct(), 300);
+    }
+    // The strict collector does refuse the other shape (so the test above can fail).
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    collector.accept_only(Encoding::Json);
+    let c = run(&collector, http_settings(&collector), 20).await;
+    assert_eq!((c.delivered, c.dropped.rejected_by_sink), (0, 20));
+    assert!(collector.wrong_format() > 0);
+}
+
+#[tokio::test]
+async fn pipeline_settings_naming_another_format_than_the_sink_refuse_to_start() {
+    let collector = Collector::start(KEY, SECRET).await.unwrap();
+    let sink = HttpSink::new(http_settings(&collector)).unwrap(); // v2
+    let mut s = PipelineSettings::default();
+    s.encoding = Some(Encoding::Json);
+    let err = Pipeline::start(s, sink).unwrap_err();
+    assert_eq!(err.to_string(), "pipeline setting `encoding` is json but the sink needs v2");
+    let sink =
+        HttpSink::new(HttpSettings { max_in_flight: 2, ..http_settings(&collector) }).unwrap();
+    let mut s = PipelineSettings::default();
+    s.max_concurrent_exports = Some(3);
+    assert!(matches!(
+        Pipeline::start(s, sink),
+        Err(PipelineError::Contradiction { field: "max_concurrent_exports", .. })
+    ));
 }
 
 #[tokio::test]

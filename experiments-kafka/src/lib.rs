@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use experiments_events::{
-    Batch, Encoding, EventSink, ExportOutcome, PipelineSettings, async_trait,
+    Batch, Encoding, EventFate, EventSink, ExportOutcome, SinkProfile, async_trait,
 };
 use futures_util::future::join_all;
 use rdkafka::ClientConfig;
@@ -226,7 +226,9 @@ impl KafkaSettings {
         c
     }
 
-    fn message_timeout(&self) -> Duration {
+    /// How long librdkafka keeps trying to deliver a message (`message.timeout.ms`, or its
+    /// alias `delivery.timeout.ms`; 20 s by default here).
+    pub fn message_timeout(&self) -> Duration {
         let ms = self
             .properties
             .get("message.timeout.ms")
@@ -378,16 +380,11 @@ fn check_nul(settings: &KafkaSettings) -> Result<(), KafkaSinkError> {
     }
 }
 
-/// How one event's delivery ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fate {
-    Delivered,
-    Retry,
-    Reject,
-}
+/// Most batches the sink wants in librdkafka at once.
+const MAX_BATCHES_IN_FLIGHT: usize = 4;
 
 /// Classifies a librdkafka error: permanent errors cannot succeed by retrying.
-fn classify(code: RDKafkaErrorCode) -> Fate {
+fn classify(code: RDKafkaErrorCode) -> EventFate {
     use RDKafkaErrorCode as C;
     match code {
         C::MessageSizeTooLarge
@@ -405,8 +402,8 @@ fn classify(code: RDKafkaErrorCode) -> Fate {
         | C::InvalidMessage
         | C::InvalidTopic
         | C::UnsupportedForMessageFormat
-        | C::UnsupportedCompressionType => Fate::Reject,
-        _ => Fate::Retry,
+        | C::UnsupportedCompressionType => EventFate::Rejected,
+        _ => EventFate::Retry,
     }
 }
 
@@ -439,19 +436,6 @@ impl KafkaSink {
         let producer: FutureProducer<DefaultClientContext> =
             config.create().map_err(|e| client_error(e, &settings))?;
         Ok(KafkaSink { producer, settings, errors: Mutex::new(BTreeMap::new()) })
-    }
-
-    /// Pipeline settings that match this sink: its encoding, an export timeout longer than
-    /// librdkafka's own delivery timeout, and several batches in flight (each batch is
-    /// enqueued into librdkafka in one go, so per-partition order is kept while the next
-    /// batch no longer waits for the previous one's delivery reports).
-    pub fn pipeline_settings(&self, base: PipelineSettings) -> PipelineSettings {
-        PipelineSettings {
-            encoding: self.settings.encoding,
-            export_timeout: self.settings.message_timeout() + Duration::from_secs(5),
-            max_concurrent_exports: base.max_concurrent_exports.max(4),
-            ..base
-        }
     }
 
     /// Failed deliveries so far, by librdkafka error (`MessageTimedOut`, ...).
@@ -505,13 +489,23 @@ async fn create_topic(
 
 #[async_trait]
 impl EventSink for KafkaSink {
+    /// The `encoding` of the settings; an export timeout longer than librdkafka's own
+    /// delivery timeout (`message.timeout.ms` + 5 s); four batches in flight (each batch is
+    /// enqueued into librdkafka in one go, so per-partition order is kept while the next
+    /// batch no longer waits for the previous one's delivery reports).
+    fn profile(&self) -> SinkProfile {
+        SinkProfile::new(self.settings.encoding)
+            .min_export_timeout(self.settings.message_timeout() + Duration::from_secs(5))
+            .max_concurrent_exports(MAX_BATCHES_IN_FLIGHT)
+    }
+
     async fn export(&self, batch: &Batch) -> ExportOutcome {
         let encoding = batch.encoding.as_str();
-        let mut fates = vec![Fate::Retry; batch.len()];
+        let mut fates = batch.fates(EventFate::Retry);
         let mut pending = Vec::with_capacity(batch.len());
         for (i, e) in batch.events.iter().enumerate() {
             let headers = OwnedHeaders::new_with_capacity(3)
-                .insert(Header { key: "event_type", value: Some(e.event_type.as_str()) })
+                .insert(Header { key: "event_type", value: Some(e.kind) })
                 .insert(Header { key: "encoding", value: Some(encoding) })
                 .insert(Header { key: "schema_version", value: Some(SCHEMA_VERSION) });
             let mut record =
@@ -524,15 +518,15 @@ impl EventSink for KafkaSink {
                 Err((err, _)) => {
                     let code = error_code(&err);
                     self.count(code);
-                    fates[i] = classify(code);
+                    fates.set(i, classify(code));
                 }
             }
         }
         let (indices, futures): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for (i, report) in indices.into_iter().zip(join_all(futures).await) {
-            fates[i] = match report {
-                Ok(Ok(_)) => Fate::Delivered,
+            let fate = match report {
+                Ok(Ok(_)) => EventFate::Delivered,
                 Ok(Err((err, _))) => {
                     let code = error_code(&err);
                     self.count(code);
@@ -540,19 +534,14 @@ impl EventSink for KafkaSink {
                     classify(code)
                 }
                 // The producer went away before reporting: the event may not be stored.
-                Err(_) => Fate::Retry,
+                Err(_) => EventFate::Retry,
             };
+            fates.set(i, fate);
         }
-        let retry: Vec<usize> = (0..fates.len()).filter(|&i| fates[i] == Fate::Retry).collect();
-        let rejected: Vec<usize> = (0..fates.len()).filter(|&i| fates[i] == Fate::Reject).collect();
-        let reason =
-            reasons.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ");
-        match (retry.len(), rejected.len()) {
-            (0, 0) => ExportOutcome::Delivered,
-            (r, 0) if r == batch.len() => ExportOutcome::Retryable { reason, retry_after: None },
-            (0, j) if j == batch.len() => ExportOutcome::Rejected { reason },
-            _ => ExportOutcome::Partial { retry, rejected, reason },
+        for (code, n) in reasons {
+            fates.add_reason(format_args!("{code} x{n}"));
         }
+        fates.into()
     }
 
     async fn shutdown(&self) {

@@ -106,10 +106,11 @@ async fn produce(brokers: &str, topic: &str, encoding: Encoding, n: usize) -> Ve
     s.create_topic = Some(CreateTopic { partitions: 3, replication: 1 });
     let logger = KafkaSink::new(s).await.expect("producer and topic");
     let p = Pipeline::start(
-        logger.pipeline_settings(PipelineSettings {
-            max_batch_events: 1_000,
-            ..PipelineSettings::default()
-        }),
+        {
+            let mut ps = PipelineSettings::default();
+            ps.max_batch_events = 1_000;
+            ps
+        },
         logger,
     )
     .unwrap();

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use experiments_core::{Config, Experiments, Inputs};
-use experiments_events::{Counters, EnrichedEvent, Pipeline, PipelineSettings};
+use experiments_events::{
+    Counters, Encoding, EnrichedEvent, Pipeline, PipelineError, PipelineSettings,
+};
 use experiments_kafka::{KafkaSettings, KafkaSink};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -54,13 +56,14 @@ fn settings(
 }
 
 fn base() -> PipelineSettings {
-    PipelineSettings {
-        max_batch_events: 500,
-        max_batch_age: Duration::from_millis(50),
-        retry_base: Duration::from_millis(200),
-        retry_max_delay: Duration::from_secs(1),
-        retry_budget: Duration::from_secs(120),
-        ..PipelineSettings::default()
+    {
+        let mut ps = PipelineSettings::default();
+        ps.max_batch_events = 500;
+        ps.max_batch_age = Duration::from_millis(50);
+        ps.retry_base = Duration::from_millis(200);
+        ps.retry_max_delay = Duration::from_secs(1);
+        ps.retry_budget = Duration::from_secs(120);
+        ps
     }
 }
 
@@ -73,11 +76,12 @@ async fn an_outage_of_30_seconds_loses_nothing_within_bounds() {
     let cluster = cluster();
     let logger = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
     let p = Pipeline::start(
-        logger.pipeline_settings(PipelineSettings {
-            queue_capacity: 2_000,
-            max_pending_batches: 2,
-            ..base()
-        }),
+        {
+            let mut ps = base();
+            ps.queue_capacity = 2_000;
+            ps.max_pending_batches = 2;
+            ps
+        },
         logger,
     )
     .unwrap();
@@ -113,7 +117,7 @@ async fn produce_request_errors_are_retried() {
         ],
     );
     let logger = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
-    let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
+    let p = Pipeline::start(base(), logger).unwrap();
     for e in events(1_000, 0) {
         p.log(e);
     }
@@ -133,7 +137,7 @@ async fn authorization_failures_are_permanent() {
     // Without idempotence an authorization failure fails the messages instead of the producer.
     let logger =
         KafkaSink::new(settings(&cluster, &[("enable.idempotence", "false")])).await.unwrap();
-    let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
+    let p = Pipeline::start(base(), logger).unwrap();
     for e in events(20, 0) {
         p.log(e);
     }
@@ -149,7 +153,7 @@ async fn oversized_events_are_permanent() {
     let cluster = cluster();
     let logger =
         KafkaSink::new(settings(&cluster, &[("message.max.bytes", "2000")])).await.unwrap();
-    let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
+    let p = Pipeline::start(base(), logger).unwrap();
     let mut all = events(5, 0);
     all.extend(events(3, 5_000));
     for e in all {
@@ -166,7 +170,7 @@ async fn shutdown_with_a_dead_broker_keeps_its_deadline() {
     let cluster = cluster();
     let logger =
         KafkaSink::new(settings(&cluster, &[("message.timeout.ms", "60000")])).await.unwrap();
-    let p = Pipeline::start(logger.pipeline_settings(base()), logger).unwrap();
+    let p = Pipeline::start(base(), logger).unwrap();
     cluster.broker_down(1).unwrap();
     for e in events(300, 0) {
         p.log(e);
@@ -180,4 +184,26 @@ async fn shutdown_with_a_dead_broker_keeps_its_deadline() {
     assert_eq!(c.dropped.shutdown_timeout, 300, "{c:?}");
     assert_eq!(c.in_flight, 0);
     assert_invariant(&c);
+}
+
+/// The pipeline takes the encoding from the sink's settings; pipeline settings that name
+/// another one, or an export timeout shorter than librdkafka's delivery timeout, refuse to
+/// start instead of sending the topic a format its consumers do not expect.
+#[tokio::test]
+async fn pipeline_settings_contradicting_the_sink_refuse_to_start() {
+    let cluster = cluster();
+    let mut s = settings(&cluster, &[]);
+    s.encoding = Encoding::V2;
+    let sink = KafkaSink::new(s.clone()).await.unwrap();
+    let p = Pipeline::start(base(), sink).unwrap();
+    assert_eq!(p.settings().encoding, Some(Encoding::V2), "the sink's encoding is used");
+    assert!(p.settings().export_timeout.unwrap() > s.message_timeout());
+    let mut json = base();
+    json.encoding = Some(Encoding::Json);
+    let err = Pipeline::start(json, KafkaSink::new(s.clone()).await.unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "pipeline setting `encoding` is json but the sink needs v2");
+    let mut short = base();
+    short.export_timeout = Some(Duration::from_secs(1));
+    let err = Pipeline::start(short, KafkaSink::new(s).await.unwrap()).unwrap_err();
+    assert!(matches!(err, PipelineError::Contradiction { field: "export_timeout", .. }), "{err}");
 }

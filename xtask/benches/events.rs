@@ -119,8 +119,11 @@ fn throughput(c: &mut Criterion) {
     group.throughput(Throughput::Elements(N));
     group.bench_function("pipeline_100k_into_noop_sink", |b| {
         b.iter(|| {
-            let settings =
-                PipelineSettings { queue_capacity: N as usize, ..PipelineSettings::default() };
+            let settings = {
+                let mut ps = PipelineSettings::default();
+                ps.queue_capacity = N as usize;
+                ps
+            };
             let pipeline = Pipeline::start(settings, Noop).expect("pipeline");
             let mut request = Experiments::new(&config, 1.7e9, pipeline.sink(None));
             for _ in 0..N {

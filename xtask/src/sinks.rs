@@ -45,12 +45,13 @@ pub fn bench_http(n: u64) -> Result<SinkFigures, String> {
             Secret::new(secret.to_vec()),
         ))
         .map_err(|e| e.to_string())?;
-        let settings = logger.pipeline_settings(PipelineSettings {
-            queue_capacity: 100_000,
-            max_batch_events: 2_000,
-            max_batch_age: Duration::from_millis(100),
-            ..PipelineSettings::default()
-        });
+        let settings = {
+            let mut ps = PipelineSettings::default();
+            ps.queue_capacity = 100_000;
+            ps.max_batch_events = 2_000;
+            ps.max_batch_age = Duration::from_millis(100);
+            ps
+        };
         let pipeline = Pipeline::start(settings, logger).map_err(|e| e.to_string())?;
         let config = Config::parse(CONFIG).map_err(|e| e.to_string())?;
         let start = Instant::now();
@@ -125,12 +126,13 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
         let logger = experiments_kafka::KafkaSink::new(kafka_logger_settings(brokers, &topic))
             .await
             .map_err(|e| e.to_string())?;
-        let settings = logger.pipeline_settings(PipelineSettings {
-            queue_capacity: 200_000,
-            max_batch_events: 5_000,
-            max_batch_age: Duration::from_millis(50),
-            ..PipelineSettings::default()
-        });
+        let settings = {
+            let mut ps = PipelineSettings::default();
+            ps.queue_capacity = 200_000;
+            ps.max_batch_events = 5_000;
+            ps.max_batch_age = Duration::from_millis(50);
+            ps
+        };
         let pipeline = Pipeline::start(settings, logger).map_err(|e| e.to_string())?;
         let start = Instant::now();
         let mut user = 0u64;
@@ -164,10 +166,11 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
         let logger = experiments_kafka::KafkaSink::new(kafka_logger_settings(brokers, &topic))
             .await
             .map_err(|e| e.to_string())?;
-        let settings = logger.pipeline_settings(PipelineSettings {
-            max_batch_age: Duration::from_millis(20),
-            ..PipelineSettings::default()
-        });
+        let settings = {
+            let mut ps = PipelineSettings::default();
+            ps.max_batch_age = Duration::from_millis(20);
+            ps
+        };
         let pipeline = Pipeline::start(settings, logger).map_err(|e| e.to_string())?;
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", brokers)
