@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use experiments_sdk::events::{Encoding, EventSink, Pipeline, PipelineSettings, StdoutSink};
-use experiments_sdk::http::{HttpSettings, HttpSink, Secret};
-use experiments_sdk::kafka::{CreateTopic, KafkaSettings, KafkaSink};
-use experiments_sdk::watch::{ConfigWatcher, WatchSettings};
-use experiments_sdk::{Config, ExperimentsClient, Inputs};
+use experiments_sdk::events::Encoding;
+use experiments_sdk::{
+    Config, ConfigSettings, CorrelationId, ExperimentsClient, Inputs, Settings, SinkSettings,
+    Startup,
+};
+use serde_json::json;
 
 /// The example config embedded in the binary (`experiments-core/examples/experiments.json`).
 pub const EXAMPLE_CONFIG: &str = include_str!("../../experiments-core/examples/experiments.json");
@@ -40,6 +41,11 @@ pub enum EncodingArg {
 /// Arguments of `experiments demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    /// A settings document (config source, start-up policy, pipeline, sink), as a service
+    /// reads it; the client is built exactly as a service builds it. Replaces --config,
+    /// --watch, --sink and the sink flags.
+    #[arg(long, conflicts_with_all = ["config", "watch", "sink", "format", "http_url", "http_key_secret"])]
+    settings: Option<PathBuf>,
     /// The experiments.json to use (default: an example embedded in the binary).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -53,11 +59,11 @@ pub struct DemoArgs {
     #[arg(long)]
     watch: bool,
     /// Where events go.
-    #[arg(long, value_enum, default_value_t)]
-    sink: SinkKind,
+    #[arg(long, value_enum)]
+    sink: Option<SinkKind>,
     /// Event encoding.
-    #[arg(long, value_enum, default_value_t)]
-    format: EncodingArg,
+    #[arg(long, value_enum)]
+    format: Option<EncodingArg>,
     /// Kafka bootstrap servers.
     #[arg(long, default_value = "127.0.0.1:9092")]
     kafka_brokers: String,
@@ -89,78 +95,65 @@ fn synthetic_inputs(i: u64) -> Inputs {
         .with("user_name", if i.is_multiple_of(97) { "spez" } else { "someone" })
 }
 
-async fn pipeline(args: &DemoArgs) -> Result<Pipeline, String> {
-    let encoding = match args.format {
+/// The sink the flags describe, as a settings document would name it.
+fn sink_settings(args: &DemoArgs) -> Result<SinkSettings, String> {
+    let encoding = match args.format.unwrap_or_default() {
         EncodingArg::Json => Encoding::Json,
         EncodingArg::V2 => Encoding::V2,
     };
-    let base = PipelineSettings { encoding, ..PipelineSettings::default() };
-    fn start(settings: PipelineSettings, logger: impl EventSink) -> Result<Pipeline, String> {
-        Pipeline::start(settings, logger).map_err(|e| e.to_string())
-    }
-    match args.sink {
-        SinkKind::Stdout => start(base, StdoutSink::stdout()),
-        SinkKind::Kafka => {
-            let mut s = KafkaSettings::new(&args.kafka_brokers, &args.kafka_topic);
-            s.encoding = encoding;
-            s.create_topic = Some(CreateTopic { partitions: 3, replication: 1 });
-            let logger = KafkaSink::new(s).await.map_err(|e| e.to_string())?;
-            start(logger.pipeline_settings(base), logger)
-        }
+    let document = match args.sink.unwrap_or_default() {
+        SinkKind::Stdout => json!({"stdout": {"encoding": encoding}}),
+        SinkKind::Kafka => json!({"kafka": {
+            "brokers": args.kafka_brokers, "topic": args.kafka_topic, "encoding": encoding,
+            "create_topic": {"partitions": 3, "replication": 1}}}),
         SinkKind::Http => {
             let url = args.http_url.clone().ok_or("--sink http needs --http-url")?;
             let secret = args
                 .http_key_secret
                 .as_deref()
                 .ok_or("--sink http needs --http-key-secret (base64)")?;
-            let secret = Secret::from_base64(secret)
-                .map_err(|e| format!("--http-key-secret is not base64: {e}"))?;
-            let mut s = HttpSettings::new(url, &args.http_key_name, secret);
-            s.format = encoding;
-            let logger = HttpSink::new(s).map_err(|e| e.to_string())?;
-            start(logger.pipeline_settings(base), logger)
+            json!({"http": {"url": url, "key_name": args.http_key_name, "secret": secret,
+                            "format": encoding}})
         }
-    }
+    };
+    // Through the settings parser, so the flags and a settings file mean the same.
+    let settings = Settings::from_value(json!({"config": {"path": "-"}, "sink": document}))
+        .map_err(|e| e.to_string())?;
+    Ok(settings.sink)
 }
 
-async fn client(args: &DemoArgs, pipeline: Pipeline) -> Result<ExperimentsClient, String> {
-    match (&args.config, args.watch) {
-        (None, true) => Err("--watch needs --config FILE".into()),
-        (None, false) => {
-            let config = Config::parse(EXAMPLE_CONFIG).map_err(|e| e.to_string())?;
-            Ok(ExperimentsClient::from_config(config, Some(pipeline)))
-        }
-        (Some(path), true) => {
-            let settings = WatchSettings {
-                timeout: Some(Duration::from_secs(5)),
-                ..WatchSettings::for_path(path)
-            };
-            let watcher = ConfigWatcher::start(settings).map_err(|e| e.to_string())?;
-            Ok(ExperimentsClient::from_watcher(watcher, Some(pipeline)))
-        }
-        (Some(path), false) => {
-            let config = crate::load_config(path)?;
-            Ok(ExperimentsClient::from_config(config, Some(pipeline)))
-        }
+/// The client: from the settings document when given, else from the flags (the embedded
+/// example config when there is no --config).
+async fn client(args: &DemoArgs) -> Result<ExperimentsClient, String> {
+    if let Some(file) = &args.settings {
+        return ExperimentsClient::from_settings_file(file).await.map_err(|e| e.to_string());
     }
+    let builder = ExperimentsClient::builder().sink_settings(sink_settings(args)?);
+    let builder = match (&args.config, args.watch) {
+        (None, true) => return Err("--watch needs --config FILE".into()),
+        (None, false) => builder.config(Config::parse(EXAMPLE_CONFIG).map_err(|e| e.to_string())?),
+        (Some(path), true) => builder
+            .config_settings(ConfigSettings::file(path))
+            .startup(Startup::Wait, Duration::from_secs(5)),
+        (Some(path), false) => builder.config(crate::load_config(path)?),
+    };
+    builder.build().await.map_err(|e| e.to_string())
 }
 
 async fn traffic(
     args: &DemoArgs,
 ) -> Result<(u64, u64, experiments_sdk::events::FlushReport), String> {
-    let pipeline = pipeline(args).await?;
-    let client = client(args, pipeline).await?;
+    let client = client(args).await?;
     let started = Instant::now();
     let mut failed = 0u64;
     for i in 0..args.requests {
         let inputs = synthetic_inputs(i);
-        let mut request = client.request_with(Some(format!("demo-{i}").into()), crate::epoch_now());
-        let names: Vec<String> = request.names().into_iter().map(str::to_owned).collect();
-        for name in names {
-            match request.variant(&name, &inputs, None) {
+        let id = CorrelationId::from_request_id(&format!("demo-{i}")).ok_or("correlation id")?;
+        let request = client.request_builder().correlation_id(id).start();
+        for name in request.names() {
+            match request.variant(name, &inputs) {
                 Ok(Some(v)) => {
-                    let v = v.to_owned();
-                    request.expose(&name, Some(&v), &inputs);
+                    request.expose(name, Some(v), &inputs);
                 }
                 Ok(None) => {}
                 Err(_) => failed += 1,
@@ -178,7 +171,10 @@ async fn traffic(
             }
         }
     }
-    let report = client.shutdown(Duration::from_secs(30)).await.ok_or("no pipeline")?;
+    let report = client
+        .shutdown(Duration::from_secs(30))
+        .await
+        .ok_or("the sink is `none`: no events to report")?;
     Ok((args.requests, failed, report))
 }
 

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Arc;
 
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
@@ -159,8 +160,19 @@ impl Index {
 ///     .with("num_votes", 7);
 /// assert_eq!(inputs.get("num_votes"), Some(&serde_json::json!(7)));
 /// ```
+///
+/// Cloning is cheap: the attributes are shared (copy-on-write), so every event of a request
+/// can keep the inputs it was logged with without copying them; the first change to a
+/// shared map copies it once.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
+    map: Arc<Map>,
+}
+
+/// The attributes behind an [`Inputs`]: a vector in insertion order plus, past
+/// [`INDEX_FROM`] entries, hash indexes.
+#[derive(Clone, Debug, Default)]
+struct Map {
     entries: Vec<Entry>,
     /// How many keys are not their own lower-case form (`User_ID`). While zero, a
     /// lower-cased lookup is an exact lookup.
@@ -170,28 +182,14 @@ pub struct Inputs {
     index: Option<Box<Index>>,
 }
 
-impl Inputs {
-    /// An empty input map.
-    pub fn new() -> Self {
-        Inputs { entries: Vec::new(), mixed_case_keys: 0, index: None }
-    }
-
+impl Map {
     /// An empty input map with room for `capacity` attributes.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Inputs { entries: Vec::with_capacity(capacity), mixed_case_keys: 0, index: None }
-    }
-
-    /// Builder form of [`Inputs::insert`].
-    #[must_use]
-    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.insert(key, value);
-        self
+    fn with_capacity(capacity: usize) -> Self {
+        Map { entries: Vec::with_capacity(capacity), mixed_case_keys: 0, index: None }
     }
 
     /// Sets `key` to `value`. An existing key keeps its position; its old value is returned.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
-        let key = key.into();
-        let value = value.into();
+    fn insert(&mut self, key: String, value: Value) -> Option<Value> {
         let hash = key_hash(&key);
         match self.position(&key, hash) {
             Some(i) => Some(std::mem::replace(&mut self.entries[i].value, value)),
@@ -217,7 +215,7 @@ impl Inputs {
 
     /// Removes `key`, keeping the order of the others. Costs O(n) (the later entries move
     /// up, and a large map's index is rebuilt).
-    pub fn remove(&mut self, key: &str) -> Option<Value> {
+    fn remove(&mut self, key: &str) -> Option<Value> {
         let pos = self.position(key, key_hash(key))?;
         let e = self.entries.remove(pos);
         self.mixed_case_keys -= usize::from(!py::is_lowercase_fixed_point(&e.key));
@@ -228,14 +226,8 @@ impl Inputs {
     }
 
     /// The value of exactly `key` (case-sensitive), like `kwargs.get(key)`.
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    fn get(&self, key: &str) -> Option<&Value> {
         self.position(key, key_hash(key)).map(|i| &self.entries[i].value)
-    }
-
-    /// [`Inputs::get`], with `null` for a missing key (`kwargs.get(key)` in Python).
-    pub fn get_or_null(&self, key: &str) -> &Value {
-        const NULL: Value = Value::Null;
-        self.get(key).unwrap_or(&NULL)
     }
 
     fn position(&self, key: &str, hash: u64) -> Option<usize> {
@@ -246,45 +238,125 @@ impl Inputs {
     }
 
     /// [`Inputs::get`] for a key known ahead of time.
-    pub(crate) fn get_key(&self, key: &Key) -> Option<&Value> {
+    fn get_key(&self, key: &Key) -> Option<&Value> {
         self.position(&key.text, key.hash).map(|i| &self.entries[i].value)
     }
 
     /// Mutable access to the value of exactly `key`, to update inputs in place (reusing
     /// their allocations) from one call to the next.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+    fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let i = self.position(key, key_hash(key))?;
         Some(&mut self.entries[i].value)
     }
 
-    /// The attributes in order, with mutable values (to refill a reused input map).
-    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
-        self.entries.iter_mut().map(|e| (e.key.as_str(), &mut e.value))
-    }
-
-    /// The attributes in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.entries.iter().map(|e| (e.key.as_str(), &e.value))
-    }
-
-    /// Number of attributes.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no attributes.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Removes every attribute, keeping the allocation for reuse.
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.entries.clear();
         self.mixed_case_keys = 0;
         if let Some(index) = &mut self.index {
             // An index of no entries: kept, so refilling a large map does not reallocate it.
             index.exact.fill(0);
             index.lowered.fill(0);
+        }
+    }
+
+    /// The value of the key that wins in `{k.lower(): v for k, v in kwargs.items()}` for
+    /// the lower-case key `target`: the last key whose lower-case form equals it.
+    fn get_lowered(&self, target: &Key) -> Option<&Value> {
+        if self.mixed_case_keys == 0 {
+            // Every key is lower-case and keys are unique: only an exact match can win.
+            return self.get_key(target);
+        }
+        let i = match &self.index {
+            Some(index) => index.find_lowered(&self.entries, target)?,
+            None => self.entries.iter().rposition(|e| py::lower_eq(&e.key, target))?,
+        };
+        Some(&self.entries[i].value)
+    }
+}
+
+impl Inputs {
+    /// An empty input map.
+    pub fn new() -> Self {
+        Inputs::default()
+    }
+
+    /// An empty input map with room for `capacity` attributes.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Inputs { map: Arc::new(Map::with_capacity(capacity)) }
+    }
+
+    /// The map, to change: copied first if another `Inputs` shares it.
+    fn map_mut(&mut self) -> &mut Map {
+        Arc::make_mut(&mut self.map)
+    }
+
+    /// Builder form of [`Inputs::insert`].
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Sets `key` to `value`. An existing key keeps its position; its old value is returned.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        self.map_mut().insert(key.into(), value.into())
+    }
+
+    /// Removes `key`, keeping the order of the others. Costs O(n) (the later entries move
+    /// up, and a large map's index is rebuilt).
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.map_mut().remove(key)
+    }
+
+    /// The value of exactly `key` (case-sensitive), like `kwargs.get(key)`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key)
+    }
+
+    /// [`Inputs::get`], with `null` for a missing key (`kwargs.get(key)` in Python).
+    pub fn get_or_null(&self, key: &str) -> &Value {
+        const NULL: Value = Value::Null;
+        self.get(key).unwrap_or(&NULL)
+    }
+
+    /// [`Inputs::get`] for a key known ahead of time.
+    pub(crate) fn get_key(&self, key: &Key) -> Option<&Value> {
+        self.map.get_key(key)
+    }
+
+    /// Mutable access to the value of exactly `key`, to update inputs in place (reusing
+    /// their allocations) from one call to the next.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.map_mut().get_mut(key)
+    }
+
+    /// The attributes in order, with mutable values (to refill a reused input map).
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
+        self.map_mut().entries.iter_mut().map(|e| (e.key.as_str(), &mut e.value))
+    }
+
+    /// The attributes in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
+        self.map.entries.iter().map(|e| (e.key.as_str(), &e.value))
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.map.entries.len()
+    }
+
+    /// Whether there are no attributes.
+    pub fn is_empty(&self) -> bool {
+        self.map.entries.is_empty()
+    }
+
+    /// Removes every attribute, keeping the allocation for reuse (a map shared with an
+    /// event is left to it, and this one starts afresh with the same capacity).
+    pub fn clear(&mut self) {
+        match Arc::get_mut(&mut self.map) {
+            Some(map) => map.clear(),
+            None => self.map = Arc::new(Map::with_capacity(self.map.entries.capacity())),
         }
     }
 
@@ -302,28 +374,25 @@ impl Inputs {
     /// The value of the key that wins in `{k.lower(): v for k, v in kwargs.items()}` for
     /// the lower-case key `target`: the last key whose lower-case form equals it.
     pub(crate) fn get_lowered(&self, target: &Key) -> Option<&Value> {
-        if self.mixed_case_keys == 0 {
-            // Every key is lower-case and keys are unique: only an exact match can win.
-            return self.get_key(target);
-        }
-        let i = match &self.index {
-            Some(index) => index.find_lowered(&self.entries, target)?,
-            None => self.entries.iter().rposition(|e| py::lower_eq(&e.key, target))?,
-        };
-        Some(&self.entries[i].value)
+        self.map.get_lowered(target)
     }
 
     /// `Err(RecursionLimit)` when a value nests deeper than [`crate::MAX_DEPTH`]: an event
     /// echoing these inputs would make every sink that copies or serializes them recurse
     /// that deep. Allocation-free; a scalar costs one comparison.
     pub(crate) fn check_depth(&self) -> Result<(), EvalError> {
-        self.entries.iter().try_for_each(|e| py::check_depth(&e.value))
+        self.map.entries.iter().try_for_each(|e| py::check_depth(&e.value))
+    }
+
+    /// Whether `self` and `other` share their attributes (a clone not changed since).
+    pub fn shares_with(&self, other: &Inputs) -> bool {
+        Arc::ptr_eq(&self.map, &other.map)
     }
 }
 
 impl PartialEq for Inputs {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries
+        self.map.entries == other.map.entries
     }
 }
 
@@ -340,17 +409,17 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Inputs {
 impl From<serde_json::Map<String, Value>> for Inputs {
     /// The object's members in order. Its keys are unique, so none is looked up: O(n).
     fn from(map: serde_json::Map<String, Value>) -> Self {
-        let mut inputs = Inputs::with_capacity(map.len());
+        let mut inputs = Map::with_capacity(map.len());
         for (key, value) in map {
             inputs.push_new(key_hash(&key), key, value);
         }
-        inputs
+        Inputs { map: Arc::new(inputs) }
     }
 }
 
 impl Serialize for Inputs {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.entries.iter().map(|e| (&e.key, &e.value)))
+        serializer.collect_map(self.iter())
     }
 }
 
@@ -375,6 +444,26 @@ pub struct User {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn clones_share_until_one_changes() {
+        let mut a = Inputs::new().with("user_id", "t2_1").with("n", 1);
+        let b = a.clone();
+        assert!(a.shares_with(&b), "a clone copies nothing");
+        a.insert("n", 2);
+        assert!(!a.shares_with(&b));
+        assert_eq!((a.get("n"), b.get("n")), (Some(&Value::from(2)), Some(&Value::from(1))));
+        let mut c = b.clone();
+        c.clear();
+        assert!(c.is_empty());
+        assert_eq!(b.len(), 2, "clearing a shared map leaves the other one whole");
+        let mut d = b.clone();
+        for (_, v) in d.iter_mut() {
+            *v = Value::Null;
+        }
+        assert_eq!(b.get("user_id"), Some(&Value::from("t2_1")));
+        assert_eq!(d.get("user_id"), Some(&Value::Null));
+    }
 
     #[test]
     fn insert_replaces_in_place() {

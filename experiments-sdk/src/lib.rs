@@ -1,20 +1,23 @@
-//! # experiments
+//! # experiments-sdk
 //!
 //! The one dependency a service needs to run experiments compatible with Reddit's
-//! `baseplate.lib.experiments`: the evaluation engine, the config file watcher (feature
-//! `watch`), the event pipeline with its stdout sink (feature `stdout`), the Kafka and HTTP
-//! sinks (features `kafka`, `http`), and the [`ExperimentsClient`] that ties them together.
+//! `baseplate.lib.experiments`: the evaluation engine, a config store fed by a file or a URL,
+//! the event pipeline and its sinks, and the [`ExperimentsClient`] that ties them together,
+//! built from one settings document ([`Settings`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use experiments_sdk::{ClientSettings, ExperimentsClient, Inputs, events::StdoutSink};
+//! use experiments_sdk::{ExperimentsClient, Inputs, Settings};
 //!
-//! let client = ExperimentsClient::start(ClientSettings::default(), StdoutSink::stdout())?;
+//! let settings = Settings::from_json(
+//!     r#"{"config": {"path": "/var/local/experiments.json"}, "sink": "stdout"}"#,
+//! )?;
+//! let client = ExperimentsClient::from_settings(settings).await?;
 //! // In a request handler:
-//! let mut exp = client.request();
+//! let exp = client.request();
 //! let inputs = Inputs::new().with("user_id", "t2_abc").with("logged_in", true);
-//! if exp.variant("checkout_redesign", &inputs, None)? == Some("one_page") {
+//! if exp.variant("checkout_redesign", &inputs)? == Some("one_page") {
 //!     exp.expose("checkout_redesign", Some("one_page"), &inputs);
 //! }
 //! // At exit:
@@ -22,20 +25,46 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Custom sinks implement [`events::EventSink`] (one async method).
+//! # Features
+//!
+//! - `stdout` (default): the stdout sink.
+//! - `http`: the HTTP sink for v2 event collectors; `kafka`: the Kafka sink (builds
+//!   librdkafka).
+//! - `http-config`: config documents fetched over HTTP(S).
+//! - `metrics`: pipeline counters through the `metrics` facade.
+//!
+//! Custom sinks implement [`events::EventSink`]; custom config sources implement
+//! [`watch::ConfigSource`]. Both plug into [`ExperimentsClient::builder`].
 
 mod client;
+mod correlation;
+mod settings;
 
-pub use client::{ClientError, ClientSettings, ExperimentsClient, RequestExperiments};
-pub use experiments_core::*;
+pub use client::{
+    ClientBuilder, ClientError, ClientStatus, ExperimentsClient, RequestBuilder, RequestExperiments,
+};
+pub use correlation::{CorrelationId, MAX_REQUEST_ID_LEN};
+pub use experiments_core::{
+    BucketingEvent, Config, ConfigError, EvalError, Explanation, Inputs, NoTrace, Observer, User,
+    ValidationError, Value,
+};
+pub use settings::{
+    ConfigSettings, DEFAULT_STARTUP_TIMEOUT, Settings, SettingsError, SinkSettings, SourceSettings,
+    Startup,
+};
 
-/// The event model, the `EventSink` trait, the pipeline and the stdout sink.
+/// The baseplate-dialect engine in full: events, explanations, validation reports.
+pub mod core {
+    pub use experiments_core::*;
+}
+
+/// The event model, the [`EventSink`](experiments_events::EventSink) trait, the pipeline
+/// and the stdout sink.
 pub mod events {
     pub use experiments_events::*;
 }
 
-/// The config file watcher.
-#[cfg(feature = "watch")]
+/// The config store and its sources (file, fixed, HTTP with `http-config`).
 pub mod watch {
     pub use experiments_watch::*;
 }

@@ -1,14 +1,15 @@
-//! The facade client end to end: a watched file, per-request objects, events delivered
-//! through the pipeline to a custom sink.
+//! The service client end to end, built the way a service builds it: from one settings
+//! document, with real files, a real HTTP collector on loopback, and custom sources and sinks.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use experiments_sdk::events::{
-    Batch, EventSink, ExportOutcome, Pipeline, PipelineSettings, async_trait,
+use experiments_sdk::events::{Batch, EventSink, ExportOutcome, PipelineSettings, async_trait};
+use experiments_sdk::http::collector::Collector;
+use experiments_sdk::watch::{ConfigSource, ConfigStore, Health, Origin, SourceError, SourceGuard};
+use experiments_sdk::{
+    ClientError, Config, CorrelationId, ExperimentsClient, Inputs, Settings, Startup,
 };
-use experiments_sdk::watch::WatchSettings;
-use experiments_sdk::{ClientSettings, Config, ExperimentsClient, Inputs};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<serde_json::Value>>);
@@ -26,101 +27,221 @@ impl EventSink for Collect {
 
 const CONFIG: &str = r#"{"rollout": {"id": 3, "name": "rollout", "owner": "team", "type": "feature_rollout",
   "version": "1", "start_ts": 0, "stop_ts": 4102444800,
-  "experiment": {"experiment_version": 2, "variants": [{"name": "on", "size": 1.0}]}}}"#;
+  "experiment": {"experiment_version": 2, "variants": [{"name": "on", "size": 1.0}]}},
+ "split": {"id": 4, "name": "split", "owner": "team", "type": "single_variant",
+  "version": "1", "start_ts": 0, "stop_ts": 4102444800,
+  "experiment": {"experiment_version": 1, "variants": [{"name": "a", "size": 0.5}, {"name": "b", "size": 0.5}]}}}"#;
+
+fn fast_events() -> PipelineSettings {
+    let mut ps = PipelineSettings::default();
+    ps.max_batch_age = Duration::from_millis(20);
+    ps
+}
+
+/// A settings file next to its config, with `sink` as given.
+fn settings_file(dir: &std::path::Path, config: Option<&str>, rest: &str) -> std::path::PathBuf {
+    if let Some(config) = config {
+        std::fs::write(dir.join("experiments.json"), config).unwrap();
+    }
+    let file = dir.join("settings.json");
+    std::fs::write(&file, format!(r#"{{"config": {{"path": "experiments.json"{rest}}}}}"#))
+        .unwrap();
+    file
+}
 
 #[tokio::test]
-async fn watched_file_requests_and_delivery() {
+async fn requests_from_a_settings_file_with_a_custom_sink() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("experiments.json");
-    std::fs::write(&path, CONFIG).unwrap();
+    // Relative path: resolved against the settings file, not the working directory.
+    let settings = Settings::from_file(settings_file(dir.path(), Some(CONFIG), "")).unwrap();
     let sink = Arc::new(Collect::default());
-    let settings = ClientSettings {
-        config: WatchSettings::for_path(&path),
-        events: PipelineSettings {
-            max_batch_age: Duration::from_millis(50),
-            ..PipelineSettings::default()
-        },
-    };
-    let client = ExperimentsClient::start(settings, Arc::clone(&sink)).unwrap();
+    let client = ExperimentsClient::builder()
+        .settings(settings)
+        .events(fast_events())
+        .sink(Arc::clone(&sink))
+        .build()
+        .await
+        .unwrap();
     let inputs = Inputs::new().with("user_id", "t2_1").with("logged_in", true);
     for request in 0..3 {
-        let mut exp = client.request_with(Some(Arc::from(format!("req-{request}"))), 1.7e9);
-        assert_eq!(exp.variant("rollout", &inputs, None).unwrap(), Some("on"));
-        assert_eq!(exp.variant("rollout", &inputs, None).unwrap(), Some("on"));
-        assert!(exp.expose("rollout", Some("on"), &inputs));
-        assert_eq!(exp.names(), ["rollout"]);
+        let id = CorrelationId::from_request_id(&format!("req-{request}")).unwrap();
+        let exp = client.request_builder().correlation_id(id).now(1.7e9).start();
+        // Several results and an expose in one scope: nothing borrows `exp` mutably.
+        let first = exp.variant("rollout", &inputs).unwrap();
+        let again = exp.variant("rollout", &inputs).unwrap();
+        let split = exp.variant("split", &inputs).unwrap();
+        assert!(exp.expose("rollout", first, &inputs));
+        assert_eq!((first, again), (Some("on"), Some("on")));
+        assert!(matches!(split, Some("a" | "b")));
+        assert_eq!(exp.names().collect::<Vec<_>>(), ["rollout", "split"]);
         assert!(exp.is_valid("rollout"));
+        assert_eq!(
+            (exp.version(), exp.correlation_id()),
+            (Some(1), Some(&*format!("req-{request}")))
+        );
     }
     let report = client.shutdown(Duration::from_secs(5)).await.unwrap();
     assert_eq!(report.remaining, 0);
     let events = sink.0.lock().unwrap();
-    // One choose (deduped within each request) and one expose per request.
-    assert_eq!(events.len(), 6);
-    assert_eq!(events.iter().filter(|e| e["event_type"] == "choose").count(), 3);
+    // Per request: one choose per experiment (deduped), one expose.
+    assert_eq!(events.len(), 9);
+    assert_eq!(events.iter().filter(|e| e["event_type"] == "choose").count(), 6);
     assert_eq!(events[0]["correlation_id"], "req-0");
-    assert_eq!(events[5]["correlation_id"], "req-2");
+    assert_eq!(events[8]["correlation_id"], "req-2");
     assert_eq!(events[0]["experiment"]["version"], 2);
 }
 
 #[tokio::test]
 async fn a_request_keeps_its_snapshot_while_the_file_changes() {
     let dir = tempfile::tempdir().unwrap();
+    let file = settings_file(dir.path(), Some(CONFIG), "");
+    let mut settings = Settings::from_file(file).unwrap();
+    settings.sink = experiments_sdk::SinkSettings::None;
+    let client = ExperimentsClient::from_settings(settings).await.unwrap();
+    assert!(client.pipeline().is_none(), "sink none: no pipeline");
+    let before = client.request();
     let path = dir.path().join("experiments.json");
-    std::fs::write(&path, CONFIG).unwrap();
-    let client = ExperimentsClient::start(
-        ClientSettings { config: WatchSettings::for_path(&path), ..ClientSettings::default() },
-        Collect::default(),
-    )
-    .unwrap();
-    let mut before = client.request();
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, "{}").unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    assert!(client.watcher().unwrap().reload_now());
+    assert!(client.reload_now());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.status().config.version != Some(2) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let inputs = Inputs::new().with("user_id", "t2_1");
-    assert_eq!(before.variant("rollout", &inputs, None).unwrap(), Some("on"), "old snapshot");
-    assert_eq!(client.request().variant("rollout", &inputs, None).unwrap(), None, "new snapshot");
-    client.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(before.variant("rollout", &inputs).unwrap(), Some("on"), "old snapshot");
+    let after = client.request();
+    assert_eq!(after.variant("rollout", &inputs).unwrap(), None, "new snapshot");
+    assert_eq!((before.version(), after.version()), (Some(1), Some(2)));
 }
 
 #[tokio::test]
-async fn unavailable_config_behaves_as_empty() {
+async fn a_missing_config_fails_start_up_unless_the_settings_say_start_empty() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = ClientSettings {
-        config: WatchSettings::for_path(dir.path().join("missing.json")),
-        ..ClientSettings::default()
-    };
-    let client = ExperimentsClient::start(settings, Collect::default()).unwrap();
-    let mut exp = client.request();
-    assert_eq!(exp.variant("rollout", &Inputs::new().with("user_id", "t2_1"), None).unwrap(), None);
-    assert!(exp.names().is_empty());
-    client.shutdown(Duration::from_secs(1)).await;
+    // wait (the default): waits the timeout, then fails naming the source and the cause.
+    let file = settings_file(dir.path(), None, r#", "timeout": "300ms""#);
+    let started = Instant::now();
+    let err = ExperimentsClient::from_settings_file(&file).await.unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    let ClientError::NotReady(not_ready) = &err else { panic!("{err}") };
+    assert!(not_ready.description.contains("experiments.json"), "{err}");
+    assert!(err.to_string().contains("experiments.json"), "{err}");
+
+    // fail_fast: fails at the first failed check, well before its timeout.
+    let file = settings_file(dir.path(), None, r#", "startup": "fail_fast", "timeout": "30s""#);
+    let started = Instant::now();
+    let err = ExperimentsClient::from_settings_file(&file).await.unwrap_err();
+    assert!(matches!(err, ClientError::NotReady(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+
+    // empty: starts, says so in its status, and picks the config up when it appears.
+    let file = settings_file(dir.path(), None, r#", "startup": "empty""#);
+    let client = ExperimentsClient::from_settings_file(&file).await.unwrap();
+    let status = client.status();
+    assert_eq!((status.config.health, status.startup), (Health::Empty, Startup::Empty));
+    let inputs = Inputs::new().with("user_id", "t2_1");
+    assert_eq!(client.request().variant("rollout", &inputs).unwrap(), None);
+    assert_eq!(client.request().version(), None);
+    std::fs::write(dir.path().join("experiments.json"), CONFIG).unwrap();
+    client.store().ready(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(client.request().variant("rollout", &inputs).unwrap(), Some("on"));
+    assert_eq!(client.status().config.health, Health::Ready);
+    client.shutdown(Duration::from_secs(2)).await;
+}
+
+/// Waiting at start-up must not block the runtime's thread: on a single-threaded runtime,
+/// the file is written by another task while `build` waits.
+#[tokio::test(flavor = "current_thread")]
+async fn waiting_for_the_config_does_not_block_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = settings_file(dir.path(), None, r#", "timeout": "20s""#);
+    let path = dir.path().join("experiments.json");
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::write(path, CONFIG).unwrap();
+    });
+    let client = ExperimentsClient::from_settings_file(&file).await.unwrap();
+    writer.await.unwrap();
+    let inputs = Inputs::new().with("user_id", "t2_1");
+    assert_eq!(client.request().variant("rollout", &inputs).unwrap(), Some("on"));
+    client.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The minimal document of the issue, as written, against a collector that refuses any body
+/// that is not a v2 batch: only v2 bodies are sent.
+#[tokio::test]
+async fn the_http_sink_in_v2_from_a_settings_document_sends_only_v2_bodies() {
+    let collector = Collector::start("k", b"secret").await.unwrap();
+    collector.accept_only(experiments_sdk::events::Encoding::V2);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("experiments.json"), CONFIG).unwrap();
+    let file = dir.path().join("settings.json");
+    let document = r#"{"config": {"path": "experiments.json"},
+ "sink": {"http": {"url": "URL", "key_name": "k", "secret": "c2VjcmV0", "format": "v2"}}}"#;
+    std::fs::write(&file, document.replace("URL", &collector.url())).unwrap();
+    let client = ExperimentsClient::from_settings_file(&file).await.unwrap();
+    let n = 250;
+    for i in 0..n {
+        let exp = client.request();
+        let inputs = Inputs::new().with("user_id", format!("t2_{i}"));
+        exp.variant("rollout", &inputs).unwrap();
+    }
+    let report = client.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert_eq!((report.remaining, report.counters.delivered), (0, n));
+    assert_eq!(report.counters.dropped.rejected_by_sink, 0);
+    assert_eq!((collector.wrong_format(), collector.distinct()), (0, n as usize));
+    let e = &collector.events()[0];
+    assert_eq!(e["2"]["str"], "choose");
 }
 
 #[tokio::test]
-async fn fixed_config_without_pipeline() {
-    let client = ExperimentsClient::from_config(Config::parse(CONFIG).unwrap(), None);
-    let mut exp = client.request();
-    assert_eq!(
-        exp.variant("rollout", &Inputs::new().with("user_id", "t2_1"), None).unwrap(),
-        Some("on")
-    );
-    assert!(client.shutdown(Duration::from_secs(1)).await.is_none());
-    let with_pipeline = ExperimentsClient::from_config(
-        Config::parse(CONFIG).unwrap(),
-        Some(Pipeline::start(PipelineSettings::default(), Collect::default()).unwrap()),
-    );
-    with_pipeline.request().expose("rollout", None, &Inputs::new());
-    let report = with_pipeline.shutdown(Duration::from_secs(2)).await.unwrap();
-    assert_eq!(report.counters.delivered, 1);
+async fn pipeline_settings_contradicting_the_sink_are_a_start_error() {
+    let collector = Collector::start("k", b"secret").await.unwrap();
+    let document = r#"{"config": {"path": "unused.json"}, "events": {"encoding": "json"},
+ "sink": {"http": {"url": "URL", "key_name": "k", "secret": "c2VjcmV0", "format": "v2"}}}"#;
+    let settings = Settings::from_json(&document.replace("URL", &collector.url())).unwrap();
+    let err = ExperimentsClient::from_settings(settings).await.unwrap_err();
+    assert_eq!(err.to_string(), "pipeline setting `encoding` is json but the sink needs v2");
 }
 
-#[test]
-fn settings_deserialize() {
-    let s: ClientSettings = serde_json::from_str(
-        r#"{"config": {"path": "/tmp/x.json", "timeout": "2s"}, "events": {"queue_capacity": 5}}"#,
-    )
-    .unwrap();
-    assert_eq!(s.config.timeout, Some(Duration::from_secs(2)));
-    assert_eq!(s.events.queue_capacity, 5);
+/// A custom source is one trait impl: here, a config pushed from a test.
+struct Pushed(&'static str);
+
+impl ConfigSource for Pushed {
+    fn describe(&self) -> String {
+        "pushed:test".into()
+    }
+
+    fn start(self: Box<Self>, store: ConfigStore) -> Result<SourceGuard, SourceError> {
+        store.offer_bytes(self.0.as_bytes(), Origin::Other("test".into())).unwrap();
+        Ok(SourceGuard::new(()))
+    }
+}
+
+#[tokio::test]
+async fn custom_and_fixed_sources() {
+    let client = ExperimentsClient::builder()
+        .config_source(Pushed(CONFIG))
+        .sink(Collect::default())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(client.status().config.source, "pushed:test");
+    let inputs = Inputs::new().with("user_id", "t2_1");
+    assert_eq!(client.request().variant("rollout", &inputs).unwrap(), Some("on"));
+
+    let fixed = ExperimentsClient::builder()
+        .config(Config::parse(CONFIG).unwrap())
+        .sink_settings(experiments_sdk::SinkSettings::None)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(fixed.request().variant("rollout", &inputs).unwrap(), Some("on"));
+    assert!(fixed.shutdown(Duration::from_secs(1)).await.is_none());
+    let clone = fixed.clone();
+    assert_eq!(clone.request().version(), Some(1));
+
+    let err = ExperimentsClient::builder().build().await.unwrap_err();
+    assert!(matches!(err, ClientError::NoConfigSource), "{err}");
 }
