@@ -5,10 +5,10 @@
 //! are read, and the document's JSON values are counted by a linear scan before anything is
 //! parsed, so a document over `max_json_values` costs no more than its bytes.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use experiments_core::{Config, ConfigError, ValidationReport};
@@ -16,23 +16,101 @@ use sha2::{Digest, Sha256};
 
 use crate::settings::DEFAULT_MAX_JSON_VALUES;
 
-/// One loaded version of the config file. Immutable; readers share it through an `Arc`.
+/// Where a [`Snapshot`] came from: the file, the HTTP response or the fixed config that a
+/// source offered to the [`ConfigStore`](crate::ConfigStore).
+///
+/// Build one with [`Origin::file`], [`Origin::http`], [`Origin::fixed`] or
+/// [`Origin::other`] (custom sources); match on it to read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Read from a file.
+    #[non_exhaustive]
+    File {
+        /// The path as configured (symlinks not resolved).
+        path: PathBuf,
+        /// The file's modification time when it was read.
+        mtime: Option<SystemTime>,
+    },
+    /// Fetched over HTTP.
+    #[non_exhaustive]
+    Http {
+        /// The URL, with any credentials of its userinfo and its query redacted.
+        url: String,
+        /// The response's `ETag`, sent back as `If-None-Match` on the next request.
+        etag: Option<String>,
+        /// The response's `Last-Modified`, sent back as `If-Modified-Since`.
+        last_modified: Option<String>,
+    },
+    /// A config given already built ([`FixedSource`](crate::FixedSource), tests).
+    Fixed,
+    /// A custom source, described by itself (keep secrets out of it).
+    Other(String),
+}
+
+impl Origin {
+    /// A snapshot read from the file at `path`, modified at `mtime`.
+    pub fn file(path: impl Into<PathBuf>, mtime: Option<SystemTime>) -> Origin {
+        Origin::File { path: path.into(), mtime }
+    }
+
+    /// A snapshot fetched from `url` (give it already redacted: it is shown in `Debug` and
+    /// status), with the validators of its response.
+    pub fn http(
+        url: impl Into<String>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    ) -> Origin {
+        Origin::Http { url: url.into(), etag, last_modified }
+    }
+
+    /// A config given already built.
+    pub fn fixed() -> Origin {
+        Origin::Fixed
+    }
+
+    /// A custom source's own description of where the document came from.
+    pub fn other(description: impl Into<String>) -> Origin {
+        Origin::Other(description.into())
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, .. } => write!(f, "file:{}", path.display()),
+            Origin::Http { url, .. } => f.write_str(url),
+            Origin::Fixed => f.write_str("fixed"),
+            Origin::Other(d) => f.write_str(d),
+        }
+    }
+}
+
+/// One loaded version of the config. Immutable; readers share it through an `Arc`.
+///
+/// Fields are public for reading; snapshots are built by the
+/// [`ConfigStore`](crate::ConfigStore) (or [`Snapshot::load`]), so new fields can be added.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// The parsed config.
     pub config: Config,
-    /// 1 for the first load, +1 for every load whose bytes differ from the previous one.
+    /// 1 for the first snapshot of a store, +1 for every later one (a document whose bytes
+    /// equal the served one's makes no new version).
     pub version: u64,
     /// When this version was loaded.
     pub loaded_at: SystemTime,
-    /// The file's modification time when it was read.
+    /// The file's modification time when it was read (`None` for other origins).
     pub file_mtime: Option<SystemTime>,
-    /// The file's size in bytes.
+    /// The size of the document in bytes (0 for a config given already built).
     pub file_size: u64,
-    /// Lower-case hex SHA-256 of the bytes.
+    /// Lower-case hex SHA-256 of the bytes (empty for a config given already built, which
+    /// has no bytes).
     pub digest: String,
     /// Validation report of the config at `loaded_at`.
     pub report: ValidationReport,
+    /// Where the document came from.
+    pub origin: Origin,
 }
 
 /// Seconds since the epoch of a `SystemTime` (0 before the epoch).
@@ -40,11 +118,12 @@ pub fn epoch_seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Why a file could not be loaded, as a stable category: the watcher reports a failure once
-/// per change of cause, so the details of the message (a size, a line and column) that change
-/// from one check to the next do not make each failure look new.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cause {
+/// Why a document could not be loaded, as a stable category: the file watcher reports a
+/// failure once per change of kind, so the details of the message (a size, a line and
+/// column) that change from one check to the next do not make each failure look new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
     /// The path (or the target of a symlink on it) does not exist.
     Missing,
     /// The file cannot be opened or its directory cannot be searched.
@@ -55,9 +134,9 @@ pub(crate) enum Cause {
     Directory,
     /// The path is a FIFO, socket or device: never opened for reading.
     NotRegular,
-    /// More than `max_file_size` bytes.
+    /// More than the size limit.
     TooLarge,
-    /// More than `max_json_values` JSON values.
+    /// More than the `max_json_values` limit.
     TooManyValues,
     /// Nothing but whitespace.
     Empty,
@@ -65,40 +144,69 @@ pub(crate) enum Cause {
     InvalidJson,
     /// JSON, but not an object at the top level.
     NotAnObject,
+    /// An HTTP answer with this status (neither 200 nor an expected 304).
+    Status(u16),
+    /// The request could not be sent or its answer not received (connection refused,
+    /// reset, TLS, too many redirects...).
+    Network,
+    /// No complete answer within the time allowed.
+    Timeout,
+    /// Anything else a source reports.
+    Other,
 }
 
-/// One failed load: its [`Cause`] and a human message naming the path or the parse error.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Failure {
-    pub cause: Cause,
+/// Why a check did not produce a snapshot: its [`FailureKind`] and a one-line human message
+/// naming the path, the URL (redacted) or the parse error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct LoadFailure {
+    /// The category.
+    pub kind: FailureKind,
+    /// What happened, on one line.
     pub message: String,
 }
 
-impl Failure {
-    fn new(cause: Cause, message: String) -> Failure {
-        Failure { cause, message }
+/// Longest message kept for a failure (a custom source's message could be anything).
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+impl LoadFailure {
+    /// A failure of `kind`; the message is put on one line (whitespace runs collapsed) and
+    /// cut to 1000 characters.
+    pub fn new(kind: FailureKind, message: impl AsRef<str>) -> LoadFailure {
+        let mut line = String::new();
+        for (i, word) in message.as_ref().split_whitespace().enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        if let Some((cut, _)) = line.char_indices().nth(MAX_MESSAGE_CHARS) {
+            line.truncate(cut);
+            line.push('…');
+        }
+        LoadFailure { kind, message: line }
     }
 
-    fn io(path: &Path, e: &io::Error) -> Failure {
+    fn io(path: &Path, e: &io::Error) -> LoadFailure {
         match e.kind() {
             io::ErrorKind::NotFound => {
-                Failure::new(Cause::Missing, format!("{} does not exist", path.display()))
+                LoadFailure::new(FailureKind::Missing, format!("{} does not exist", path.display()))
             }
-            io::ErrorKind::PermissionDenied => Failure::new(
-                Cause::PermissionDenied,
+            io::ErrorKind::PermissionDenied => LoadFailure::new(
+                FailureKind::PermissionDenied,
                 format!("{}: permission denied", path.display()),
             ),
-            kind => Failure::new(Cause::Io(kind), format!("{}: {e}", path.display())),
+            kind => LoadFailure::new(FailureKind::Io(kind), format!("{}: {e}", path.display())),
         }
     }
 }
 
-/// The bytes of a file read for a load, with what identifies that version of the file.
+/// The bytes of a file read for a load, with its modification time.
 #[derive(Debug)]
 pub(crate) struct FileRead {
     pub bytes: Vec<u8>,
     pub mtime: Option<SystemTime>,
-    pub digest: String,
 }
 
 /// Identity of the file as `stat` sees it (following symlinks): a cheap "did it change?".
@@ -114,14 +222,14 @@ pub(crate) struct Fingerprint {
 /// Refuses anything but a regular file (symlinks already followed by the caller's `stat` or
 /// `fstat`): a directory, and a FIFO, socket or device, which could block a read forever or
 /// stream without end.
-fn require_regular(path: &Path, meta: &Metadata) -> Result<(), Failure> {
+fn require_regular(path: &Path, meta: &Metadata) -> Result<(), LoadFailure> {
     let kind = meta.file_type();
     if kind.is_file() {
         return Ok(());
     }
     if kind.is_dir() {
-        return Err(Failure::new(
-            Cause::Directory,
+        return Err(LoadFailure::new(
+            FailureKind::Directory,
             format!("{} is a directory, not a file", path.display()),
         ));
     }
@@ -142,23 +250,23 @@ fn require_regular(path: &Path, meta: &Metadata) -> Result<(), Failure> {
     };
     #[cfg(not(unix))]
     let what = "a special file";
-    Err(Failure::new(
-        Cause::NotRegular,
+    Err(LoadFailure::new(
+        FailureKind::NotRegular,
         format!("{} is {what}, not a regular file", path.display()),
     ))
 }
 
-fn too_large(path: &Path, size: u64, max_size: u64) -> Failure {
-    Failure::new(
-        Cause::TooLarge,
+fn too_large(path: &Path, size: u64, max_size: u64) -> LoadFailure {
+    LoadFailure::new(
+        FailureKind::TooLarge,
         format!("{} is {size} bytes, over the limit of {max_size} bytes", path.display()),
     )
 }
 
 /// `stat`s the path (following symlinks) and rejects what cannot be a config file: a missing
 /// path, anything but a regular file, a file over `max_size` bytes. Never opens the file.
-pub(crate) fn stat(path: &Path, max_size: u64) -> Result<Fingerprint, Failure> {
-    let meta = fs::metadata(path).map_err(|e| Failure::io(path, &e))?;
+pub(crate) fn stat(path: &Path, max_size: u64) -> Result<Fingerprint, LoadFailure> {
+    let meta = fs::metadata(path).map_err(|e| LoadFailure::io(path, &e))?;
     require_regular(path, &meta)?;
     if meta.len() > max_size {
         return Err(too_large(path, meta.len(), max_size));
@@ -197,9 +305,9 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
 /// The type is checked on the opened descriptor (`fstat`), not only by the earlier [`stat`]:
 /// the path may have been replaced by a FIFO or a device in between, and nothing but a regular
 /// file is ever read.
-pub(crate) fn read(path: &Path, max_size: u64) -> Result<FileRead, Failure> {
-    let file = open_nonblocking(path).map_err(|e| Failure::io(path, &e))?;
-    let meta = file.metadata().map_err(|e| Failure::io(path, &e))?;
+pub(crate) fn read(path: &Path, max_size: u64) -> Result<FileRead, LoadFailure> {
+    let file = open_nonblocking(path).map_err(|e| LoadFailure::io(path, &e))?;
+    let meta = file.metadata().map_err(|e| LoadFailure::io(path, &e))?;
     require_regular(path, &meta)?;
     if meta.len() > max_size {
         return Err(too_large(path, meta.len(), max_size));
@@ -210,18 +318,37 @@ pub(crate) fn read(path: &Path, max_size: u64) -> Result<FileRead, Failure> {
     let mut bytes = Vec::with_capacity(hint);
     file.take(max_size.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| Failure::io(path, &e))?;
+        .map_err(|e| LoadFailure::io(path, &e))?;
     if bytes.len() as u64 > max_size {
-        return Err(Failure::new(
-            Cause::TooLarge,
+        return Err(LoadFailure::new(
+            FailureKind::TooLarge,
             format!("{} grew over the limit of {max_size} bytes while read", path.display()),
         ));
     }
+    Ok(FileRead { bytes, mtime: meta.modified().ok() })
+}
+
+/// Lower-case hex SHA-256 of `bytes`: what tells two versions of a document apart.
+pub(crate) fn digest_hex(bytes: &[u8]) -> String {
     let mut digest = String::with_capacity(64);
-    for b in Sha256::digest(&bytes) {
+    for b in Sha256::digest(bytes) {
         let _ = write!(digest, "{b:02x}");
     }
-    Ok(FileRead { bytes, mtime: meta.modified().ok(), digest })
+    digest
+}
+
+/// Refuses a document of more than `max_size` bytes (what a source that cannot bound its
+/// own read, or a caller of [`ConfigStore::offer_bytes`](crate::ConfigStore::offer_bytes),
+/// hands over).
+pub(crate) fn check_size(len: usize, max_size: u64) -> Result<(), LoadFailure> {
+    let len = u64::try_from(len).unwrap_or(u64::MAX);
+    if len > max_size {
+        return Err(LoadFailure::new(
+            FailureKind::TooLarge,
+            format!("the document is {len} bytes, over the limit of {max_size} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// What each top-level entry (an experiment) adds to the count of
@@ -301,42 +428,65 @@ pub fn count_json_values(bytes: &[u8]) -> u64 {
     }
 }
 
-/// Parses a read file into snapshot `version`, refusing documents with more than
-/// `max_values` JSON values before parsing them (see
+/// Parses a document into a config, refusing documents with more than `max_values` JSON
+/// values before parsing them (see
 /// [`WatchSettings::max_json_values`](crate::WatchSettings::max_json_values)).
-pub(crate) fn parse(read: FileRead, version: u64, max_values: u64) -> Result<Snapshot, Failure> {
-    if read.bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Failure::new(Cause::Empty, "the file is empty".to_owned()));
+pub(crate) fn parse_config(bytes: &[u8], max_values: u64) -> Result<Config, LoadFailure> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(LoadFailure::new(FailureKind::Empty, "the document is empty"));
     }
-    if count_values(&read.bytes, max_values).is_err() {
-        return Err(Failure::new(
-            Cause::TooManyValues,
+    if count_values(bytes, max_values).is_err() {
+        return Err(LoadFailure::new(
+            FailureKind::TooManyValues,
             format!(
                 "the document has more than {max_values} JSON values (the max_json_values \
                  limit, which bounds the memory parsing takes)"
             ),
         ));
     }
-    let config = Config::from_slice(&read.bytes).map_err(|e| {
+    Config::from_slice(bytes).map_err(|e| {
         // Every other document error (syntax, encoding, byte order mark) is "not JSON the
-        // engine reads": one cause, whatever the position or details in the message.
-        let cause = match e {
-            ConfigError::NotAnObject { .. } => Cause::NotAnObject,
-            _ => Cause::InvalidJson,
+        // engine reads": one kind, whatever the position or details in the message.
+        let kind = match e {
+            ConfigError::NotAnObject { .. } => FailureKind::NotAnObject,
+            _ => FailureKind::InvalidJson,
         };
-        Failure::new(cause, e.to_string())
-    })?;
-    let loaded_at = SystemTime::now();
-    let report = config.report(epoch_seconds(loaded_at));
-    Ok(Snapshot {
-        config,
-        version,
-        loaded_at,
-        file_mtime: read.mtime,
-        file_size: read.bytes.len() as u64,
-        digest: read.digest,
-        report,
+        LoadFailure::new(kind, e.to_string())
     })
+}
+
+impl Snapshot {
+    /// A snapshot of an already parsed config: loaded now, its validation report computed
+    /// for now.
+    pub(crate) fn build(
+        config: Config,
+        version: u64,
+        origin: Origin,
+        size: u64,
+        digest: String,
+    ) -> Snapshot {
+        let loaded_at = SystemTime::now();
+        let report = config.report(epoch_seconds(loaded_at));
+        let file_mtime = match &origin {
+            Origin::File { mtime, .. } => *mtime,
+            _ => None,
+        };
+        Snapshot { config, version, loaded_at, file_mtime, file_size: size, digest, report, origin }
+    }
+}
+
+/// Parses a read file into snapshot `version` (see [`parse_config`]).
+pub(crate) fn parse(
+    path: &Path,
+    read: FileRead,
+    version: u64,
+    max_values: u64,
+) -> Result<Snapshot, LoadFailure> {
+    let config = parse_config(&read.bytes, max_values)?;
+    let digest = digest_hex(&read.bytes);
+    let size = read.bytes.len() as u64;
+    drop(read.bytes);
+    Ok(Snapshot::build(config, version, Origin::file(path, read.mtime), size, digest))
 }
 
 impl Snapshot {
@@ -356,7 +506,7 @@ impl Snapshot {
         max_values: u64,
     ) -> Result<Snapshot, String> {
         let bytes = read(path, max_size).map_err(|f| f.message)?;
-        parse(bytes, 1, max_values).map_err(|f| f.message)
+        parse(path, bytes, 1, max_values).map_err(|f| f.message)
     }
 }
 
@@ -412,7 +562,7 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(5))
             .expect("read() returned instead of blocking on the FIFO");
         let failure = result.unwrap_err();
-        assert_eq!(failure.cause, Cause::NotRegular);
+        assert_eq!(failure.kind, FailureKind::NotRegular);
         assert!(failure.message.contains("FIFO"), "{}", failure.message);
     }
 
@@ -423,8 +573,8 @@ mod tests {
         if !dev.exists() {
             return;
         }
-        assert_eq!(stat(dev, 1 << 20).unwrap_err().cause, Cause::NotRegular);
-        assert_eq!(read(dev, 1 << 20).unwrap_err().cause, Cause::NotRegular);
+        assert_eq!(stat(dev, 1 << 20).unwrap_err().kind, FailureKind::NotRegular);
+        assert_eq!(read(dev, 1 << 20).unwrap_err().kind, FailureKind::NotRegular);
     }
 
     #[test]
@@ -436,19 +586,16 @@ mod tests {
         fs::write(&path, vec![b' '; 60]).unwrap();
         let b = stat(&path, 10).unwrap_err();
         assert_ne!(a.message, b.message);
-        assert_eq!((a.cause, b.cause), (Cause::TooLarge, Cause::TooLarge));
-        let parse_text = |t: &str| {
-            let bytes = t.as_bytes().to_vec();
-            parse(FileRead { bytes, mtime: None, digest: String::new() }, 1, 100).unwrap_err()
-        };
+        assert_eq!((a.kind, b.kind), (FailureKind::TooLarge, FailureKind::TooLarge));
+        let parse_text = |t: &str| parse_config(t.as_bytes(), 100).unwrap_err();
         let (x, y) = (parse_text("{,"), parse_text("\n\n{\"a\": ]"));
         assert_ne!(x.message, y.message);
-        assert_eq!((x.cause, y.cause), (Cause::InvalidJson, Cause::InvalidJson));
-        assert_eq!(parse_text("[1]").cause, Cause::NotAnObject);
-        assert_eq!(parse_text(" \n").cause, Cause::Empty);
+        assert_eq!((x.kind, y.kind), (FailureKind::InvalidJson, FailureKind::InvalidJson));
+        assert_eq!(parse_text("[1]").kind, FailureKind::NotAnObject);
+        assert_eq!(parse_text(" \n").kind, FailureKind::Empty);
         assert_eq!(
-            parse_text(&format!("[{}]", vec!["0"; 200].join(","))).cause,
-            Cause::TooManyValues
+            parse_text(&format!("[{}]", vec!["0"; 200].join(","))).kind,
+            FailureKind::TooManyValues
         );
     }
 }

@@ -1,11 +1,12 @@
 //! The watcher: a background thread that follows the file (notifications on the parent
-//! directory plus a periodic poll) and publishes each good version through an `ArcSwap`.
+//! directory plus a periodic poll) and offers each version it reads to a [`ConfigStore`].
 //!
 //! Only that thread ever stats, opens, reads or parses the file. Callers never wait on it
-//! for longer than a fixed bound: [`ConfigWatcher::status`] only copies state under a lock
-//! that is never held across IO or parsing, [`ConfigWatcher::reload_now`] asks the thread and
-//! waits at most [`CHECK_WAIT`], and dropping the watcher waits at most [`STOP_WAIT`] before
-//! detaching a thread stuck in a file system that does not answer.
+//! for longer than a fixed bound: [`ConfigWatcher::status`] only copies state under locks
+//! that are never held across IO or parsing, [`ConfigWatcher::reload_now`] asks the thread
+//! and waits at most [`CHECK_WAIT`], and dropping the watcher (or a
+//! [`FileSource`](crate::FileSource)'s guard) waits at most [`STOP_WAIT`] before detaching a
+//! thread stuck in a file system that does not answer.
 
 use std::fmt;
 use std::fs;
@@ -16,12 +17,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwapOption;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::settings::{DEFAULT_BACKOFF, WatchSettings};
-use crate::snapshot::{self, Cause, Failure, Fingerprint, Snapshot};
+use crate::snapshot::{self, FailureKind, Fingerprint, LoadFailure, Origin, Snapshot};
+use crate::store::{ConfigStore, StoreLimits};
 
 /// How long change notifications are collected before one check runs.
 const DEBOUNCE: Duration = Duration::from_millis(30);
@@ -112,8 +113,11 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
 }
 
-/// Freshness and health of the watched config, for metrics and alerts.
+/// Freshness and health of the watched config, for metrics and alerts: the
+/// [`StoreStatus`](crate::StoreStatus) of the watcher's store seen from the file, plus
+/// whether change notifications work.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct WatchStatus {
     /// The watched path.
     pub path: PathBuf,
@@ -142,11 +146,11 @@ pub struct WatchStatus {
 
 type EventHook = Box<dyn Fn(&WatchEvent) + Send + Sync>;
 
-/// The last failure, kept for [`WatchStatus`] and for reporting.
+/// The last failure, kept for events and [`Unavailable`] (the store keeps its own copy for
+/// the status).
 struct LastError {
-    cause: Cause,
+    kind: FailureKind,
     message: String,
-    at: SystemTime,
 }
 
 /// A token bucket that bounds the rate of failure events.
@@ -200,14 +204,12 @@ struct State {
     /// Fingerprint of the file at the last failure (`None`: it could not be stat'ed).
     failed: Option<Option<Fingerprint>>,
     last_error: Option<LastError>,
-    /// The cause last reported through an event, to report each change of cause once.
-    reported: Option<Cause>,
-    /// A change of cause was not reported for lack of event budget; it is reported when
+    /// The kind of failure last reported through an event, to report each change once.
+    reported: Option<FailureKind>,
+    /// A change of kind was not reported for lack of event budget; it is reported when
     /// the budget allows, if still current.
     pending: bool,
     budget: EventBudget,
-    consecutive_failures: u64,
-    last_check: Option<SystemTime>,
     /// Checks completed (with their hook), for the waits of `start`.
     checks: u64,
     notifications: bool,
@@ -222,8 +224,6 @@ impl State {
             reported: None,
             pending: false,
             budget: EventBudget::new(Instant::now()),
-            consecutive_failures: 0,
-            last_check: None,
             checks: 0,
             notifications: false,
         }
@@ -232,17 +232,14 @@ impl State {
 
 struct Shared {
     settings: WatchSettings,
-    current: ArcSwapOption<Snapshot>,
+    /// Where every version read is offered; it serves the snapshot and records the checks.
+    store: ConfigStore,
     state: Mutex<State>,
     /// Signalled after every completed check.
     checked: Condvar,
     hook: Option<EventHook>,
     /// Set when the watcher is dropped: the thread ends and emits no more events.
     stopping: AtomicBool,
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `now + d`, or far in the future when that overflows (huge settings are not an error).
@@ -267,31 +264,42 @@ impl Shared {
     }
 
     /// Checks the file (on the watcher thread only); `forced` re-reads it even when `stat`
-    /// shows no change. Calls the hook, then counts the check and wakes `start`. Returns
-    /// whether a snapshot is being served after the check.
+    /// shows no change. Records exactly one check in the store, calls the hook, then counts
+    /// the check and wakes `start`. Returns whether a snapshot is being served after the
+    /// check.
     fn check(&self, forced: bool) -> bool {
         let event = self.check_inner(forced);
         self.emit(event);
         self.state().checks += 1;
         self.checked.notify_all();
-        self.current.load().is_some()
+        self.served()
+    }
+
+    fn served(&self) -> bool {
+        self.store.with_snapshot(|_| ()).is_some()
+    }
+
+    fn limits(&self) -> StoreLimits {
+        StoreLimits::new(self.settings.max_file_size, self.settings.max_json_values)
     }
 
     fn check_inner(&self, forced: bool) -> Option<WatchEvent> {
         let s = &self.settings;
-        self.state().last_check = Some(SystemTime::now());
         let fp = match snapshot::stat(&s.path, s.max_file_size) {
             Ok(fp) => fp,
             Err(f) => return self.fail(f, None),
         };
         if !forced {
-            let mut st = self.state();
+            let st = self.state();
             if st.failed.is_none() && st.good == Some(fp) {
+                drop(st);
+                self.store.record_unchanged();
                 return None;
             }
             if st.failed == Some(Some(fp)) {
                 // Still the same broken file.
-                st.consecutive_failures += 1;
+                drop(st);
+                self.store.record_repeated_failure();
                 return None;
             }
         }
@@ -299,42 +307,43 @@ impl Shared {
             Ok(r) => r,
             Err(f) => return self.fail(f, Some(fp)),
         };
-        let current = self.current.load_full();
-        if let Some(cur) = current.as_ref().filter(|c| c.digest == read.digest) {
-            // Identical bytes: no new version; a recovery is still a state change.
-            let mut st = self.state();
-            st.good = Some(fp);
-            st.consecutive_failures = 0;
-            let recovered = st.failed.take().is_some();
-            st.reported = None;
-            st.pending = false;
-            return recovered.then(|| loaded_event(cur));
-        }
-        let version = current.as_ref().map_or(1, |c| c.version + 1);
-        match snapshot::parse(read, version, s.max_json_values) {
-            Ok(snap) => {
-                let event = loaded_event(&snap);
-                self.current.store(Some(Arc::new(snap)));
+        let origin = Origin::file(&s.path, read.mtime);
+        let offered = self.store.offer_bytes_within(&read.bytes, origin, self.limits());
+        drop(read);
+        match offered {
+            Ok(None) => {
+                // Identical bytes: no new version; a recovery is still a state change.
+                let mut st = self.state();
+                st.good = Some(fp);
+                let recovered = st.failed.take().is_some();
+                st.reported = None;
+                st.pending = false;
+                drop(st);
+                if recovered { self.store.with_snapshot(loaded_event) } else { None }
+            }
+            Ok(Some(snap)) => {
                 let mut st = self.state();
                 st.good = Some(fp);
                 st.failed = None;
-                st.consecutive_failures = 0;
                 st.reported = None;
                 st.pending = false;
-                Some(event)
+                Some(loaded_event(&snap))
             }
-            Err(f) => self.fail(f, Some(fp)),
+            // Already recorded by the store.
+            Err(f) => self.failed(f, Some(fp)),
         }
     }
 
-    fn fail(&self, failure: Failure, fp: Option<Fingerprint>) -> Option<WatchEvent> {
+    /// A failure before any document reached the store: recorded there, then here.
+    fn fail(&self, failure: LoadFailure, fp: Option<Fingerprint>) -> Option<WatchEvent> {
+        self.store.record_failure(failure.clone());
+        self.failed(failure, fp)
+    }
+
+    /// Keeps the failure for events and [`Unavailable`], and reports it if its kind is new.
+    fn failed(&self, failure: LoadFailure, fp: Option<Fingerprint>) -> Option<WatchEvent> {
         let mut st = self.state();
-        st.consecutive_failures += 1;
-        st.last_error = Some(LastError {
-            cause: failure.cause,
-            message: one_line(&failure.message),
-            at: SystemTime::now(),
-        });
+        st.last_error = Some(LastError { kind: failure.kind, message: failure.message });
         st.failed = Some(fp);
         self.report_failure(&mut st)
     }
@@ -344,7 +353,7 @@ impl Shared {
     /// prevented it).
     fn report_failure(&self, st: &mut State) -> Option<WatchEvent> {
         let cause = match (&st.failed, &st.last_error) {
-            (Some(_), Some(e)) => e.cause,
+            (Some(_), Some(e)) => e.kind,
             _ => {
                 st.pending = false;
                 return None;
@@ -361,8 +370,8 @@ impl Shared {
         st.pending = false;
         st.reported = Some(cause);
         let error = st.last_error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
-        Some(match self.current.load().as_ref() {
-            Some(cur) => WatchEvent::Kept { version: cur.version, error },
+        Some(match self.store.with_snapshot(|s| s.version) {
+            Some(version) => WatchEvent::Kept { version, error },
             None => WatchEvent::Unavailable { error },
         })
     }
@@ -455,7 +464,11 @@ enum Msg {
 ///
 /// Readers call [`ConfigWatcher::snapshot`] (lock-free); a background thread re-loads the
 /// file when it changes, off the request path, and keeps serving the last good version when
-/// a change cannot be loaded. Dropping the watcher stops the thread.
+/// a change cannot be loaded. The snapshot lives in a [`ConfigStore`] the watcher owns
+/// ([`ConfigWatcher::store`]), which async code can wait on and subscribe to. Dropping the
+/// watcher stops the thread, waiting at most 1 s for a check in progress: a thread stuck in a
+/// file system that does not answer is detached instead, and ends without any event when its
+/// check returns. No hook call starts once the drop has returned.
 ///
 /// ```no_run
 /// use experiments_watch::{ConfigWatcher, WatchSettings};
@@ -466,17 +479,108 @@ enum Msg {
 /// # Ok::<(), experiments_watch::StartError>(())
 /// ```
 pub struct ConfigWatcher {
-    shared: Arc<Shared>,
-    tx: Sender<Msg>,
-    /// Disconnected when the thread has ended (its sender is dropped on exit). In a mutex
-    /// only to keep the watcher `Sync`; just `drop` uses it.
-    ended: Mutex<Receiver<()>>,
-    thread: Option<JoinHandle<()>>,
+    follower: Follower,
 }
 
 impl fmt::Debug for ConfigWatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfigWatcher").field("path", &self.shared.settings.path).finish()
+        f.debug_struct("ConfigWatcher").field("path", &self.follower.shared.settings.path).finish()
+    }
+}
+
+/// The thread following one file and feeding a store, shared by [`ConfigWatcher`] and
+/// [`FileSource`](crate::FileSource). Dropping it stops the thread.
+pub(crate) struct Follower {
+    shared: Arc<Shared>,
+    tx: Sender<Msg>,
+    /// Disconnected when the thread has ended (its sender is dropped on exit). In a mutex
+    /// only to keep the follower `Sync`; just `drop` uses it.
+    ended: Mutex<Receiver<()>>,
+    thread: Option<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// Asks a follower's thread for a check without waiting for it (a
+/// [`SourceGuard::reload_now`](crate::SourceGuard::reload_now)).
+pub(crate) struct Poker(Sender<Msg>);
+
+impl Poker {
+    /// Whether the request reached a running thread.
+    pub(crate) fn poke(&self) -> bool {
+        // Nobody waits for the answer: the thread's `try_send` of it fails quietly.
+        let (reply, _) = mpsc::sync_channel(1);
+        self.0.send(Msg::Check(reply)).is_ok()
+    }
+}
+
+impl Follower {
+    /// Starts the thread, which checks the file at once, then follows it, offering every
+    /// version it reads to `store`. Returns without waiting for the first check.
+    pub(crate) fn spawn(
+        settings: WatchSettings,
+        store: ConfigStore,
+        hook: Option<EventHook>,
+    ) -> std::io::Result<Follower> {
+        let shared = Arc::new(Shared {
+            settings,
+            store,
+            state: Mutex::new(State::new()),
+            checked: Condvar::new(),
+            hook,
+            stopping: AtomicBool::new(false),
+        });
+        let started = Instant::now();
+        let (tx, rx) = mpsc::channel();
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let thread = {
+            let shared = Arc::clone(&shared);
+            let tx = tx.clone();
+            std::thread::Builder::new().name("experiments-watch".into()).spawn(move || {
+                let _ended = ended_tx;
+                Runner::new(&shared, tx, started).run(&rx);
+            })?
+        };
+        Ok(Follower { shared, tx, ended: Mutex::new(ended), thread: Some(thread), started })
+    }
+
+    pub(crate) fn poker(&self) -> Poker {
+        Poker(self.tx.clone())
+    }
+
+    /// Waits until `done(state, loaded)` holds after some check, or `deadline` passes;
+    /// returns whether it holds.
+    fn wait(&self, deadline: Instant, done: impl Fn(&State, bool) -> bool) -> bool {
+        let shared = &self.shared;
+        let mut st = shared.state();
+        loop {
+            if done(&st, shared.served()) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = match shared.checked.wait_timeout(st, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
+impl Drop for Follower {
+    /// Stops the thread; no hook call starts once this returns. Waits at most 1 s for a
+    /// check in progress: a thread stuck in a file system that does not answer is detached
+    /// instead, and ends without any event when its check returns.
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(thread) = self.thread.take() {
+            let ended = self.ended.get_mut().unwrap_or_else(|p| p.into_inner());
+            if let Err(RecvTimeoutError::Disconnected) = ended.recv_timeout(STOP_WAIT) {
+                let _ = thread.join();
+            }
+        }
     }
 }
 
@@ -505,39 +609,28 @@ impl WatcherBuilder {
     /// exponential `backoff`, and gives up with [`StartError::Timeout`] when the timeout
     /// passes. A path that is not a regular file (a FIFO, a device) fails the check at once;
     /// it is never opened for reading.
+    ///
+    /// (A [`FileSource`](crate::FileSource) never waits: its caller waits on the store.)
     pub fn start(self) -> Result<ConfigWatcher, StartError> {
-        let shared = Arc::new(Shared {
-            settings: self.settings,
-            current: ArcSwapOption::empty(),
-            state: Mutex::new(State::new()),
-            checked: Condvar::new(),
-            hook: self.hook,
-            stopping: AtomicBool::new(false),
-        });
-        let started = Instant::now();
-        let (tx, rx) = mpsc::channel();
-        let (ended_tx, ended) = mpsc::channel::<()>();
-        let thread = {
-            let shared = Arc::clone(&shared);
-            let tx = tx.clone();
-            std::thread::Builder::new().name("experiments-watch".into()).spawn(move || {
-                let _ended = ended_tx;
-                Runner::new(&shared, tx, started).run(&rx);
-            })?
-        };
-        let watcher = ConfigWatcher { shared, tx, ended: Mutex::new(ended), thread: Some(thread) };
-        match watcher.shared.settings.timeout {
+        let limits = StoreLimits::new(self.settings.max_file_size, self.settings.max_json_values);
+        let description = format!("file:{}", self.settings.path.display());
+        let store = ConfigStore::with_limits(description, limits);
+        let follower = Follower::spawn(self.settings, store, self.hook)?;
+        let started = follower.started;
+        let watcher = ConfigWatcher { follower };
+        let f = &watcher.follower;
+        match f.shared.settings.timeout {
             None => {
-                watcher.wait(after(started, CHECK_WAIT), |st, _| st.checks > 0);
+                f.wait(after(started, CHECK_WAIT), |st, _| st.checks > 0);
             }
             Some(timeout) => {
                 let deadline = started.checked_add(timeout);
                 let mut loaded = match deadline {
-                    Some(deadline) => watcher.wait(deadline, |_, loaded| loaded),
+                    Some(deadline) => f.wait(deadline, |_, loaded| loaded),
                     // A timeout too large to represent: wait as long as it takes.
                     None => loop {
                         let far = after(Instant::now(), Duration::from_secs(3600));
-                        if watcher.wait(far, |_, loaded| loaded) {
+                        if f.wait(far, |_, loaded| loaded) {
                             break true;
                         }
                     },
@@ -545,13 +638,13 @@ impl WatcherBuilder {
                 if !loaded {
                     // A timeout shorter than the first check (even zero) still gives that
                     // check its chance, within the same bound as without a timeout.
-                    loaded = watcher
+                    loaded = f
                         .wait(after(started, CHECK_WAIT), |st, loaded| loaded || st.checks > 0)
-                        && watcher.shared.current.load().is_some();
+                        && f.shared.served();
                 }
                 if !loaded {
-                    let last_error = watcher.shared.last_error();
-                    let path = watcher.shared.settings.path.clone();
+                    let last_error = f.shared.last_error();
+                    let path = f.shared.settings.path.clone();
                     drop(watcher);
                     return Err(StartError::Timeout { path, timeout, last_error });
                 }
@@ -841,42 +934,28 @@ impl ConfigWatcher {
         WatcherBuilder { settings, hook: None }
     }
 
-    /// Waits until `done(state, loaded)` holds after some check, or `deadline` passes;
-    /// returns whether it holds.
-    fn wait(&self, deadline: Instant, done: impl Fn(&State, bool) -> bool) -> bool {
-        let shared = &self.shared;
-        let mut st = shared.state();
-        loop {
-            if done(&st, shared.current.load().is_some()) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            st = match shared.checked.wait_timeout(st, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
+    /// The store the watcher feeds (a clone: the same store), for code that waits on it
+    /// ([`ConfigStore::ready`]), subscribes to changes or reads its
+    /// [`StoreStatus`](crate::StoreStatus). The store keeps its last snapshot after the
+    /// watcher is dropped, but is no longer updated.
+    pub fn store(&self) -> ConfigStore {
+        self.follower.shared.store.clone()
     }
 
     /// The current snapshot (lock-free), or why there is none yet.
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, Unavailable> {
-        self.shared.current.load_full().ok_or_else(|| self.unavailable())
+        self.follower.shared.store.snapshot().ok_or_else(|| self.unavailable())
     }
 
     /// Runs `f` on the current snapshot without touching its reference count (the fastest
     /// read; do not block inside `f`).
     pub fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> Result<R, Unavailable> {
-        match self.shared.current.load().as_ref() {
-            Some(s) => Ok(f(s)),
-            None => Err(self.unavailable()),
-        }
+        self.follower.shared.store.with_snapshot(f).ok_or_else(|| self.unavailable())
     }
 
     fn unavailable(&self) -> Unavailable {
-        Unavailable { path: self.shared.settings.path.clone(), error: self.shared.last_error() }
+        let shared = &self.follower.shared;
+        Unavailable { path: shared.settings.path.clone(), error: shared.last_error() }
     }
 
     /// Has the watcher's thread re-check the file now (tests, admin endpoints) and waits for
@@ -886,52 +965,36 @@ impl ConfigWatcher {
     /// thread before this returns.
     pub fn reload_now(&self) -> bool {
         let (reply, answer) = mpsc::sync_channel(1);
-        if self.tx.send(Msg::Check(reply)).is_ok()
+        if self.follower.tx.send(Msg::Check(reply)).is_ok()
             && let Ok(loaded) = answer.recv_timeout(CHECK_WAIT)
         {
             return loaded;
         }
-        self.shared.current.load().is_some()
+        self.follower.shared.served()
     }
 
     /// Freshness and health. Never waits on the file: it copies what the last checks
     /// recorded.
     pub fn status(&self) -> WatchStatus {
-        let snap = self.shared.current.load_full();
-        let st = self.shared.state();
+        let shared = &self.follower.shared;
+        let s = shared.store.status();
         WatchStatus {
-            path: self.shared.settings.path.clone(),
-            version: snap.as_ref().map(|s| s.version),
-            loaded_at: snap.as_ref().map(|s| s.loaded_at),
-            age: snap.as_ref().and_then(|s| s.loaded_at.elapsed().ok()),
-            digest: snap.as_ref().map(|s| s.digest.clone()),
-            last_error: st.last_error.as_ref().map(|e| e.message.clone()),
-            last_error_at: st.last_error.as_ref().map(|e| e.at),
-            consecutive_failures: st.consecutive_failures,
-            last_check: st.last_check,
-            notifications: st.notifications,
+            path: shared.settings.path.clone(),
+            version: s.version,
+            loaded_at: s.loaded_at,
+            age: s.age,
+            digest: s.digest,
+            last_error: s.last_error,
+            last_error_at: s.last_error_at,
+            consecutive_failures: s.consecutive_failures,
+            last_check: s.last_check,
+            notifications: shared.state().notifications,
         }
     }
 
     /// The settings in use.
     pub fn settings(&self) -> &WatchSettings {
-        &self.shared.settings
-    }
-}
-
-impl Drop for ConfigWatcher {
-    /// Stops the thread; no hook call starts once this returns. Waits at most 1 s for a
-    /// check in progress: a thread stuck in a file system that does not answer is detached
-    /// instead, and ends without any event when its check returns.
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::Release);
-        let _ = self.tx.send(Msg::Stop);
-        if let Some(thread) = self.thread.take() {
-            let ended = self.ended.get_mut().unwrap_or_else(|p| p.into_inner());
-            if let Err(RecvTimeoutError::Disconnected) = ended.recv_timeout(STOP_WAIT) {
-                let _ = thread.join();
-            }
-        }
+        &self.follower.shared.settings
     }
 }
 

@@ -715,3 +715,86 @@ fn too_many_json_values_are_refused_before_parsing() {
     assert!(matches!(h.next(), WatchEvent::Loaded { version: 1, experiments: 1, .. }));
     assert_eq!(experiments_watch::DEFAULT_MAX_JSON_VALUES, 1_500_000);
 }
+
+#[test]
+fn a_file_source_feeds_a_store_without_blocking_the_start() {
+    use experiments_watch::{ConfigStore, FileSource, Health, Origin};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("experiments.json");
+    // Even with a start-up timeout, starting the source returns at once: waiting is the
+    // caller's job.
+    let settings = WatchSettings { timeout: Some(Duration::from_secs(30)), ..settings(&path) };
+    let started = Instant::now();
+    let (store, guard) = ConfigStore::start(FileSource(settings)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(store.status().source, format!("file:{}", path.display()));
+    let err = store.wait_ready_blocking(Duration::from_millis(200)).unwrap_err();
+    assert!(err.last_error.unwrap().contains("does not exist"));
+    assert_eq!(store.status().health, Health::Empty);
+    write_atomic(&path, &doc(2));
+    let snap = store.wait_ready_blocking(PICKUP).expect("loaded once the file appears");
+    assert_eq!((snap.version, snap.config.len()), (1, 2));
+    match &snap.origin {
+        Origin::File { path: p, mtime, .. } => {
+            assert_eq!(p, &path);
+            assert!(mtime.is_some());
+        }
+        other => panic!("unexpected origin {other:?}"),
+    }
+    assert_eq!(snap.file_mtime, Some(fs::metadata(&path).unwrap().modified().unwrap()));
+    // A broken file leaves the store stale, with the last good snapshot.
+    write_atomic(&path, "{broken");
+    let deadline = Instant::now() + PICKUP;
+    while store.status().health != Health::Stale {
+        assert!(Instant::now() < deadline, "the broken file not seen within 2 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(store.snapshot().unwrap().version, 1);
+    // reload_now asks for a check without waiting for it.
+    let checks = store.status().checks;
+    assert!(guard.reload_now());
+    let deadline = Instant::now() + PICKUP;
+    while store.status().checks == checks {
+        assert!(Instant::now() < deadline, "reload_now did not check within 2 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Dropping the guard stops the thread; the store keeps its snapshot.
+    drop(guard);
+    let checks = store.status().checks;
+    write_atomic(&path, &doc(3));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(store.status().checks, checks, "no checks after the guard was dropped");
+    assert_eq!(store.snapshot().unwrap().config.len(), 2);
+}
+
+#[test]
+fn the_watcher_publishes_into_its_store() {
+    use experiments_watch::Health;
+    let h = start(Some(&doc(2)));
+    assert_eq!(h.next(), loaded(1, 2));
+    let store = h.watcher.store();
+    let mut changes = store.subscribe();
+    assert_eq!(store.snapshot().unwrap().version, 1);
+    assert_eq!(store.status().health, Health::Ready);
+    changes.mark_unchanged();
+    write_atomic(&h.path, &doc(4));
+    assert_eq!(h.next(), loaded(2, 4));
+    assert!(changes.has_changed().unwrap(), "subscribers see the new version");
+    assert_eq!(changes.borrow_and_update().version, Some(2));
+    let (watcher, store) = (h.watcher.status(), store.status());
+    assert_eq!(watcher.version, store.version);
+    assert_eq!(watcher.digest, store.digest);
+    assert_eq!(watcher.last_check, store.last_check);
+}
+
+#[test]
+fn a_fixed_source_publishes_once() {
+    use experiments_watch::{ConfigStore, FixedSource, Health, Origin};
+    let config = experiments_core::Config::from_slice(doc(3).as_bytes()).unwrap();
+    let (store, guard) = ConfigStore::start(FixedSource(config)).unwrap();
+    let snap = store.wait_ready_blocking(Duration::ZERO).unwrap();
+    assert_eq!((snap.version, snap.config.len(), &snap.origin), (1, 3, &Origin::Fixed));
+    let status = store.status();
+    assert_eq!((status.source.as_str(), status.health, status.checks), ("fixed", Health::Ready, 1));
+    assert!(!guard.reload_now(), "nothing to reload");
+}
