@@ -456,6 +456,43 @@ mod tests {
         assert_eq!(s.events, PipelineSettings::default());
     }
 
+    /// The three documents of the issue, byte for byte: tools outside the project write them.
+    #[cfg(all(feature = "http", feature = "kafka", feature = "http-config"))]
+    #[test]
+    fn the_documents_tools_write_are_accepted_as_written() {
+        let http = Settings::from_json(
+            r#"{"config": {"path": "experiments.json"},
+ "sink": {"http": {"url": "http://127.0.0.1:8080/v2", "key_name": "k", "secret": "c2VjcmV0", "format": "v2"}}}"#,
+        )
+        .unwrap();
+        let SinkSettings::Http(h) = &http.sink else { panic!("{:?}", http.sink) };
+        assert_eq!(
+            (h.url.as_str(), h.key_name.as_str(), h.format),
+            ("http://127.0.0.1:8080/v2", "k", Encoding::V2)
+        );
+        let kafka = Settings::from_json(
+            r#"{"config": {"url": "http://127.0.0.1:8000/experiments.json", "poll_interval": "1s"},
+ "sink": {"kafka": {"brokers": "127.0.0.1:9092", "topic": "experiments", "encoding": "json"}}}"#,
+        )
+        .unwrap();
+        let SourceSettings::Http(src) = &kafka.config.source else { panic!() };
+        assert_eq!(
+            (src.url.as_str(), src.poll_interval),
+            ("http://127.0.0.1:8000/experiments.json", Duration::from_secs(1))
+        );
+        let SinkSettings::Kafka(k) = &kafka.sink else { panic!() };
+        assert_eq!(
+            (k.brokers.as_str(), k.topic.as_str(), k.encoding),
+            ("127.0.0.1:9092", "experiments", Encoding::Json)
+        );
+        let stdout =
+            Settings::from_json(r#"{"config": {"path": "experiments.json"}, "sink": "stdout"}"#)
+                .unwrap();
+        assert_eq!(stdout.sink.kind(), "stdout");
+        let e = Settings::from_json(r#"{"config": {"url": "ftp://x/e.json"}}"#).unwrap_err();
+        assert_eq!(e.field, "config.url", "{e}");
+    }
+
     #[test]
     fn startup_policy_and_timeout() {
         let s = Settings::from_json(
