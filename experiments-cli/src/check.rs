@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use experiments_sdk::{Config, ValidationError, ValidationReport};
+use experiments_sdk::core::{Config, ValidationError, ValidationReport};
 use serde_json::json;
 
 use crate::{Format, Out, complain, emit, load_config};
@@ -72,7 +72,7 @@ fn write_text(
             None => writeln!(out, "{name}: valid")?,
         }
         if let Ok(exp) = entry {
-            for w in exp.warnings(now) {
+            for w in exp.lint(now) {
                 writeln!(out, "  warning: {w}")?;
                 warnings += 1;
             }
@@ -88,8 +88,9 @@ fn write_text(
 }
 
 /// `{"experiments", "valid", "invalid": [{"name", "error"}], "warnings": [{"name",
-/// "warning"}]}` on one line, invalid and warnings in file order. Streamed item by item:
-/// no document tree of the whole report is built.
+/// "warning", "code"}]}` on one line, invalid and warnings in file order (`code` is the
+/// warning's stable [`LintWarning::code`](experiments_sdk::core::LintWarning::code)). Streamed
+/// item by item: no document tree of the whole report is built.
 fn write_json(
     out: &mut Out,
     config: &Config,
@@ -107,11 +108,12 @@ fn write_json(
     out.write_all(br#"],"warnings":["#)?;
     let mut first = true;
     for exp in config.entries().flatten() {
-        for w in exp.warnings(now) {
+        for w in exp.lint(now) {
             if !std::mem::take(&mut first) {
                 out.write_all(b",")?;
             }
-            serde_json::to_writer(&mut *out, &json!({"name": exp.key(), "warning": w}))?;
+            let warning = json!({"name": exp.key(), "warning": w.to_string(), "code": w.code()});
+            serde_json::to_writer(&mut *out, &warning)?;
         }
     }
     out.write_all(b"]}\n")

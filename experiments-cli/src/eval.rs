@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use experiments_sdk::{Experiments, Explanation, OwnedEvent};
+use experiments_sdk::core::{Experiments, Explanation, OwnedEvent};
 use serde_json::json;
 
 use crate::{Format, config_and_inputs, emit};

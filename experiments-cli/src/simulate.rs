@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use experiments_sdk::{Experiments, NoopHandler, Value};
+use experiments_sdk::core::{Experiments, NoopHandler};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
 
 use crate::stats::chi_square;
 use crate::{Out, complain, config_and_inputs, emit};

@@ -122,6 +122,37 @@ fn check_warns_about_likely_mistakes() {
     assert!(text.contains("  warning: expired"), "{text}");
 }
 
+/// Each JSON warning carries the lint's stable `code` after its text, in file order.
+#[test]
+fn check_json_warnings_carry_a_stable_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "suspicious.json", SUSPICIOUS);
+    let o = run(&["check", p.to_str().unwrap(), "--format", "json", "--now", "1700000000"]);
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let codes: Vec<(&str, &str)> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap(), w["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("unknown", "unknown_type"),
+            ("expired", "expired"),
+            ("future", "not_started"),
+            ("mixed_case", "bucket_val_not_lowercase"),
+            ("never", "targeting_never_matches"),
+            ("bad_override", "override_unknown_variant"),
+            ("capped", "r2_size_over_cap"),
+            ("capped", "r2_sizes_over_100"),
+            ("overlap", "range_overlap"),
+        ]
+    );
+    let first = doc["warnings"][0].as_object().unwrap();
+    assert_eq!(first.keys().collect::<Vec<_>>(), ["name", "warning", "code"]);
+}
+
 #[test]
 fn eval_prints_variant_event_and_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,6 +297,54 @@ async fn demo_ships_to_an_http_collector() {
         accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert_eq!(collector.distinct(), delivered);
     assert_eq!(collector.bad_signatures(), 0);
+}
+
+/// `demo --settings FILE` builds its client the way a service does, from the issue's minimal
+/// document: a strict v2 collector receives only v2 bodies, and the settings' relative
+/// config path is resolved against the settings file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_with_a_settings_document_sends_what_the_sink_names() {
+    let collector = experiments_http::collector::Collector::start("k", b"secret").await.unwrap();
+    collector.accept_only(experiments_sdk::events::Encoding::V2);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments-core/examples/experiments.json"),
+        dir.path().join("experiments.json"),
+    )
+    .unwrap();
+    let settings = dir.path().join("settings.json");
+    let document = r#"{"config": {"path": "experiments.json"},
+ "sink": {"http": {"url": "URL", "key_name": "k", "secret": "c2VjcmV0", "format": "v2"}}}"#;
+    std::fs::write(&settings, document.replace("URL", &collector.url())).unwrap();
+    let path = settings.to_string_lossy().into_owned();
+    let o = tokio::task::spawn_blocking(move || {
+        run(&["demo", "--requests", "100", "--settings", &path])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).unwrap();
+    let delivered: usize =
+        accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(delivered > 100, "{accounting}");
+    assert_eq!((collector.distinct(), collector.wrong_format()), (delivered, 0));
+    // A bad settings document: exit 2 with the field named.
+    std::fs::write(
+        &settings,
+        r#"{"config": {"path": "experiments.json"}, "sink": {"http": {"url": "x"}}}"#,
+    )
+    .unwrap();
+    let o = run(&["demo", "--settings", &settings.to_string_lossy()]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sink.http"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // --settings replaces the sink flags.
+    assert_eq!(code(&run(&["demo", "--settings", "x.json", "--sink", "kafka"])), 2);
 }
 
 #[test]

@@ -9,9 +9,11 @@ use crate::event::{Event, EventHandler, EventType};
 use crate::explain::{NoTrace, Observer};
 use crate::inputs::Inputs;
 
-/// What happened to the bucketing event of a `variant` call.
+/// What happened to the bucketing event of a `variant` call. Non-exhaustive: a new reason
+/// for not logging may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BucketingEvent {
     /// A `choose` event was logged.
     Logged,

@@ -92,8 +92,10 @@ impl<'c> Evaluation<'c, '_> {
     }
 }
 
-/// Validation summary of a config at one instant.
+/// Validation summary of a config at one instant ([`Config::report`]). Built by the engine;
+/// non-exhaustive: fields may be added.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ValidationReport {
     /// Number of experiments (config keys).
     pub experiments: usize,

@@ -4,7 +4,10 @@ use std::fmt;
 
 /// The whole `experiments.json` document could not be used: baseplate's `json.load` rejects
 /// it too (documents it loads are never rejected as a whole; see [`crate::Config::parse`]).
+///
+/// Non-exhaustive: new document-level causes may be added; match with a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The bytes are not valid JSON (`serde_json`'s report of the first error).
     #[error("experiments config is not valid JSON: {0}")]
@@ -47,8 +50,12 @@ pub enum ConfigError {
 ///
 /// An experiment rejected for one of these reasons is invalid: `variant` gives none,
 /// `is_valid` is false and `expose` logs nothing.
+///
+/// Non-exhaustive: a new deviation may be added when another nonsense configuration gets
+/// rejected; [`Deviation::label`] names each one stably.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Deviation {
     /// `num_buckets` is not a positive integer (`0`, `-1000`, `1000.0`, `"10"`, `true`).
     NumBuckets,
@@ -90,7 +97,11 @@ impl Deviation {
 }
 
 /// Why one experiment of a config is invalid. The other experiments are unaffected.
+///
+/// Built only by the engine; the fields are public to read. Non-exhaustive: fields may be
+/// added (a new one never changes the meaning of these).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct ValidationError {
     /// The config key of the experiment.
     pub experiment: String,
@@ -139,7 +150,8 @@ impl Problem {
     }
 }
 
-/// A Python type, as baseplate's exception messages name it.
+/// The Python type of a JSON value, as baseplate's exception messages name it. Exhaustive:
+/// JSON values have exactly these seven types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PyType {
     /// `None`.
@@ -179,8 +191,10 @@ impl fmt::Display for PyType {
     }
 }
 
-/// A Python binary operator, as exception messages show it.
+/// A Python binary operator, as exception messages show it (`Display` is the operator's
+/// symbol). Non-exhaustive: another operator may appear in [`EvalError`]s later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PyOp {
     /// `<`.
     Lt,
@@ -210,7 +224,11 @@ impl fmt::Display for PyOp {
 ///
 /// No variant is returned and no event is logged. [`EvalError::python_exception`] names the
 /// exception baseplate raised and the `Display` text follows its message.
+///
+/// Non-exhaustive: porting another of baseplate's failure modes adds a variant; match with a
+/// wildcard arm (or use [`EvalError::python_exception`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// `variant` was called with an empty experiment name.
     #[error("experiment name must not be empty")]

@@ -11,8 +11,11 @@ use crate::py::{self, PyNum};
 use crate::r2::R2;
 use crate::simple::Simple;
 
-/// The Python class baseplate would use for an experiment; reported in events.
+/// The Python class baseplate would use for an experiment; reported in events
+/// ([`ExperimentClass::as_str`] is the name they carry). Non-exhaustive: a new experiment
+/// kind may bring a new class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum ExperimentClass {
     /// `r2` experiments.
     R2Experiment,
@@ -139,12 +142,15 @@ pub struct Experiment {
     name: Box<str>,
     owner: Value,
     version: Value,
-    type_name: Option<String>,
+    /// The lower-cased `type`, when it is a string (read by the lint).
+    pub(crate) type_name: Option<String>,
     start: Bound,
     stop: Bound,
     enabled: bool,
     legacy: bool,
-    body: Result<Body, ValidationError>,
+    /// What the experiment is when enabled, or the error that makes it invalid at every
+    /// instant (read by the lint and the share computation).
+    pub(crate) body: Result<Body, ValidationError>,
     /// `f"{name}:{bucket_val}:"` for experiments that can log bucketing events.
     dedupe_prefix: Box<str>,
     /// `start_ts` / `stop_ts` as numbers, when numeric.
@@ -161,7 +167,11 @@ pub(crate) enum Active<'a> {
 
 /// A reference to an experiment as it appears in events: its class and the attributes that
 /// class has (a `ForcedVariantExperiment` has only its class).
+///
+/// Built by the engine ([`crate::Evaluation::experiment`]); the fields are public to read.
+/// Non-exhaustive: attributes may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ExperimentRef<'a> {
     /// The baseplate class.
     pub class: ExperimentClass,
@@ -493,22 +503,25 @@ impl Experiment {
         }
     }
 
-    /// The config key.
+    /// The key of the experiment in the config document: what `variant` calls look it up
+    /// by. Usually equal to [`Experiment::name`], but nothing requires it.
     pub fn key(&self) -> &str {
         &self.key
     }
 
-    /// The `name` field.
+    /// The `name` field (never empty): the name events report, part of the default bucketing
+    /// seed (`{id}.{name}.{shuffle_version}`) and of the dedupe keys.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The `id` field.
+    /// The `id` field (a signed 64-bit integer): reported in events, part of the default
+    /// bucketing seed.
     pub fn id(&self) -> i64 {
         self.id
     }
 
-    /// The `owner` field (`null` when absent).
+    /// The `owner` field as configured, any JSON value (`null` when absent); events echo it.
     pub fn owner(&self) -> &Value {
         &self.owner
     }
@@ -533,122 +546,6 @@ impl Experiment {
         }
     }
 
-    /// Things that parse but are almost surely mistakes, at `now`: unknown types, expired or
-    /// not started, a `bucket_val` that can never match, targeting that can never match,
-    /// overrides naming unknown variants, r2 sizes over the 1/n cap or over 100 %,
-    /// overlapping ranges.
-    pub fn warnings(&self, now: f64) -> Vec<String> {
-        let mut out = Vec::new();
-        if matches!(&self.body, Ok(Body::Forced { reason: ForcedReason::UnknownType, .. })) {
-            let t = self.type_name.as_deref().unwrap_or("");
-            out.push(format!("unknown experiment type {t:?}: it never returns a variant"));
-        }
-        match self.window {
-            (Some(start), _) if now < start => {
-                out.push(format!("not started yet (start_ts {start} is in the future)"))
-            }
-            (_, Some(stop)) if now >= stop => out.push(format!("expired (stop_ts {stop} is past)")),
-            _ => {}
-        }
-        let bucket_val = match &self.body {
-            Ok(Body::R2(r2)) => Some(&r2.bucket_val),
-            Ok(Body::Simple(s)) => Some(&s.bucket_val),
-            _ => None,
-        };
-        match bucket_val {
-            Some(BucketVal::Str { raw, matchable: false }) => out.push(format!(
-                "bucket_val {:?} is not lower-case: inputs are matched lower-cased, so it never matches",
-                raw.as_str()
-            )),
-            Some(BucketVal::Other(text)) => {
-                out.push(format!("bucket_val {text} is not a string: it never matches"))
-            }
-            _ => {}
-        }
-        for (place, why) in self.targeting_errors() {
-            out.push(format!("{place} can never match: {why}"));
-        }
-        match &self.body {
-            Ok(Body::R2(r2)) => out.extend(r2.lint()),
-            Ok(Body::Simple(s)) => {
-                if matches!(s.targeting.root, crate::targeting::Node::Const(false))
-                    && s.targeting.error.is_none()
-                {
-                    out.push("targeting is OVERRIDE false: nobody is targeted".to_owned());
-                }
-                // Sorted once, so each override costs a binary search, not a scan.
-                let mut names = s.variants.names();
-                names.sort_unstable();
-                for (v, _) in &s.overrides {
-                    if !v.is_empty() && names.binary_search(&&**v).is_err() {
-                        out.push(format!(
-                            "an override forces {v:?}, which is not one of the variants"
-                        ));
-                    }
-                }
-                if let crate::variant_set::VariantSet::Range { entries } = &s.variants {
-                    for o in range_overlaps(entries) {
-                        let (a, b) = (o.winner, o.later);
-                        out.push(if o.earlier == 1 {
-                            format!("range variants {a:?} and {b:?} overlap: {a:?} wins")
-                        } else {
-                            format!(
-                                "range variant {b:?} overlaps {} variants listed before it \
-                                 (the first is {a:?}): they win the shared buckets",
-                                o.earlier
-                            )
-                        });
-                    }
-                }
-            }
-            _ => {}
-        }
-        out
-    }
-
-    /// The share of buckets each variant gets when every call is targeted and no override
-    /// applies, in config order (`None` when the experiment is not bucketed). A variant name
-    /// listed twice gets all its buckets in its first slot, as a lookup by name does; buckets
-    /// whose choice raises count for no variant. Computed from the bucket limits, not bucket
-    /// by bucket: O(v log v) for v variants, whatever `num_buckets` is.
-    pub fn expected_shares(&self) -> Option<Vec<(String, f64)>> {
-        let names = self.variant_names();
-        let (n, counts): (u64, Vec<u64>) = match &self.body {
-            Ok(Body::R2(r2)) => {
-                // 1000 buckets, each mapped to its variant's first slot by binary search.
-                let index = first_slots(&names);
-                let mut counts = vec![0u64; names.len()];
-                for b in 0..crate::r2::R2_BUCKETS {
-                    if let Some(slot) = r2.variant_of_bucket(b).and_then(|v| slot_of(&index, v)) {
-                        counts[slot] += 1;
-                    }
-                }
-                (crate::r2::R2_BUCKETS, counts)
-            }
-            Ok(Body::Simple(s)) => {
-                let n = s.num_buckets.get();
-                let per_entry = bucket_counts(&s.variants, n);
-                // `names()` lists the entries in order: fold duplicates into the first slot.
-                let index = first_slots(&names);
-                let mut counts = vec![0u64; names.len()];
-                for (name, c) in names.iter().zip(per_entry) {
-                    if let Some(slot) = slot_of(&index, name) {
-                        counts[slot] += c;
-                    }
-                }
-                (n, counts)
-            }
-            _ => return None,
-        };
-        Some(
-            names
-                .into_iter()
-                .zip(counts)
-                .map(|(v, c)| (v.to_owned(), c as f64 / n.max(1) as f64))
-                .collect(),
-        )
-    }
-
     /// Targeting trees that could not be built, so match nobody: `(where, why)`.
     pub fn targeting_errors(&self) -> Vec<(String, &str)> {
         let Ok(Body::Simple(s)) = &self.body else {
@@ -670,7 +567,9 @@ impl Experiment {
         }
     }
 
-    /// The `[start_ts, stop_ts]` window as numbers, when numeric.
+    /// `(start_ts, stop_ts)` in epoch seconds, each `None` when not a number. With
+    /// `expires` instead, the start is `None` (it is the instant of evaluation) and the stop
+    /// is the `expires` date at UTC midnight.
     pub fn window(&self) -> (Option<f64>, Option<f64>) {
         self.window
     }
@@ -804,249 +703,6 @@ impl<'a> Active<'a> {
     }
 }
 
-/// `(name, first position)` for each distinct name, sorted by name: a name's slot is found
-/// by binary search (see [`slot_of`]). O(v log v).
-fn first_slots<'a>(names: &[&'a str]) -> Vec<(&'a str, usize)> {
-    let mut index: Vec<(&str, usize)> = names.iter().copied().zip(0..).collect();
-    // Sorting by (name, position) puts each name's first position first; dedup keeps it.
-    index.sort_unstable();
-    index.dedup_by(|later, first| later.0 == first.0);
-    index
-}
-
-/// The first position of `name` in the table of [`first_slots`].
-fn slot_of(index: &[(&str, usize)], name: &str) -> Option<usize> {
-    index.binary_search_by(|(n, _)| (*n).cmp(name)).ok().map(|i| index[i].1)
-}
-
-/// How many of the buckets `0..n` each entry of a variant set wins (in `names()` order), as
-/// [`choose`](crate::variant_set::VariantSet::choose) would pick them bucket by bucket;
-/// buckets whose choice raises count for nobody. O(v log v) for v entries, independent of n.
-fn bucket_counts(set: &crate::variant_set::VariantSet, n: u64) -> Vec<u64> {
-    use crate::variant_set::VariantSet;
-    let n = i128::from(n);
-    // The number of buckets in `[lo, hi)` within `0..n`.
-    let span = |lo: i128, hi: i128| (hi.min(n) - lo.max(0)).max(0) as u64;
-    match set {
-        // `b < t0` gives the first; otherwise `b >= t1` gives the second. An unusable limit
-        // raises for every bucket that reaches it.
-        VariantSet::Single { t0, t1, .. } => {
-            let Ok(t0) = *t0 else { return vec![0, 0] };
-            let first = span(0, t0);
-            let second = match *t1 {
-                Ok(t1) => span(t1.max(t0), n),
-                Err(_) => 0,
-            };
-            vec![first, second]
-        }
-        // The first entry whose end exceeds the bucket: entry i gets `[max(0, earlier ends),
-        // end_i)`.
-        VariantSet::Multi { entries } => {
-            let mut covered = 0i128;
-            entries
-                .iter()
-                .map(|(_, _, end)| {
-                    let c = span(covered, *end);
-                    covered = covered.max((*end).min(n));
-                    c
-                })
-                .collect()
-        }
-        VariantSet::Rollout { limit, .. } => vec![span(0, *limit)],
-        // The first range containing the bucket wins: each range gets the part of
-        // `[lo, hi) ∩ [0, n)` no earlier range took. `taken` holds disjoint intervals
-        // (start -> end); each is inserted once and removed at most once.
-        VariantSet::Range { entries } => {
-            let mut taken: std::collections::BTreeMap<i128, i128> =
-                std::collections::BTreeMap::new();
-            let mut counts = vec![0u64; entries.len()];
-            for ((_, bounds), count) in entries.iter().zip(&mut counts) {
-                // Buckets no earlier range took raise here, so no later range gets them.
-                let Ok((lo, hi)) = *bounds else { break };
-                let (a, b) = (lo.max(0), hi.min(n));
-                if a >= b {
-                    continue;
-                }
-                let (mut start, mut end, mut already) = (a, b, 0i128);
-                if let Some((&s, &e)) = taken.range(..a).next_back()
-                    && e > a
-                {
-                    already += e.min(b) - a;
-                    start = s;
-                    end = end.max(e);
-                    taken.remove(&s);
-                }
-                while let Some((&s, &e)) = taken.range(a..b).next() {
-                    already += e.min(b) - s;
-                    end = end.max(e);
-                    taken.remove(&s);
-                }
-                taken.insert(start, end);
-                *count = (b - a - already) as u64;
-            }
-            counts
-        }
-    }
-}
-
-/// A range variant that shares buckets with variants listed before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RangeOverlap<'a> {
-    /// The variant listed later, which loses the shared buckets.
-    later: &'a str,
-    /// The first-listed variant it overlaps.
-    winner: &'a str,
-    /// How many variants listed before it it overlaps (at least 1).
-    earlier: usize,
-}
-
-/// For each range variant (in config order) whose `[lo, hi)` intersects the range of a
-/// variant listed before it: that variant, the first such earlier variant and how many there
-/// are. Empty ranges and ranges whose bounds raise overlap nothing. One entry per overlapped
-/// variant rather than one per pair, so the result (and the warnings) stay linear even when
-/// every range overlaps every other one. O(v log v) for v ranges.
-fn range_overlaps(entries: &[crate::variant_set::RangeEntry]) -> Vec<RangeOverlap<'_>> {
-    // The usable ranges, in config order.
-    let ranges: Vec<(&str, i128, i128)> = entries
-        .iter()
-        .filter_map(|(name, b)| match b {
-            Ok((lo, hi)) if lo < hi => Some((&**name, *lo, *hi)),
-            _ => None,
-        })
-        .collect();
-    let m = ranges.len();
-    if m < 2 {
-        return Vec::new();
-    }
-    // How many earlier ranges intersect range j: those starting before its end, minus those
-    // ending at or before its start (a subset of the former, ranges being non-empty).
-    let mut coords: Vec<i128> = ranges.iter().flat_map(|&(_, lo, hi)| [lo, hi]).collect();
-    coords.sort_unstable();
-    coords.dedup();
-    let rank = |x: i128| coords.partition_point(|&c| c < x);
-    let (mut starts, mut ends) = (Fenwick::new(coords.len()), Fenwick::new(coords.len()));
-    let mut earlier = vec![0usize; m];
-    for (j, &(_, lo, hi)) in ranges.iter().enumerate() {
-        earlier[j] = starts.count_below(rank(hi)) - ends.count_below(rank(lo) + 1);
-        starts.add(rank(lo));
-        ends.add(rank(hi));
-    }
-    // The first earlier range of each: walk the ranges in config order; range i claims every
-    // later, still unclaimed range it intersects. Unclaimed later ranges sit in a max-tree of
-    // their ends ordered by start, so "starts before hi_i and ends after lo_i" is a prefix
-    // query for an end above lo_i; each claimed range leaves the tree.
-    let mut by_start: Vec<usize> = (0..m).collect();
-    by_start.sort_unstable_by_key(|&i| ranges[i].1);
-    let mut position = vec![0usize; m];
-    for (p, &i) in by_start.iter().enumerate() {
-        position[i] = p;
-    }
-    let sorted_starts: Vec<i128> = by_start.iter().map(|&i| ranges[i].1).collect();
-    let mut pending = MaxTree::new(by_start.iter().map(|&i| ranges[i].2).collect());
-    let mut winner: Vec<Option<usize>> = vec![None; m];
-    for (i, &(_, lo, hi)) in ranges.iter().enumerate() {
-        pending.remove(position[i]);
-        let prefix = sorted_starts.partition_point(|&s| s < hi);
-        while let Some(p) = pending.first_above(prefix, lo) {
-            pending.remove(p);
-            winner[by_start[p]] = Some(i);
-        }
-    }
-    ranges
-        .iter()
-        .zip(winner)
-        .zip(earlier)
-        .filter_map(|((&(later, ..), w), earlier)| {
-            w.map(|w| RangeOverlap { later, winner: ranges[w].0, earlier })
-        })
-        .collect()
-}
-
-/// A Fenwick tree of counts over positions `0..n`.
-struct Fenwick(Vec<usize>);
-
-impl Fenwick {
-    fn new(n: usize) -> Self {
-        Fenwick(vec![0; n + 1])
-    }
-
-    /// Counts one more at `pos` (positions past the end are ignored).
-    fn add(&mut self, pos: usize) {
-        let mut i = pos + 1;
-        while i < self.0.len() {
-            self.0[i] += 1;
-            i += i & i.wrapping_neg();
-        }
-    }
-
-    /// The count at positions `0..pos`.
-    fn count_below(&self, pos: usize) -> usize {
-        let mut i = pos.min(self.0.len() - 1);
-        let mut total = 0;
-        while i > 0 {
-            total += self.0[i];
-            i -= i & i.wrapping_neg();
-        }
-        total
-    }
-}
-
-/// A segment tree of maxima over fixed positions, with removal: finds a position in a prefix
-/// whose value exceeds a threshold in O(log n).
-struct MaxTree {
-    /// Leaves start at `size`; node k covers its children 2k and 2k + 1.
-    nodes: Vec<i128>,
-    size: usize,
-}
-
-impl MaxTree {
-    fn new(values: Vec<i128>) -> Self {
-        let size = values.len().next_power_of_two();
-        let mut nodes = vec![i128::MIN; 2 * size];
-        nodes[size..size + values.len()].copy_from_slice(&values);
-        for k in (1..size).rev() {
-            nodes[k] = nodes[2 * k].max(nodes[2 * k + 1]);
-        }
-        MaxTree { nodes, size }
-    }
-
-    /// Removes position `p` (its value becomes `i128::MIN`).
-    fn remove(&mut self, p: usize) {
-        let mut k = self.size + p;
-        self.nodes[k] = i128::MIN;
-        while k > 1 {
-            k /= 2;
-            self.nodes[k] = self.nodes[2 * k].max(self.nodes[2 * k + 1]);
-        }
-    }
-
-    /// The first position in `0..end` whose value is above `threshold`.
-    fn first_above(&self, end: usize, threshold: i128) -> Option<usize> {
-        self.descend(1, 0, self.size, end, threshold)
-    }
-
-    /// [`MaxTree::first_above`] within node `k`, which covers `lo..hi`. Recursion depth is
-    /// the tree's height (log2 of the positions).
-    fn descend(
-        &self,
-        k: usize,
-        lo: usize,
-        hi: usize,
-        end: usize,
-        threshold: i128,
-    ) -> Option<usize> {
-        if lo >= end || self.nodes[k] <= threshold {
-            return None;
-        }
-        if hi - lo == 1 {
-            return Some(lo);
-        }
-        let mid = lo + (hi - lo) / 2;
-        self.descend(2 * k, lo, mid, end, threshold)
-            .or_else(|| self.descend(2 * k + 1, mid, hi, end, threshold))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1069,221 +725,5 @@ mod tests {
             parse_expires("2030-01- 5"),
             Some(days_from_civil(2030, 1, 5) as f64 * 86_400.0)
         );
-    }
-
-    use crate::variant_set::{Choice, RangeEntry, VariantSet};
-    use serde_json::json;
-
-    /// A deterministic xorshift generator for the brute-force comparisons.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-
-        /// A bucket bound around `0..n`, sometimes outside it.
-        fn bound(&mut self, n: i128) -> i128 {
-            self.below(n as u64 + 8) as i128 - 4
-        }
-
-        /// A bound, or (one time in eight) the error an unusable bound raises.
-        fn maybe_bound(&mut self, n: i128) -> Result<i128, EvalError> {
-            if self.below(8) == 0 { Err(EvalError::InfinityToInt) } else { Ok(self.bound(n)) }
-        }
-    }
-
-    /// The pairwise definition: range j overlaps every earlier usable range whose bucket
-    /// range intersects its own.
-    fn overlaps_pairwise(entries: &[RangeEntry]) -> Vec<RangeOverlap<'_>> {
-        let usable: Vec<(&str, i128, i128)> = entries
-            .iter()
-            .filter_map(|(n, b)| {
-                b.as_ref().ok().filter(|(lo, hi)| lo < hi).map(|&(lo, hi)| (&**n, lo, hi))
-            })
-            .collect();
-        let mut out = Vec::new();
-        for (j, &(later, lo, hi)) in usable.iter().enumerate() {
-            let hits: Vec<&str> = usable[..j]
-                .iter()
-                .filter(|&&(_, a, b)| a.max(lo) < b.min(hi))
-                .map(|&(n, ..)| n)
-                .collect();
-            if let Some(&winner) = hits.first() {
-                out.push(RangeOverlap { later, winner, earlier: hits.len() });
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn range_overlaps_agree_with_the_pairwise_definition() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        for round in 0..2000 {
-            let len = rng.below(12) as usize;
-            let entries: Vec<RangeEntry> = (0..len)
-                .map(|i| {
-                    let b = match rng.below(8) {
-                        0 => Err(EvalError::InfinityToInt),
-                        _ => Ok((rng.bound(20), rng.bound(20))),
-                    };
-                    (format!("v{i}").into(), b)
-                })
-                .collect();
-            assert_eq!(
-                range_overlaps(&entries),
-                overlaps_pairwise(&entries),
-                "round {round}: {entries:?}"
-            );
-        }
-    }
-
-    /// Bucket by bucket, each chosen variant counted in its name's first slot.
-    fn counts_bucket_by_bucket(set: &VariantSet, n: u64) -> Vec<u64> {
-        let names = set.names();
-        let mut counts = vec![0; names.len()];
-        for b in 0..n {
-            if let Ok(Choice { variant: Some(v), .. }) = set.choose(b) {
-                counts[names.iter().position(|x| *x == v).unwrap()] += 1;
-            }
-        }
-        counts
-    }
-
-    /// [`bucket_counts`] folded into the first slot of each name, as `expected_shares` does.
-    fn counts_from_limits(set: &VariantSet, n: u64) -> Vec<u64> {
-        let names = set.names();
-        let index = first_slots(&names);
-        let mut counts = vec![0; names.len()];
-        for (name, c) in names.iter().zip(bucket_counts(set, n)) {
-            counts[slot_of(&index, name).unwrap()] += c;
-        }
-        counts
-    }
-
-    #[test]
-    fn bucket_counts_agree_with_choosing_bucket_by_bucket() {
-        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
-        let pool = ["a", "b", "c", "d"];
-        for round in 0..4000 {
-            let n = 1 + rng.below(24);
-            let m = n as i128;
-            let len = 1 + rng.below(7) as usize;
-            let mut name = || -> Box<str> { pool[rng.below(4) as usize].into() };
-            let names: Vec<Box<str>> = (0..len).map(|_| name()).collect();
-            let set = match round % 4 {
-                0 => VariantSet::Single {
-                    names: [names[0].clone(), names[len - 1].clone()],
-                    t0: rng.maybe_bound(m),
-                    t1: rng.maybe_bound(m),
-                },
-                1 => VariantSet::Multi {
-                    entries: names.into_iter().map(|v| (v, rng.bound(m), rng.bound(m))).collect(),
-                },
-                2 => VariantSet::Rollout { name: names[0].clone(), limit: rng.bound(m) },
-                _ => VariantSet::Range {
-                    entries: names
-                        .into_iter()
-                        .map(|v| {
-                            let b = match rng.below(8) {
-                                0 => Err(EvalError::InfinityToInt),
-                                _ => Ok((rng.bound(m), rng.bound(m))),
-                            };
-                            (v, b)
-                        })
-                        .collect(),
-                },
-            };
-            assert_eq!(
-                counts_from_limits(&set, n),
-                counts_bucket_by_bucket(&set, n),
-                "round {round}, {n} buckets: {set:?}"
-            );
-        }
-    }
-
-    fn range_experiment(num_buckets: u64, variants: Vec<Value>) -> Experiment {
-        let cfg = json!({"id": 1, "name": "r", "type": "range_variant", "start_ts": 0,
-            "stop_ts": 4_102_444_800u64, "experiment": {"experiment_version": 1,
-            "num_buckets": num_buckets, "variants": variants}});
-        Experiment::parse("r", &cfg).unwrap()
-    }
-
-    /// `k` contiguous ranges covering `[0, 1)`.
-    fn tiling(k: usize) -> Vec<Value> {
-        (0..k)
-            .map(|i| {
-                json!({"name": format!("v{i}"), "range_start": i as f64 / k as f64,
-                    "range_end": (i + 1) as f64 / k as f64})
-            })
-            .collect()
-    }
-
-    #[test]
-    fn expected_shares_of_many_ranges_come_from_the_limits() {
-        // 40,000 ranges over a million buckets: bucket by bucket with a scan of the ranges
-        // per bucket this was 4·10^10 steps (minutes); from the limits it is a sort.
-        let k = 40_000;
-        let shares = range_experiment(1_000_000, tiling(k)).expected_shares().unwrap();
-        assert_eq!(shares.len(), k);
-        assert_eq!(shares[0], ("v0".to_owned(), 25.0 / 1_000_000.0));
-        assert!((shares.iter().map(|(_, s)| s).sum::<f64>() - 1.0).abs() < 1e-9);
-        // Past a million buckets the shares used to be unknown; they are exact now.
-        let shares = range_experiment(1 << 40, tiling(4)).expected_shares().unwrap();
-        assert_eq!(shares.iter().map(|(_, s)| *s).collect::<Vec<_>>(), [0.25; 4]);
-    }
-
-    #[test]
-    fn overlap_warnings_stay_linear_when_every_range_overlaps() {
-        // 20,000 full ranges, kept under 100 % by 20,000 inverted (negative-size) ones: every
-        // pair of full ranges overlaps, 2·10^8 pairs that each used to be a warning.
-        let k = 20_000;
-        let variants: Vec<Value> = (0..k)
-            .flat_map(|i| {
-                [
-                    json!({"name": format!("full{i}"), "range_start": 0.0, "range_end": 1.0}),
-                    json!({"name": format!("inv{i}"), "range_start": 1.0, "range_end": 0.0}),
-                ]
-            })
-            .collect();
-        let warnings = range_experiment(1000, variants).warnings(0.0);
-        let overlaps: Vec<&String> = warnings.iter().filter(|w| w.contains("overlap")).collect();
-        assert_eq!(overlaps.len(), k - 1, "one warning per overlapped range");
-        assert_eq!(overlaps[0], r#"range variants "full0" and "full1" overlap: "full0" wins"#);
-        assert_eq!(
-            overlaps[1],
-            r#"range variant "full2" overlaps 2 variants listed before it (the first is "full0"): they win the shared buckets"#
-        );
-        assert!(overlaps[k - 2].contains(&format!("overlaps {} variants", k - 1)));
-    }
-
-    #[test]
-    fn override_warnings_find_variants_by_search() {
-        // 50,000 variants and as many overrides: a scan of the variants per override was
-        // 10^9 comparisons.
-        let k = 50_000;
-        let variants: Vec<Value> = (0..k)
-            .map(|i| json!({"name": format!("variant_with_a_long_name_{i}"), "size": 0.00001}))
-            .collect();
-        let overrides: Vec<Value> = (0..k)
-            .map(|i| {
-                let v = if i == 7 {
-                    "typo".to_owned()
-                } else {
-                    format!("variant_with_a_long_name_{i}")
-                };
-                json!({ v: {"OVERRIDE": false} })
-            })
-            .collect();
-        let cfg = json!({"id": 1, "name": "m", "type": "multi_variant", "start_ts": 0,
-            "stop_ts": 4_102_444_800u64, "experiment": {"experiment_version": 1,
-            "variants": variants, "overrides": overrides}});
-        let warnings = Experiment::parse("m", &cfg).unwrap().warnings(0.0);
-        let unknown: Vec<&String> =
-            warnings.iter().filter(|w| w.contains("not one of the variants")).collect();
-        assert_eq!(unknown, [r#"an override forces "typo", which is not one of the variants"#]);
     }
 }

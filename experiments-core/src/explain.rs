@@ -8,9 +8,11 @@ use serde_json::Value;
 
 use crate::targeting::NodeRef;
 
-/// Why an experiment gives no variant because it is switched off.
+/// Why an experiment gives no variant because it is switched off. Non-exhaustive: a new way
+/// of switching experiments off may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "reason")]
+#[non_exhaustive]
 pub enum DisabledReason {
     /// `enabled` is falsy in the config.
     EnabledFlag,
@@ -21,8 +23,10 @@ pub enum DisabledReason {
 }
 
 /// Why an experiment always returns one fixed variant (baseplate's `ForcedVariantExperiment`).
+/// Non-exhaustive: a new cause may be added.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ForcedReason {
     /// A disabled `r2` / `feature_flag` experiment.
     Disabled,
@@ -32,26 +36,32 @@ pub enum ForcedReason {
     UnknownType,
 }
 
-/// One step of an evaluation.
+/// One step of an evaluation, reported to an [`Observer`] in the order the engine takes it.
+/// `Display` is the line `--explain` prints; the serialized form is tagged by `step`.
+///
+/// Non-exhaustive: a new decision step (holdouts, mutually exclusive groups, ...) adds a
+/// variant, so observers that match on steps need a wildcard arm. Observers still build
+/// steps freely (e.g. in tests).
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "snake_case", tag = "step")]
+#[non_exhaustive]
 pub enum Step<'a> {
     /// No experiment has this name in the config.
     NotFound,
     /// The experiment is invalid (at this instant).
     Invalid {
-        /// Why.
+        /// The error that makes it invalid: config path and message.
         error: &'a crate::ValidationError,
     },
-    /// The experiment is switched off.
+    /// The experiment is switched off: no variant, no bucketing.
     Disabled {
-        /// Why.
+        /// What switched it off (`enabled`, or `now` outside the time window).
         #[serde(flatten)]
         reason: DisabledReason,
     },
     /// The experiment returns a fixed variant.
     Forced {
-        /// The fixed variant.
+        /// The fixed variant (`None`: no variant at all).
         variant: Option<&'a str>,
         /// Why it is fixed.
         reason: ForcedReason,
@@ -100,18 +110,18 @@ pub enum Step<'a> {
     },
     /// The bucket was computed.
     Bucket {
-        /// The seed prefixed to the bucketing value.
+        /// The seed prefixed to the bucketing value before hashing.
         seed: &'a str,
-        /// The bucket.
+        /// The bucket, in `0..num_buckets`.
         bucket: u64,
-        /// The number of buckets.
+        /// The number of buckets (`num_buckets`, 1000 for r2).
         num_buckets: u64,
     },
     /// The variant whose range holds the bucket (`None`: no variant does).
     Variant {
-        /// The variant.
+        /// The chosen variant, if any.
         variant: Option<&'a str>,
-        /// Its bucket range.
+        /// The buckets that give it, when known.
         range: Option<BucketRange>,
     },
 }

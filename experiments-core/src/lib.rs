@@ -39,8 +39,10 @@ mod event;
 mod experiment;
 mod explain;
 mod inputs;
+mod lint;
 mod py;
 mod r2;
+mod shares;
 mod simple;
 mod targeting;
 mod variant_set;
@@ -59,6 +61,7 @@ pub use explain::{
     BucketRange, DisabledReason, ExplainStep, Explanation, ForcedReason, NoTrace, Observer, Step,
 };
 pub use inputs::{Inputs, User};
+pub use lint::{LintWarning, TargetingSite};
 pub use py::MAX_DEPTH;
 pub use serde_json::Value;
 

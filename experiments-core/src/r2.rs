@@ -433,39 +433,14 @@ impl R2 {
         Ok((variant, false))
     }
 
-    /// Things that parse but are almost surely mistakes.
-    pub(crate) fn lint(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.targeting.is_empty() {
-            out.push("r2 targeting is empty: the experiment is never enabled".to_owned());
-        }
-        if let Value::Object(sizes) = &self.variants {
-            let n = sizes.len().max(1) as f64;
-            let mut total = 0.0;
-            for (name, size) in sizes {
-                if let Some(s) = py::as_num(size).map(|s| match s {
-                    PyNum::Int(i) => i as f64,
-                    PyNum::Float(f) => f,
-                }) {
-                    total += s;
-                    if s > 100.0 / n {
-                        out.push(format!(
-                            "variant {name:?} size {s}% is above the 1/n cap of {:.2}%: it is capped",
-                            100.0 / n
-                        ));
-                    }
-                }
-            }
-            if total > 100.0 {
-                out.push(format!("variant sizes sum to {total}%, over 100%"));
-            }
-        }
-        for v in self.override_variants() {
-            if !self.has_variant(&Value::String(v.to_owned())).unwrap_or(false) {
-                out.push(format!("an override names {v:?}, which is not a variant: it is ignored"));
-            }
-        }
-        out
+    /// Whether `targeting` is empty (the experiment is then never enabled).
+    pub(crate) fn targeting_is_empty(&self) -> bool {
+        self.targeting.is_empty()
+    }
+
+    /// The configured `variants` value (an object of sizes in percent, when well-formed).
+    pub(crate) fn variants(&self) -> &Value {
+        &self.variants
     }
 
     /// The variant bucket `b` gets when targeted (for expected shares).

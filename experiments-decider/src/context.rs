@@ -501,21 +501,42 @@ const FIELD_ORDER: [(&str, Expect); 20] = [
     ("other_fields", Expect::Map),
 ];
 
-/// One mistyped context field.
+/// One mistyped context field. Non-exhaustive: fields may be added; build one with
+/// [`TypeMismatch::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TypeMismatch {
-    /// The context key.
+    /// The context key whose value has the wrong JSON type (`build_number`).
     pub field: &'static str,
-    /// What it must be: `string`, `bool`, `integer` or `hashmap`.
+    /// What it must be, as the reference names it: `string`, `bool`, `integer` or `hashmap`.
     pub expected: &'static str,
+}
+
+impl TypeMismatch {
+    /// The mismatch of `field`, which must be of type `expected`.
+    pub fn new(field: &'static str, expected: &'static str) -> Self {
+        TypeMismatch { field, expected }
+    }
 }
 
 /// The context could not be built: every mistyped field, in the reference's order. Displays as
 /// the reference's messages (`"build_number" type mismatch (integer).`), one per line.
+/// Non-exhaustive: fields may be added; build one with [`ContextError::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContextError {
-    /// The mismatches (never empty).
+    /// The mismatches, in the reference's field order; never empty when the error comes from
+    /// [`Context::from_json`].
     pub mismatches: Vec<TypeMismatch>,
+}
+
+impl ContextError {
+    /// An error listing `mismatches`, in the reference's field order. An empty list is
+    /// allowed (a caller's stand-in for a context that could not be read at all); it displays
+    /// as an empty message.
+    pub fn new(mismatches: Vec<TypeMismatch>) -> Self {
+        ContextError { mismatches }
+    }
 }
 
 impl fmt::Display for ContextError {

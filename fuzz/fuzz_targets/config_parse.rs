@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = (exp.variant_names(), exp.expected_shares(), exp.targeting_errors());
                 let _ = (exp.override_variants(), exp.window(), exp.static_error());
                 for now in NOWS {
-                    let _ = exp.warnings(now);
+                    let _ = exp.lint(now);
                 }
             }
             Err(e) => {

@@ -266,9 +266,7 @@ fn context_of(call: &Value) -> Result<Context, DecideError> {
     match call.get("context") {
         Some(Value::Object(o)) => Ok(Context::from_json(o)?),
         // `make_ctx(None)` and non-dicts fail as decision errors.
-        _ => {
-            Err(DecideError::Context(experiments_decider::ContextError { mismatches: Vec::new() }))
-        }
+        _ => Err(DecideError::Context(experiments_decider::ContextError::new(Vec::new()))),
     }
 }
 
