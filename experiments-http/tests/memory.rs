@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use experiments_events::{Batch, EncodedEvent, Encoding, EventSink, EventFate};
+use experiments_events::{Batch, EncodedEvent, Encoding, EventFate, EventSink};
 use experiments_http::collector::{Behavior, Collector};
 use experiments_http::{HttpSettings, HttpSink, Secret};
 
