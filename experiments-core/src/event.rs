@@ -1,5 +1,7 @@
 //! Events: the values a request hands to its [`EventHandler`].
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -93,22 +95,25 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// An owned copy of the event.
+    /// An owned copy of the event. Copies no experiment attribute and no input: the
+    /// experiment's event attributes are shared with the config (built once when it was
+    /// parsed) and the inputs with the caller's [`Inputs`] (copy-on-write); only the
+    /// variant name is copied.
     pub fn to_owned_event(&self) -> OwnedEvent {
+        let (experiment, shared_field) = match self.experiment.shared.0 {
+            Some(meta) => (Arc::clone(&meta.experiment), meta.bucketing_field.as_ref()),
+            None => (Arc::new(OwnedExperimentRef::from(&self.experiment)), None),
+        };
+        let bucketing_field = match (self.bucketing_field, shared_field) {
+            (Some(field), Some(shared)) if **shared == *field => Some(Arc::clone(shared)),
+            (field, _) => field.map(Arc::from),
+        };
         OwnedEvent {
             event_type: self.event_type,
             variant: self.variant.map(str::to_owned),
-            experiment: OwnedExperimentRef {
-                class: self.experiment.class,
-                id: self.experiment.id,
-                name: self.experiment.name.map(str::to_owned),
-                owner: self.experiment.owner.cloned(),
-                version: self.experiment.version.cloned(),
-                start_ts: self.experiment.start_ts,
-                stop_ts: self.experiment.stop_ts,
-            },
+            experiment,
             inputs: self.inputs.clone(),
-            bucketing_field: self.bucketing_field.map(str::to_owned),
+            bucketing_field,
             is_override: self.is_override,
         }
     }
@@ -117,6 +122,27 @@ impl<'a> Event<'a> {
 impl Serialize for Event<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serialize_event(serializer, self.event_type, self.variant, &self.experiment, self.inputs)
+    }
+}
+
+/// What every event of one experiment shares, built once when the config is parsed.
+#[derive(Debug, PartialEq)]
+pub(crate) struct SharedMeta {
+    pub(crate) experiment: Arc<OwnedExperimentRef>,
+    pub(crate) bucketing_field: Option<Arc<str>>,
+}
+
+impl From<&ExperimentRef<'_>> for OwnedExperimentRef {
+    fn from(x: &ExperimentRef<'_>) -> Self {
+        OwnedExperimentRef {
+            class: x.class,
+            id: x.id,
+            name: x.name.map(str::to_owned),
+            owner: x.owner.cloned(),
+            version: x.version.cloned(),
+            start_ts: x.start_ts,
+            stop_ts: x.stop_ts,
+        }
     }
 }
 
@@ -153,12 +179,12 @@ pub struct OwnedEvent {
     pub event_type: EventType,
     /// The variant.
     pub variant: Option<String>,
-    /// The experiment.
-    pub experiment: OwnedExperimentRef,
-    /// The call's inputs.
+    /// The experiment, shared by every event of the experiment in one config version.
+    pub experiment: Arc<OwnedExperimentRef>,
+    /// The call's inputs (shared with the caller's map until either changes).
     pub inputs: Inputs,
     /// The bucketing field, when the experiment has one.
-    pub bucketing_field: Option<String>,
+    pub bucketing_field: Option<Arc<str>>,
     /// Whether an override chose the variant.
     pub is_override: bool,
 }
@@ -173,7 +199,7 @@ impl OwnedEvent {
 impl Serialize for OwnedEvent {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let variant = self.variant.as_deref();
-        serialize_event(serializer, self.event_type, variant, &self.experiment, &self.inputs)
+        serialize_event(serializer, self.event_type, variant, &*self.experiment, &self.inputs)
     }
 }
 
@@ -192,7 +218,7 @@ impl<'de> Deserialize<'de> for OwnedEvent {
         Ok(OwnedEvent {
             event_type: d.event_type,
             variant: d.variant,
-            experiment: d.experiment,
+            experiment: Arc::new(d.experiment),
             inputs: d.inputs,
             bucketing_field: None,
             is_override: false,

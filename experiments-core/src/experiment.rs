@@ -1,10 +1,13 @@
 //! One experiment of a config: parsing (`parse_experiment`) and the time-dependent
 //! resolution into what baseplate would have built at that instant.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Deviation, EvalError, Problem, PyType, ValidationError};
+use crate::event::{OwnedExperimentRef, SharedMeta};
 use crate::explain::{DisabledReason, ForcedReason, Observer, Step};
 use crate::inputs::{Inputs, Key};
 use crate::py::{self, PyNum};
@@ -155,6 +158,9 @@ pub struct Experiment {
     dedupe_prefix: Box<str>,
     /// `start_ts` / `stop_ts` as numbers, when numeric.
     window: (Option<f64>, Option<f64>),
+    /// The event attributes of the experiment when it buckets (R2, feature flag, simple),
+    /// shared by every event kept from it.
+    event_meta: Option<Arc<SharedMeta>>,
 }
 
 /// An experiment as baseplate would have built it at one instant.
@@ -193,6 +199,26 @@ pub struct ExperimentRef<'a> {
     /// `stop_ts` (not part of baseplate's event; for sinks' schemas).
     #[serde(skip)]
     pub stop_ts: Option<f64>,
+    /// The same attributes, owned and shared, for [`crate::Event::to_owned_event`].
+    #[serde(skip)]
+    pub(crate) shared: Shared<'a>,
+}
+
+/// A link from an [`ExperimentRef`] to its experiment's [`SharedMeta`]: not part of the
+/// reference's value (equality and `Debug` ignore it).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Shared<'a>(pub(crate) Option<&'a SharedMeta>);
+
+impl PartialEq for Shared<'_> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Shared<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 fn name_problem(message: String) -> Problem {
@@ -448,12 +474,39 @@ impl Experiment {
             }
             _ => Box::default(),
         };
+        let window = Self::numeric_window(&start, &stop);
+        let owner = cfg.get("owner").cloned().unwrap_or(Value::Null);
+        let event_meta = match &body {
+            Ok(Body::R2(r2)) => Some((r2.flag, &version, r2.bucket_val.field())),
+            Ok(Body::Simple(simple)) => Some((false, &simple.version, simple.bucket_val.field())),
+            _ => None,
+        }
+        .map(|(flag, version, field)| {
+            let class = match &body {
+                Ok(Body::R2(_)) if flag => ExperimentClass::FeatureFlag,
+                Ok(Body::R2(_)) => ExperimentClass::R2Experiment,
+                _ => ExperimentClass::SimpleExperiment,
+            };
+            Arc::new(SharedMeta {
+                experiment: Arc::new(OwnedExperimentRef {
+                    class,
+                    id: Some(id),
+                    name: Some(name.to_string()),
+                    owner: Some(owner.clone()),
+                    version: Some(version.clone()),
+                    start_ts: window.0,
+                    stop_ts: window.1,
+                }),
+                bucketing_field: Some(Arc::from(field)),
+            })
+        });
         Ok(Experiment {
-            window: Self::numeric_window(&start, &stop),
+            window,
+            event_meta,
             key: key.into(),
             id,
             name,
-            owner: cfg.get("owner").cloned().unwrap_or(Value::Null),
+            owner,
             version,
             type_name,
             start,
@@ -630,6 +683,7 @@ impl Experiment {
             version: Some(version),
             start_ts,
             stop_ts,
+            shared: Shared(self.event_meta.as_deref()),
         };
         match active {
             Active::Forced { .. } => ExperimentRef {
@@ -640,6 +694,7 @@ impl Experiment {
                 version: None,
                 start_ts: None,
                 stop_ts: None,
+                shared: Shared(None),
             },
             Active::R2(r2) if r2.flag => full(ExperimentClass::FeatureFlag, &self.version),
             Active::R2(_) => full(ExperimentClass::R2Experiment, &self.version),

@@ -171,3 +171,31 @@ fn events_serialize_like_the_reference() {
     });
     assert_eq!(got, want.to_string());
 }
+
+/// Keeping an event copies neither the experiment's attributes nor the inputs: every event
+/// of one experiment shares them with the config, and the inputs with the caller's map.
+#[test]
+fn owned_events_share_experiment_attributes_and_inputs() {
+    let config = Config::parse(
+        r#"{"e": {"id": 1, "name": "e", "owner": "team", "type": "feature_rollout", "version": "1",
+            "start_ts": 0, "stop_ts": 4102444800,
+            "experiment": {"experiment_version": 2, "variants": [{"name": "on", "size": 1.0}]}}}"#,
+    )
+    .unwrap();
+    let inputs = Inputs::new().with("user_id", "t2_1");
+    let mut events: Vec<OwnedEvent> = Vec::new();
+    let mut request = Experiments::new(&config, 1.7e9, &mut events);
+    assert_eq!(request.variant("e", &inputs, None).unwrap(), Some("on"));
+    request.expose("e", Some("on"), &inputs);
+    request.expose("e", Some("on"), &Inputs::new().with("user_id", "t2_2"));
+    assert_eq!(events.len(), 3);
+    assert!(std::sync::Arc::ptr_eq(&events[0].experiment, &events[2].experiment));
+    assert!(std::sync::Arc::ptr_eq(
+        events[0].bucketing_field.as_ref().unwrap(),
+        events[1].bucketing_field.as_ref().unwrap()
+    ));
+    assert!(events[0].inputs.shares_with(&inputs) && events[1].inputs.shares_with(&inputs));
+    assert_eq!(events[0].experiment.version, Some(json!(2)));
+    assert_eq!(events[0].experiment.name.as_deref(), Some("e"));
+    assert_eq!(events[0].bucketing_value(), Some(&json!("t2_1")));
+}
