@@ -6,3 +6,9 @@ pub mod decider;
 pub mod fuzz;
 pub mod services;
 pub mod sinks;
+
+/// The README's Rust snippets, compiled as doctests (`cargo test -p xtask --doc`), so the
+/// front page cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
