@@ -245,6 +245,7 @@ impl Limits {
 
 /// Events dropped, by reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Dropped {
     /// The intake queue was full (never accepted).
     pub queue_full: u64,
@@ -286,6 +287,7 @@ impl Dropped {
 /// A snapshot of the pipeline's accounting. Invariant:
 /// `accepted == delivered + dropped.after_accept() + in_flight`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Counters {
     /// Events taken into the queue.
     pub accepted: u64,
@@ -430,6 +432,7 @@ impl Inner {
 
 /// The result of a flush or a shutdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct FlushReport {
     /// Accepted events still neither delivered nor dropped when it returned (0: complete).
     pub remaining: u64,

@@ -157,6 +157,7 @@ pub(crate) fn redact_url(url: &str) -> Cow<'_, str> {
 /// (`http://user:<redacted>@host/`).
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HttpSettings {
     /// The collector endpoint, e.g. `https://collector.example/v2`. It must be the final
     /// URL: redirects are not followed, a 3xx rejects the batch.

@@ -50,7 +50,11 @@ fn batch(n: usize) -> Batch {
 }
 
 fn settings(url: String, timeout: Duration) -> HttpSettings {
-    HttpSettings { timeout, ..HttpSettings::new(url, KEY, Secret::new(SECRET)) }
+    {
+        let mut ps = HttpSettings::new(url, KEY, Secret::new(SECRET));
+        ps.timeout = timeout;
+        ps
+    }
 }
 
 fn assert_invariant(c: &Counters) {

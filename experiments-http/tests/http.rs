@@ -36,9 +36,10 @@ fn events(n: usize) -> Vec<EnrichedEvent> {
 }
 
 fn http_settings(collector: &Collector) -> HttpSettings {
-    HttpSettings {
-        timeout: Duration::from_millis(500),
-        ..HttpSettings::new(collector.url(), KEY, Secret::new(SECRET))
+    {
+        let mut ps = HttpSettings::new(collector.url(), KEY, Secret::new(SECRET));
+        ps.timeout = Duration::from_millis(500);
+        ps
     }
 }
 
@@ -92,8 +93,12 @@ async fn ten_thousand_events_arrive_exactly_once() {
 #[tokio::test]
 async fn json_format_without_gzip() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
-    let settings =
-        HttpSettings { format: Encoding::Json, gzip: false, ..http_settings(&collector) };
+    let settings = {
+        let mut ps = http_settings(&collector);
+        ps.format = Encoding::Json;
+        ps.gzip = false;
+        ps
+    };
     let c = run(&collector, settings, 50).await;
     assert_eq!(c.delivered, 50);
     assert_eq!(collector.wire_bytes(), collector.body_bytes());
@@ -150,8 +155,11 @@ async fn client_errors_are_permanent_rejections() {
 #[tokio::test]
 async fn a_wrong_secret_is_detected_by_the_collector() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
-    let settings =
-        HttpSettings { secret: Secret::new(b"wrong".to_vec()), ..http_settings(&collector) };
+    let settings = {
+        let mut ps = http_settings(&collector);
+        ps.secret = Secret::new(b"wrong".to_vec());
+        ps
+    };
     let c = run(&collector, settings, 5).await;
     assert_eq!(collector.bad_signatures(), 1);
     assert_eq!(c.dropped.rejected_by_sink, 5);
@@ -182,7 +190,11 @@ async fn outage_beyond_the_budget_is_counted() {
 #[tokio::test]
 async fn the_pipeline_keeps_to_the_sinks_body_limit_and_the_sink_splits_larger_batches() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
-    let settings = HttpSettings { max_batch_bytes: 8 * 1024, ..http_settings(&collector) };
+    let settings = {
+        let mut ps = http_settings(&collector);
+        ps.max_batch_bytes = 8 * 1024;
+        ps
+    };
     let sink = Arc::new(HttpSink::new(settings).unwrap());
     // The pipeline learns the limit from the sink: every request fits.
     let p = Pipeline::start(
@@ -220,7 +232,11 @@ async fn the_sink_format_reaches_a_collector_that_rejects_any_other_shape() {
     for format in [Encoding::V2, Encoding::Json] {
         let collector = Collector::start(KEY, SECRET).await.unwrap();
         collector.accept_only(format);
-        let settings = HttpSettings { format, ..http_settings(&collector) };
+        let settings = {
+            let mut ps = http_settings(&collector);
+            ps.format = format;
+            ps
+        };
         let c = run(&collector, settings, 300).await;
         assert_eq!((c.delivered, c.dropped.rejected_by_sink), (300, 0), "{format:?}: {c:?}");
         assert_eq!(collector.wrong_format(), 0);
@@ -242,8 +258,12 @@ async fn pipeline_settings_naming_another_format_than_the_sink_refuse_to_start()
     s.encoding = Some(Encoding::Json);
     let err = Pipeline::start(s, sink).unwrap_err();
     assert_eq!(err.to_string(), "pipeline setting `encoding` is json but the sink needs v2");
-    let sink =
-        HttpSink::new(HttpSettings { max_in_flight: 2, ..http_settings(&collector) }).unwrap();
+    let sink = HttpSink::new({
+        let mut ps = http_settings(&collector);
+        ps.max_in_flight = 2;
+        ps
+    })
+    .unwrap();
     let mut s = PipelineSettings::default();
     s.max_concurrent_exports = Some(3);
     assert!(matches!(

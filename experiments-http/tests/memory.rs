@@ -75,9 +75,10 @@ async fn endless_bodies_cost_bounded_memory() {
         let collector = Collector::start(KEY, SECRET).await.unwrap();
         collector.script([Behavior::EndlessBody(status)]);
         let timeout = Duration::from_secs(3);
-        let settings = HttpSettings {
-            timeout,
-            ..HttpSettings::new(collector.url(), KEY, Secret::new(SECRET))
+        let settings = {
+            let mut ps = HttpSettings::new(collector.url(), KEY, Secret::new(SECRET));
+            ps.timeout = timeout;
+            ps
         };
         let logger = HttpSink::new(settings).unwrap();
         let batch = batch();

@@ -67,6 +67,7 @@ pub struct CreateTopic {
 /// ```
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct KafkaSettings {
     /// `bootstrap.servers`.
     pub brokers: String,

@@ -26,6 +26,7 @@ pub const DEFAULT_MAX_JSON_VALUES: u64 = 1_500_000;
 /// every field is optional.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct WatchSettings {
     /// The watched file (`/var/local/experiments.json`).
     pub path: PathBuf,

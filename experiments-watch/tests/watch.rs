@@ -39,7 +39,11 @@ struct Harness {
 
 fn settings(path: &Path) -> WatchSettings {
     // A long poll interval: changes must be seen through notifications within PICKUP.
-    WatchSettings { poll_interval: Duration::from_secs(30), ..WatchSettings::for_path(path) }
+    {
+        let mut ps = WatchSettings::for_path(path);
+        ps.poll_interval = Duration::from_secs(30);
+        ps
+    }
 }
 
 fn start_with(initial: Option<&str>, configure: impl FnOnce(&mut WatchSettings)) -> Harness {
@@ -281,10 +285,11 @@ fn startup_timeout_names_the_path_and_cause() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.json");
     let started = Instant::now();
-    let settings = WatchSettings {
-        timeout: Some(Duration::from_millis(300)),
-        backoff: Some(Duration::from_millis(20)),
-        ..WatchSettings::for_path(&path)
+    let settings = {
+        let mut ps = WatchSettings::for_path(&path);
+        ps.timeout = Some(Duration::from_millis(300));
+        ps.backoff = Some(Duration::from_millis(20));
+        ps
     };
     match ConfigWatcher::start(settings) {
         Err(StartError::Timeout { path: p, last_error, .. }) => {
@@ -302,8 +307,11 @@ fn a_zero_startup_timeout_still_checks_the_file_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("experiments.json");
     fs::write(&path, doc(2)).unwrap();
-    let settings =
-        WatchSettings { timeout: Some(Duration::ZERO), ..WatchSettings::for_path(&path) };
+    let settings = {
+        let mut ps = WatchSettings::for_path(&path);
+        ps.timeout = Some(Duration::ZERO);
+        ps
+    };
     let watcher = ConfigWatcher::start(settings).expect("the file is there at once");
     assert_eq!(watcher.snapshot().unwrap().config.len(), 2);
 }
@@ -319,8 +327,11 @@ fn startup_waits_for_the_file() {
             write_atomic(&path, &doc(2));
         })
     };
-    let settings =
-        WatchSettings { timeout: Some(Duration::from_secs(5)), ..WatchSettings::for_path(&path) };
+    let settings = {
+        let mut ps = WatchSettings::for_path(&path);
+        ps.timeout = Some(Duration::from_secs(5));
+        ps
+    };
     let watcher = ConfigWatcher::start(settings).expect("the file appears within the timeout");
     assert_eq!(watcher.snapshot().unwrap().config.len(), 2);
     writer.join().unwrap();
@@ -331,9 +342,10 @@ fn polling_alone_finds_a_file_when_notifications_cannot_start() {
     // The parent directory does not exist yet, so it cannot be watched: only the poll runs.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("later").join("experiments.json");
-    let settings = WatchSettings {
-        poll_interval: Duration::from_millis(100),
-        ..WatchSettings::for_path(&path)
+    let settings = {
+        let mut ps = WatchSettings::for_path(&path);
+        ps.poll_interval = Duration::from_millis(100);
+        ps
     };
     let watcher = ConfigWatcher::start(settings).unwrap();
     assert!(!watcher.status().notifications);
@@ -569,9 +581,10 @@ fn starting_on_a_fifo() {
     // A timeout: start gives up after it, naming the cause.
     let p = path.clone();
     let result = within(BOUND, "start() with a timeout", move || {
-        ConfigWatcher::start(WatchSettings {
-            timeout: Some(Duration::from_millis(300)),
-            ..WatchSettings::for_path(&p)
+        ConfigWatcher::start({
+            let mut ps = WatchSettings::for_path(&p);
+            ps.timeout = Some(Duration::from_millis(300));
+            ps
         })
     });
     match result {
@@ -723,7 +736,11 @@ fn a_file_source_feeds_a_store_without_blocking_the_start() {
     let path = dir.path().join("experiments.json");
     // Even with a start-up timeout, starting the source returns at once: waiting is the
     // caller's job.
-    let settings = WatchSettings { timeout: Some(Duration::from_secs(30)), ..settings(&path) };
+    let settings = {
+        let mut ps = settings(&path);
+        ps.timeout = Some(Duration::from_secs(30));
+        ps
+    };
     let started = Instant::now();
     let (store, guard) = ConfigStore::start(FileSource(settings)).unwrap();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());

@@ -29,9 +29,10 @@ fn read(c: &mut Criterion) {
     let path = dir.path().join("experiments.json");
     let (a, b) = (generate_document(1_000), generate_document(1_001));
     std::fs::write(&path, &a).expect("write");
-    let settings = WatchSettings {
-        poll_interval: Duration::from_millis(50),
-        ..WatchSettings::for_path(&path)
+    let settings = {
+        let mut ps = WatchSettings::for_path(&path);
+        ps.poll_interval = Duration::from_millis(50);
+        ps
     };
     let watcher = ConfigWatcher::start(settings).expect("watcher");
     let inputs = Inputs::new()
