@@ -707,3 +707,55 @@ fn settings_deserialize_with_human_durations() {
     let err = serde_json::from_str::<PipelineSettings>(r#"{"max_batch_event": 5}"#).unwrap_err();
     assert!(err.to_string().contains("unknown field `max_batch_event`"), "{err}");
 }
+
+/// An event type the pipeline was not written for (another dialect's exposure, a service's
+/// own event) goes through the same pipeline and sinks, in the sink's encoding.
+#[tokio::test]
+async fn any_event_that_encodes_itself_goes_through_the_pipeline() {
+    struct Exposure {
+        n: u32,
+        uuid: Uuid,
+    }
+    impl experiments_events::SinkEvent for Exposure {
+        fn encode(
+            &self,
+            encoding: Encoding,
+            out: &mut Vec<u8>,
+        ) -> Result<(), experiments_events::EncodeError> {
+            if self.n == 3 {
+                return Err(experiments_events::EncodeError::new("cannot encode 3"));
+            }
+            let doc = match encoding {
+                Encoding::V2 => serde_json::json!({"2": {"str": "expose"}, "9": {"i64": self.n}}),
+                _ => serde_json::json!({"event_type": "expose", "n": self.n}),
+            };
+            Ok(serde_json::to_writer(out, &doc)?)
+        }
+        fn kind(&self) -> &'static str {
+            "expose"
+        }
+        fn key(&self) -> Option<String> {
+            Some(format!("user-{}", self.n))
+        }
+        fn uuid(&self) -> Uuid {
+            self.uuid
+        }
+    }
+    let sink = Recorder::with_profile(SinkProfile::new(Encoding::V2));
+    let p = Pipeline::start(settings(), Arc::clone(&sink)).unwrap();
+    for n in 0..5 {
+        assert!(p.log(Exposure { n, uuid: Uuid::new_v4() }));
+    }
+    p.log(event(9)); // baseplate's events share the batch
+    let report = p.flush(Duration::from_secs(2)).await;
+    assert_eq!(report.remaining, 0);
+    assert_eq!((report.counters.delivered, report.counters.dropped.encode_error), (5, 1));
+    let calls = sink.calls.lock().unwrap();
+    let events: Vec<_> = calls.iter().flat_map(|b| b.events.iter()).collect();
+    assert_eq!(events[0].kind, "expose");
+    assert_eq!(events[0].key.as_deref(), Some("user-0"));
+    let first: serde_json::Value = serde_json::from_slice(&events[0].payload).unwrap();
+    assert_eq!(first, serde_json::json!({"2": {"str": "expose"}, "9": {"i64": 0}}));
+    let last: serde_json::Value = serde_json::from_slice(&events[4].payload).unwrap();
+    assert_eq!(last["1"]["str"], "experiment", "the baseplate event in v2 too");
+}
