@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Deviation, EvalError, Problem, PyType, ValidationError};
-use crate::event::{OwnedExperimentRef, SharedMeta};
+use crate::event::OwnedExperimentRef;
 use crate::explain::{DisabledReason, ForcedReason, Observer, Step};
 use crate::inputs::{Inputs, Key};
 use crate::py::{self, PyNum};
@@ -160,7 +160,7 @@ pub struct Experiment {
     window: (Option<f64>, Option<f64>),
     /// The event attributes of the experiment when it buckets (R2, feature flag, simple),
     /// shared by every event kept from it.
-    event_meta: Option<Arc<SharedMeta>>,
+    event_meta: Option<Arc<OwnedExperimentRef>>,
 }
 
 /// An experiment as baseplate would have built it at one instant.
@@ -204,10 +204,10 @@ pub struct ExperimentRef<'a> {
     pub(crate) shared: Shared<'a>,
 }
 
-/// A link from an [`ExperimentRef`] to its experiment's [`SharedMeta`]: not part of the
+/// A link from an [`ExperimentRef`] to its experiment's shared [`OwnedExperimentRef`]: not part of the
 /// reference's value (equality and `Debug` ignore it).
 #[derive(Clone, Copy, Default)]
-pub(crate) struct Shared<'a>(pub(crate) Option<&'a SharedMeta>);
+pub(crate) struct Shared<'a>(pub(crate) Option<&'a Arc<OwnedExperimentRef>>);
 
 impl PartialEq for Shared<'_> {
     fn eq(&self, _: &Self) -> bool {
@@ -487,17 +487,15 @@ impl Experiment {
                 Ok(Body::R2(_)) => ExperimentClass::R2Experiment,
                 _ => ExperimentClass::SimpleExperiment,
             };
-            Arc::new(SharedMeta {
-                experiment: Arc::new(OwnedExperimentRef {
-                    class,
-                    id: Some(id),
-                    name: Some(name.to_string()),
-                    owner: Some(owner.clone()),
-                    version: Some(version.clone()),
-                    start_ts: window.0,
-                    stop_ts: window.1,
-                }),
-                bucketing_field: Some(Arc::from(field)),
+            Arc::new(OwnedExperimentRef {
+                class,
+                id: Some(id),
+                name: Some(name.to_string()),
+                owner: Some(owner.clone()),
+                version: Some(version.clone()),
+                start_ts: window.0,
+                stop_ts: window.1,
+                bucketing_field: Some(field.to_owned()),
             })
         });
         Ok(Experiment {
@@ -683,7 +681,7 @@ impl Experiment {
             version: Some(version),
             start_ts,
             stop_ts,
-            shared: Shared(self.event_meta.as_deref()),
+            shared: Shared(self.event_meta.as_ref()),
         };
         match active {
             Active::Forced { .. } => ExperimentRef {

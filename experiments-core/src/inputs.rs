@@ -171,7 +171,12 @@ pub struct Inputs {
 
 /// The attributes behind an [`Inputs`]: a vector in insertion order plus, past
 /// [`INDEX_FROM`] entries, hash indexes.
+///
+/// Aligned to 128 bytes so that, inside the `Arc`, the reference counts do not share a cache
+/// line (or an adjacent-line prefetch pair) with the attributes: the request path clones the
+/// `Arc` for every event kept while the event pipeline reads the attributes on another core.
 #[derive(Clone, Debug, Default)]
+#[repr(align(128))]
 struct Map {
     entries: Vec<Entry>,
     /// How many keys are not their own lower-case form (`User_ID`). While zero, a

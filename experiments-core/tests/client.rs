@@ -190,10 +190,8 @@ fn owned_events_share_experiment_attributes_and_inputs() {
     request.expose("e", Some("on"), &Inputs::new().with("user_id", "t2_2"));
     assert_eq!(events.len(), 3);
     assert!(std::sync::Arc::ptr_eq(&events[0].experiment, &events[2].experiment));
-    assert!(std::sync::Arc::ptr_eq(
-        events[0].bucketing_field.as_ref().unwrap(),
-        events[1].bucketing_field.as_ref().unwrap()
-    ));
+    assert!(std::sync::Arc::ptr_eq(&events[0].experiment, &events[1].experiment));
+    assert_eq!(events[0].bucketing_field(), Some("user_id"));
     assert!(events[0].inputs.shares_with(&inputs) && events[1].inputs.shares_with(&inputs));
     assert_eq!(events[0].experiment.version, Some(json!(2)));
     assert_eq!(events[0].experiment.name.as_deref(), Some("e"));

@@ -220,7 +220,7 @@ impl Serialize for JsonView<'_> {
             m.serialize_entry(key, e.inputs.get_or_null(key))?;
         }
         m.serialize_entry("experiment", &JsonExperiment(&e.experiment))?;
-        match (&e.bucketing_field, e.bucketing_value()) {
+        match (e.bucketing_field(), e.bucketing_value()) {
             (Some(field), Some(value)) => {
                 m.serialize_entry("bucketing", &Bucketing { field, value })?;
             }
@@ -283,7 +283,7 @@ impl Serialize for V2View<'_> {
         let mut top: Vec<(&'static str, Thrift<'_>)> = Vec::with_capacity(10);
         top.push(("1", Str(Cow::Borrowed("experiment"))));
         top.push(("2", Str(Cow::Borrowed(e.event_type.as_str()))));
-        if let Some(f) = &e.bucketing_field {
+        if let Some(f) = e.bucketing_field() {
             top.push(("3", Str(Cow::Borrowed(f))));
         }
         top.push(("5", I64(ev.client_timestamp_ms)));
@@ -323,7 +323,7 @@ impl Serialize for V2View<'_> {
         if let Some(ts) = x.stop_ts {
             exp.push(("6", I64(ts as i64)));
         }
-        if let Some(f) = &e.bucketing_field {
+        if let Some(f) = e.bucketing_field() {
             exp.push(("7", Str(Cow::Borrowed(f))));
         }
         if let Some(version) = x.version.as_ref().and_then(text) {

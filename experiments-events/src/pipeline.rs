@@ -16,7 +16,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::model::{Encoding, EnrichedEvent, MAX_EVENT_BYTES, SinkEvent};
+use crate::model::{EncodeError, Encoding, EnrichedEvent, MAX_EVENT_BYTES, SinkEvent};
 use crate::sink::{Batch, EncodedEvent, EventFate, EventSink, ExportOutcome, SinkProfile};
 
 /// Pipeline settings. Durations deserialize from human forms (`"1s"`, `"500ms"`).
@@ -49,7 +49,8 @@ pub struct PipelineSettings {
     pub max_event_bytes: usize,
     /// Complete batches waiting for an exporter (8). Memory is bounded: at most
     /// `queue_capacity + (max_pending_batches + 2 + max_concurrent_exports) *
-    /// max_batch_events` events are held at once; beyond that `log` drops (`queue_full`).
+    /// max_batch_events + 256` events are held at once (the 256: encoded events the batcher
+    /// drops together); beyond that `log` drops (`queue_full`).
     pub max_pending_batches: usize,
     /// Batches exported at the same time: the sink's wish when `None`, else 1 (batches
     /// delivered in order); when set, at most the sink's.
@@ -350,11 +351,12 @@ impl Atomics {
         }
     }
 
-    fn add(&self, kind: Kind, n: u64) {
+    /// Adds `n` to a counter; returns its new value.
+    fn add(&self, kind: Kind, n: u64) -> u64 {
         if n == 0 {
-            return;
+            return self.cell(kind).load(Ordering::SeqCst);
         }
-        self.cell(kind).fetch_add(n, Ordering::SeqCst);
+        let now = self.cell(kind).fetch_add(n, Ordering::SeqCst).wrapping_add(n);
         #[cfg(feature = "metrics")]
         {
             let label = match kind {
@@ -373,6 +375,7 @@ impl Atomics {
             };
             metrics::counter!("experiments_events_total", "outcome" => label).increment(n);
         }
+        now
     }
 
     fn snapshot(&self) -> Counters {
@@ -405,7 +408,7 @@ impl Atomics {
 struct Inner {
     /// The intake: lock-free and bounded; `log` never waits and never wakes anyone for a
     /// single event.
-    queue: ArrayQueue<Box<dyn SinkEvent>>,
+    queue: ArrayQueue<Queued>,
     /// Wakes the batcher when a full batch is queued or a flush is requested.
     wake: Notify,
     /// Set when a wake-up is pending, so producers wake the batcher once, not per event.
@@ -427,6 +430,22 @@ impl Inner {
     fn outcome(&self, kind: Kind, n: u64) {
         self.counters.add(kind, n);
         self.progress.notify_waiters();
+    }
+}
+
+/// An event in the intake queue: baseplate's in place (no allocation of its own), any other
+/// kind boxed.
+enum Queued {
+    Enriched(EnrichedEvent),
+    Other(Box<dyn SinkEvent>),
+}
+
+impl Queued {
+    fn as_event(&self) -> &dyn SinkEvent {
+        match self {
+            Queued::Enriched(e) => e,
+            Queued::Other(e) => e.as_ref(),
+        }
     }
 }
 
@@ -529,23 +548,40 @@ impl Pipeline {
 
     /// Queues an event of any kind ([`EnrichedEvent`] or any [`SinkEvent`]). Synchronous
     /// and non-blocking: when the queue is full (or the pipeline is shutting down) the event
-    /// is dropped and counted. Returns whether it was accepted.
-    pub fn log(&self, event: impl SinkEvent) -> bool {
-        self.log_boxed(Box::new(event))
+    /// is dropped and counted. Returns whether it was accepted. Baseplate's events are
+    /// stored in the queue's slots; other kinds are boxed.
+    pub fn log<E: SinkEvent>(&self, event: E) -> bool {
+        let mut slot = Some(event);
+        let queued =
+            match (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<EnrichedEvent>>() {
+                Some(enriched) => enriched.take().map(Queued::Enriched),
+                None => slot.take().map(|e| Queued::Other(Box::new(e))),
+            };
+        match queued {
+            Some(queued) => self.enqueue(queued),
+            None => false,
+        }
     }
 
     /// [`Pipeline::log`] of an already boxed event.
     pub fn log_boxed(&self, event: Box<dyn SinkEvent>) -> bool {
+        self.enqueue(Queued::Other(event))
+    }
+
+    fn enqueue(&self, event: Queued) -> bool {
         let c = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed) {
             c.add(Kind::Closed, 1);
             return false;
         }
         // Count before queueing, so no outcome is ever seen before its acceptance.
-        c.add(Kind::Accepted, 1);
+        let accepted = c.add(Kind::Accepted, 1);
         match self.inner.queue.push(event) {
             Ok(()) => {
-                if self.inner.queue.len() >= self.inner.limits.max_batch_events
+                // Wake the batcher once per batch worth of events. Counted from our own
+                // counter: reading the queue's length would touch the consumer's cache
+                // line on every event.
+                if accepted.is_multiple_of(self.inner.limits.max_batch_events as u64)
                     && !self.inner.wake_pending.swap(true, Ordering::AcqRel)
                 {
                     self.inner.wake.notify_one();
@@ -660,22 +696,32 @@ async fn batcher(inner: Arc<Inner>, ready: mpsc::Sender<Batch>) {
     let mut batch = new_batch();
     let mut bytes = 0usize;
     let mut deadline: Option<Instant> = None;
+    let mut spent: Vec<Queued> = Vec::with_capacity(SPENT_BURST);
     loop {
         tokio::select! {
             () = inner.wake.notified() => {}
             () = tokio::time::sleep(tick) => {}
         }
         inner.wake_pending.store(false, Ordering::Release);
-        while let Some(event) = inner.queue.pop() {
-            let mut payload = Vec::with_capacity(512);
-            match event.encode(s.encoding, &mut payload) {
-                Ok(()) => {}
+        while let Some(queued) = inner.queue.pop() {
+            // Encoded before any await: the event itself never crosses one.
+            let encoded = encode(queued.as_event(), s.encoding);
+            // Dropped in bursts rather than one by one: the reference counts an event shares
+            // with the request path (its experiment's attributes, the caller's inputs) then
+            // move between cores once per burst instead of once per event.
+            spent.push(queued);
+            if spent.len() >= SPENT_BURST {
+                spent.clear();
+            }
+            let encoded = match encoded {
+                Ok(encoded) => encoded,
                 Err(e) => {
                     tracing::warn!(error = %e, "experiments event could not be encoded");
                     inner.outcome(Kind::EncodeError, 1);
                     continue;
                 }
             };
+            let payload = &encoded.payload;
             if payload.len() > s.max_event_bytes {
                 inner.outcome(Kind::TooLarge, 1);
                 continue;
@@ -684,18 +730,29 @@ async fn batcher(inner: Arc<Inner>, ready: mpsc::Sender<Batch>) {
                 cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
             }
             bytes += payload.len();
-            batch.events.push(EncodedEvent::new(payload, event.kind(), event.key(), event.uuid()));
+            batch.events.push(encoded);
             deadline.get_or_insert_with(|| deadline_after(s.max_batch_age));
             if batch.len() >= s.max_batch_events || bytes >= s.max_batch_bytes {
                 cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
             }
         }
+        spent.clear();
         let flush = inner.flush_requested.swap(false, Ordering::SeqCst);
         if flush || deadline.is_some_and(|d| Instant::now() >= d) {
             cut(&ready, &mut batch, &mut bytes, &mut deadline, new_batch()).await;
         }
     }
 }
+
+/// One event in the batch's encoding, with its identity.
+fn encode(event: &dyn SinkEvent, encoding: Encoding) -> Result<EncodedEvent, EncodeError> {
+    let mut payload = Vec::with_capacity(512);
+    event.encode(encoding, &mut payload)?;
+    Ok(EncodedEvent::new(payload, event.kind(), event.key(), event.uuid()))
+}
+
+/// Most encoded events the batcher keeps before dropping them together.
+const SPENT_BURST: usize = 256;
 
 /// Hands the current batch over (waiting for room: this is the memory bound).
 async fn cut(
