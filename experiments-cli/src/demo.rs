@@ -13,8 +13,10 @@ use experiments_sdk::{
 };
 use serde_json::json;
 
-/// The example config embedded in the binary (`experiments-core/examples/experiments.json`).
-pub const EXAMPLE_CONFIG: &str = include_str!("../../experiments-core/examples/experiments.json");
+/// The example config embedded in the binary: a copy of
+/// `experiments-core/examples/experiments.json` kept inside this crate so it packages on its
+/// own (a test checks the two are identical).
+pub const EXAMPLE_CONFIG: &str = include_str!("example-experiments.json");
 
 /// Where the demo's events go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -207,6 +209,20 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Err(e) => {
             crate::complain("demo", e);
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_example_is_the_core_crates_example() {
+        let core =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments-core/examples/experiments.json");
+        match std::fs::read_to_string(core) {
+            Ok(text) => assert_eq!(text, super::EXAMPLE_CONFIG, "copy {core} into src/"),
+            // Built from the published package: the workspace is not there.
+            Err(e) => eprintln!("skipping: {core}: {e}"),
         }
     }
 }
