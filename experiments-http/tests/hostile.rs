@@ -62,7 +62,7 @@ fn assert_invariant(c: &Counters) {
 }
 
 async fn through_pipeline(settings: HttpSettings, n: usize, budget: Duration) -> Counters {
-    let logger = HttpSink::new(settings).unwrap();
+    let sink = HttpSink::new(settings).unwrap();
     let base = {
         let mut ps = PipelineSettings::default();
         ps.max_batch_age = Duration::from_millis(20);
@@ -71,7 +71,7 @@ async fn through_pipeline(settings: HttpSettings, n: usize, budget: Duration) ->
         ps.retry_budget = budget;
         ps
     };
-    let p = Pipeline::start(base, logger).unwrap();
+    let p = Pipeline::start(base, sink).unwrap();
     for e in events(n) {
         assert!(p.log(e));
     }
@@ -88,8 +88,8 @@ async fn redirects_are_not_followed_and_not_delivered() {
     for status in [300, 301, 302, 303, 304, 307, 308] {
         let collector = Collector::start(KEY, SECRET).await.unwrap();
         collector.script([Behavior::Redirect(status)]);
-        let logger = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
-        let (fates, _) = logger.export(&batch(10)).await.resolve(10);
+        let sink = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
+        let (fates, _) = sink.export(&batch(10)).await.resolve(10);
         assert_eq!(fates.count(EventFate::Rejected), 10, "{status}: not a delivery: {fates:?}");
         let reason = fates.reason();
         assert!(reason.contains(&format!("HTTP {status}")), "{status}: {reason}");
@@ -121,9 +121,9 @@ async fn redirects_are_not_followed_and_not_delivered() {
 async fn absurd_retry_after_is_capped() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
     collector.script([Behavior::RetryAfter(429, u64::MAX), Behavior::RetryAfter(503, 86_400)]);
-    let logger = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
+    let sink = HttpSink::new(settings(collector.url(), Duration::from_secs(2))).unwrap();
     for _ in 0..2 {
-        let (fates, _) = logger.export(&batch(3)).await.resolve(3);
+        let (fates, _) = sink.export(&batch(3)).await.resolve(3);
         assert_eq!(fates.count(EventFate::Retry), 3, "{fates:?}");
         assert_eq!(fates.requested_wait(), Some(MAX_RETRY_AFTER));
     }
@@ -149,9 +149,9 @@ async fn endless_response_bodies_are_not_read_whole() {
         let collector = Collector::start(KEY, SECRET).await.unwrap();
         collector.script([Behavior::EndlessBody(status)]);
         let timeout = Duration::from_secs(4);
-        let logger = HttpSink::new(settings(collector.url(), timeout)).unwrap();
+        let sink = HttpSink::new(settings(collector.url(), timeout)).unwrap();
         let started = Instant::now();
-        let outcome = logger.export(&batch(5)).await;
+        let outcome = sink.export(&batch(5)).await;
         let took = started.elapsed();
         assert!(took < timeout / 2, "{status}: took {took:?}");
         let (fates, _) = outcome.resolve(5);
@@ -168,7 +168,7 @@ async fn endless_response_bodies_are_not_read_whole() {
         let sent = collector.response_bytes();
         assert!(sent < 32 << 20, "{status}: the collector pushed {sent} bytes");
         // The sink keeps working afterwards.
-        let (fates, _) = logger.export(&batch(2)).await.resolve(2);
+        let (fates, _) = sink.export(&batch(2)).await.resolve(2);
         assert_eq!(fates.count(EventFate::Delivered), 2, "{status}");
     }
 }
@@ -178,15 +178,15 @@ async fn endless_response_bodies_are_not_read_whole() {
 #[tokio::test]
 async fn credentials_in_the_url_stay_out_of_reasons() {
     // Nothing listens on port 1: the request fails and the reason describes it.
-    let logger = HttpSink::new(settings(
+    let sink = HttpSink::new(settings(
         "http://user:hunter2@127.0.0.1:1/v2".into(),
         Duration::from_secs(1),
     ))
     .unwrap();
-    let (fates, _) = logger.export(&batch(1)).await.resolve(1);
+    let (fates, _) = sink.export(&batch(1)).await.resolve(1);
     assert_eq!(fates.as_slice(), [EventFate::Retry]);
     let reason = fates.reason();
     assert!(!reason.contains("hunter2"), "{reason}");
     assert!(reason.contains("127.0.0.1:1"), "the endpoint is still named: {reason}");
-    assert!(!format!("{logger:?}").contains("hunter2"));
+    assert!(!format!("{sink:?}").contains("hunter2"));
 }

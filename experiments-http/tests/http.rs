@@ -43,7 +43,7 @@ fn http_settings(collector: &Collector) -> HttpSettings {
     }
 }
 
-fn pipeline_for(logger: HttpSink) -> Pipeline {
+fn pipeline_for(sink: HttpSink) -> Pipeline {
     let base = {
         let mut ps = PipelineSettings::default();
         ps.max_batch_events = 100;
@@ -54,7 +54,7 @@ fn pipeline_for(logger: HttpSink) -> Pipeline {
         ps
     };
     let settings = base;
-    Pipeline::start(settings, logger).unwrap()
+    Pipeline::start(settings, sink).unwrap()
 }
 
 fn assert_invariant(c: &Counters) {
@@ -170,7 +170,7 @@ async fn a_wrong_secret_is_detected_by_the_collector() {
 async fn outage_beyond_the_budget_is_counted() {
     let collector = Collector::start(KEY, SECRET).await.unwrap();
     collector.set_default(Behavior::Status(500));
-    let logger = HttpSink::new(http_settings(&collector)).unwrap();
+    let sink = HttpSink::new(http_settings(&collector)).unwrap();
     let base = {
         let mut ps = PipelineSettings::default();
         ps.retry_base = Duration::from_millis(20);
@@ -178,7 +178,7 @@ async fn outage_beyond_the_budget_is_counted() {
         ps.max_batch_age = Duration::from_millis(20);
         ps
     };
-    let p = Pipeline::start(base, logger).unwrap();
+    let p = Pipeline::start(base, sink).unwrap();
     for e in events(20) {
         p.log(e);
     }
@@ -318,7 +318,7 @@ fn secrets_are_base64_and_redacted() {
     assert!(s.gzip);
 }
 
-/// `Debug` of the settings (and of the logger) hides a password in the URL's userinfo, and
+/// `Debug` of the settings (and of the sink) hides a password in the URL's userinfo, and
 /// a bare user name there (a token, often); the rest of the URL stays readable.
 #[test]
 fn debug_redacts_credentials_in_the_url() {
@@ -340,8 +340,8 @@ fn debug_redacts_credentials_in_the_url() {
         let debug = format!("{s:?}");
         assert!(!debug.contains(secret), "{debug}");
         assert!(debug.contains(kept), "{debug}");
-        let logger = HttpSink::new(s).unwrap();
-        assert!(!format!("{logger:?}").contains(secret));
+        let sink = HttpSink::new(s).unwrap();
+        assert!(!format!("{sink:?}").contains(secret));
     }
     // Nothing to hide: printed as configured, '@' after the authority included.
     let s = HttpSettings::new("http://h:8080/v2/a@b?c=d@e", "k", Secret::new(b"s".to_vec()));

@@ -80,12 +80,12 @@ async fn endless_bodies_cost_bounded_memory() {
             ps.timeout = timeout;
             ps
         };
-        let logger = HttpSink::new(settings).unwrap();
+        let sink = HttpSink::new(settings).unwrap();
         let batch = batch();
         let before = LIVE.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
         let started = Instant::now();
-        let outcome = logger.export(&batch).await;
+        let outcome = sink.export(&batch).await;
         let took = started.elapsed();
         let growth = PEAK.load(Ordering::Relaxed).saturating_sub(before);
         eprintln!("{status}: heap peak +{growth} bytes, {took:?}");

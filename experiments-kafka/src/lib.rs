@@ -15,7 +15,7 @@
 //! `message.timeout.ms=20000`, `linger.ms=5`; any librdkafka property can be overridden
 //! through [`KafkaSettings::properties`].
 //!
-//! Secrets never show. `Debug` of the settings and of the logger redacts every property
+//! Secrets never show. `Debug` of the settings and of the sink redacts every property
 //! librdkafka marks sensitive and anything that looks like a credential (see
 //! [`is_secret_property`]). Errors never quote a property value: when librdkafka refuses a
 //! property (unknown, misspelled, upper-case, Java-only, not in this build, an invalid

@@ -104,14 +104,14 @@ async fn produce(brokers: &str, topic: &str, encoding: Encoding, n: usize) -> Ve
     let mut s = KafkaSettings::new(brokers, topic);
     s.encoding = encoding;
     s.create_topic = Some(CreateTopic { partitions: 3, replication: 1 });
-    let logger = KafkaSink::new(s).await.expect("producer and topic");
+    let sink = KafkaSink::new(s).await.expect("producer and topic");
     let p = Pipeline::start(
         {
             let mut ps = PipelineSettings::default();
             ps.max_batch_events = 1_000;
             ps
         },
-        logger,
+        sink,
     )
     .unwrap();
     let sent = events(n);

@@ -74,7 +74,7 @@ fn assert_invariant(c: &Counters) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_of_30_seconds_loses_nothing_within_bounds() {
     let cluster = cluster();
-    let logger = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
+    let sink = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
     let p = Pipeline::start(
         {
             let mut ps = base();
@@ -82,7 +82,7 @@ async fn an_outage_of_30_seconds_loses_nothing_within_bounds() {
             ps.max_pending_batches = 2;
             ps
         },
-        logger,
+        sink,
     )
     .unwrap();
     cluster.broker_down(1).unwrap();
@@ -116,8 +116,8 @@ async fn produce_request_errors_are_retried() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
         ],
     );
-    let logger = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
-    let p = Pipeline::start(base(), logger).unwrap();
+    let sink = KafkaSink::new(settings(&cluster, &[])).await.unwrap();
+    let p = Pipeline::start(base(), sink).unwrap();
     for e in events(1_000, 0) {
         p.log(e);
     }
@@ -135,9 +135,9 @@ async fn authorization_failures_are_permanent() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
     );
     // Without idempotence an authorization failure fails the messages instead of the producer.
-    let logger =
+    let sink =
         KafkaSink::new(settings(&cluster, &[("enable.idempotence", "false")])).await.unwrap();
-    let p = Pipeline::start(base(), logger).unwrap();
+    let p = Pipeline::start(base(), sink).unwrap();
     for e in events(20, 0) {
         p.log(e);
     }
@@ -151,9 +151,9 @@ async fn authorization_failures_are_permanent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_events_are_permanent() {
     let cluster = cluster();
-    let logger =
+    let sink =
         KafkaSink::new(settings(&cluster, &[("message.max.bytes", "2000")])).await.unwrap();
-    let p = Pipeline::start(base(), logger).unwrap();
+    let p = Pipeline::start(base(), sink).unwrap();
     let mut all = events(5, 0);
     all.extend(events(3, 5_000));
     for e in all {
@@ -168,9 +168,9 @@ async fn oversized_events_are_permanent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_a_dead_broker_keeps_its_deadline() {
     let cluster = cluster();
-    let logger =
+    let sink =
         KafkaSink::new(settings(&cluster, &[("message.timeout.ms", "60000")])).await.unwrap();
-    let p = Pipeline::start(base(), logger).unwrap();
+    let p = Pipeline::start(base(), sink).unwrap();
     cluster.broker_down(1).unwrap();
     for e in events(300, 0) {
         p.log(e);

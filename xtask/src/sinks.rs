@@ -39,7 +39,7 @@ pub fn bench_http(n: u64) -> Result<SinkFigures, String> {
         let secret = b"bench-secret";
         let collector = Collector::start("bench", secret).await.map_err(|e| e.to_string())?;
         collector.keep_events(false);
-        let logger = HttpSink::new(HttpSettings::new(
+        let sink = HttpSink::new(HttpSettings::new(
             collector.url(),
             "bench",
             Secret::new(secret.to_vec()),
@@ -52,7 +52,7 @@ pub fn bench_http(n: u64) -> Result<SinkFigures, String> {
             ps.max_batch_age = Duration::from_millis(100);
             ps
         };
-        let pipeline = Pipeline::start(settings, logger).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::start(settings, sink).map_err(|e| e.to_string())?;
         let config = Config::parse(CONFIG).map_err(|e| e.to_string())?;
         let start = Instant::now();
         let mut sent = 0u64;
@@ -103,7 +103,7 @@ pub struct KafkaFigures {
     pub latency_rate: u64,
 }
 
-fn kafka_logger_settings(brokers: &str, topic: &str) -> experiments_kafka::KafkaSettings {
+fn kafka_sink_settings(brokers: &str, topic: &str) -> experiments_kafka::KafkaSettings {
     let mut s = experiments_kafka::KafkaSettings::new(brokers, topic);
     s.create_topic = Some(experiments_kafka::CreateTopic { partitions: 3, replication: 1 });
     s
@@ -123,7 +123,7 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
         let unique = format!("{}", std::process::id());
         // Throughput.
         let topic = format!("bench-throughput-{unique}");
-        let logger = experiments_kafka::KafkaSink::new(kafka_logger_settings(brokers, &topic))
+        let sink = experiments_kafka::KafkaSink::new(kafka_sink_settings(brokers, &topic))
             .await
             .map_err(|e| e.to_string())?;
         let settings = {
@@ -133,7 +133,7 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
             ps.max_batch_age = Duration::from_millis(50);
             ps
         };
-        let pipeline = Pipeline::start(settings, logger).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::start(settings, sink).map_err(|e| e.to_string())?;
         let start = Instant::now();
         let mut user = 0u64;
         while pipeline.counters().accepted < n {
@@ -163,7 +163,7 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
         };
         // Latency at a moderate rate, read back by a consumer.
         let topic = format!("bench-latency-{unique}");
-        let logger = experiments_kafka::KafkaSink::new(kafka_logger_settings(brokers, &topic))
+        let sink = experiments_kafka::KafkaSink::new(kafka_sink_settings(brokers, &topic))
             .await
             .map_err(|e| e.to_string())?;
         let settings = {
@@ -171,7 +171,7 @@ pub fn bench_kafka(brokers: &str, n: u64, rate: u64) -> Result<KafkaFigures, Str
             ps.max_batch_age = Duration::from_millis(20);
             ps
         };
-        let pipeline = Pipeline::start(settings, logger).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::start(settings, sink).map_err(|e| e.to_string())?;
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", format!("bench-{unique}"))
