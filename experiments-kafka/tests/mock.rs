@@ -151,8 +151,7 @@ async fn authorization_failures_are_permanent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_events_are_permanent() {
     let cluster = cluster();
-    let sink =
-        KafkaSink::new(settings(&cluster, &[("message.max.bytes", "2000")])).await.unwrap();
+    let sink = KafkaSink::new(settings(&cluster, &[("message.max.bytes", "2000")])).await.unwrap();
     let p = Pipeline::start(base(), sink).unwrap();
     let mut all = events(5, 0);
     all.extend(events(3, 5_000));
