@@ -12,7 +12,7 @@ use experiments_events::{
     Counters, EventSink, FlushReport, Pipeline, PipelineError, PipelineHandle, PipelineSettings,
 };
 use experiments_watch::{
-    ConfigSource, ConfigStore, FileSource, FixedSource, NotReady, Snapshot, SourceError,
+    ConfigSource, ConfigStore, Dialect, FileSource, FixedSource, NotReady, Snapshot, SourceError,
     SourceGuard, StoreStatus,
 };
 use serde::Serialize;
@@ -59,6 +59,8 @@ pub enum ClientError {
 pub struct ClientStatus {
     /// The config store: source, version, age, last error, health.
     pub config: StoreStatus,
+    /// The dialect of the config served (`None` while none is).
+    pub dialect: Option<Dialect>,
     /// The pipeline's accounting (`None`: events are discarded).
     pub events: Option<Counters>,
     /// The start-up policy the client was built with.
@@ -90,6 +92,7 @@ enum SinkChoice {
 /// ```
 pub struct ClientBuilder {
     source: Option<Box<dyn ConfigSource>>,
+    dialect: Option<Dialect>,
     startup: Startup,
     timeout: Duration,
     events: PipelineSettings,
@@ -111,6 +114,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             source: None,
+            dialect: None,
             startup: Startup::default(),
             timeout: DEFAULT_STARTUP_TIMEOUT,
             events: PipelineSettings::default(),
@@ -133,6 +137,7 @@ impl ClientBuilder {
     /// The config source and start-up policy of a settings document's `config`.
     #[must_use]
     pub fn config_settings(mut self, config: ConfigSettings) -> Self {
+        self.dialect = config.dialect;
         self.startup = config.startup;
         self.timeout = config.timeout;
         self.source = Some(match config.source {
@@ -154,6 +159,13 @@ impl ClientBuilder {
     #[must_use]
     pub fn config(self, config: Config) -> Self {
         self.config_source(FixedSource(config))
+    }
+
+    /// The config's dialect (`None`, the default: detected from each document).
+    #[must_use]
+    pub fn dialect(mut self, dialect: Option<Dialect>) -> Self {
+        self.dialect = dialect;
+        self
     }
 
     /// What start-up does while no config is loaded, and how long it waits.
@@ -197,7 +209,8 @@ impl ClientBuilder {
             Some(sink) => Some(Pipeline::start(self.events, sink)?),
             None => None,
         };
-        let store = ConfigStore::for_source(&*source);
+        let limits = source.limits().with_dialect(self.dialect);
+        let store = ConfigStore::with_limits(source.describe(), limits);
         let guard = source.start(store.clone())?;
         match self.startup {
             Startup::Wait => {
@@ -362,6 +375,7 @@ impl ExperimentsClient {
     pub fn status(&self) -> ClientStatus {
         ClientStatus {
             config: self.inner.store.status(),
+            dialect: self.inner.store.with_snapshot(|s| s.dialect),
             events: self.inner.pipeline.as_ref().map(Pipeline::counters),
             startup: self.inner.startup,
         }

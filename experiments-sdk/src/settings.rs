@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use experiments_events::{Encoding, PipelineSettings};
-use experiments_watch::WatchSettings;
+use experiments_watch::{Dialect, WatchSettings};
 use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -173,15 +173,19 @@ pub enum Startup {
     Empty,
 }
 
-/// Where the config comes from, and the start-up policy. Deserializes from an object with
-/// either `path` (a file, [`WatchSettings`]) or `url` (an HTTP(S) document,
-/// [`experiments_watch::HttpSourceSettings`], feature `http-config`), plus `startup` and
-/// `timeout`.
+/// Where the config comes from, its dialect, and the start-up policy. Deserializes from an
+/// object with either `path` (a file, [`WatchSettings`]) or `url` (an HTTP(S) document,
+/// [`experiments_watch::HttpSourceSettings`], feature `http-config`), plus `dialect`,
+/// `startup` and `timeout`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfigSettings {
     /// The source.
     pub source: SourceSettings,
+    /// The document's dialect (`"baseplate"` or `"decider"`); `None` (absent): detected from
+    /// each document, baseplate when the document is ambiguous
+    /// ([`experiments_watch::detect_dialect`]).
+    pub dialect: Option<Dialect>,
     /// What start-up does while no config is loaded.
     pub startup: Startup,
     /// How long start-up waits (`Wait`: for a valid config; `FailFast`: for the first
@@ -215,7 +219,12 @@ impl ConfigSettings {
     }
 
     fn from_source(source: SourceSettings) -> Self {
-        ConfigSettings { source, startup: Startup::default(), timeout: DEFAULT_STARTUP_TIMEOUT }
+        ConfigSettings {
+            source,
+            dialect: None,
+            startup: Startup::default(),
+            timeout: DEFAULT_STARTUP_TIMEOUT,
+        }
     }
 
     /// The file path or the URL, for messages.
@@ -267,6 +276,11 @@ impl ConfigSettings {
             Some(v) => duration(v, "config.timeout")?,
             None => DEFAULT_STARTUP_TIMEOUT,
         };
+        let dialect = match map.remove("dialect") {
+            Some(Value::String(s)) if s == "auto" => None,
+            Some(v) => Some(from_value(v, "config.dialect")?),
+            None => None,
+        };
         let source = match (map.contains_key("path"), map.contains_key("url")) {
             (true, true) => {
                 return Err(SettingsError::new("config", "give either `path` or `url`, not both"));
@@ -294,7 +308,7 @@ impl ConfigSettings {
                 ));
             }
         };
-        Ok(ConfigSettings { source, startup, timeout })
+        Ok(ConfigSettings { source, dialect, startup, timeout })
     }
 }
 
@@ -454,6 +468,26 @@ mod tests {
         assert_eq!((s.config.startup, s.config.timeout), (Startup::Wait, DEFAULT_STARTUP_TIMEOUT));
         assert_eq!(s.sink, SinkSettings::Stdout { encoding: Encoding::Json });
         assert_eq!(s.events, PipelineSettings::default());
+    }
+
+    #[test]
+    fn the_dialect_is_a_setting_or_detected() {
+        let dialect = |text: &str| Settings::from_json(text).map(|s| s.config.dialect);
+        assert_eq!(
+            dialect(
+                r#"{"config": {"path": "experiments.json", "dialect": "decider"}, "sink": "stdout"}"#
+            ),
+            Ok(Some(Dialect::Decider))
+        );
+        assert_eq!(
+            dialect(r#"{"config": {"path": "e.json", "dialect": "baseplate"}}"#),
+            Ok(Some(Dialect::Baseplate))
+        );
+        assert_eq!(dialect(r#"{"config": {"path": "e.json", "dialect": "auto"}}"#), Ok(None));
+        assert_eq!(dialect(r#"{"config": {"path": "e.json"}}"#), Ok(None));
+        let e = Settings::from_json(r#"{"config": {"path": "e.json", "dialect": "python"}}"#)
+            .unwrap_err();
+        assert_eq!(e.field, "config.dialect", "{e}");
     }
 
     /// The three documents of the issue, byte for byte: tools outside the project write them.

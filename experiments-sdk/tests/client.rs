@@ -245,3 +245,33 @@ async fn custom_and_fixed_sources() {
     let err = ExperimentsClient::builder().build().await.unwrap_err();
     assert!(matches!(err, ClientError::NoConfigSource), "{err}");
 }
+
+const DECIDER: &str = r#"{"new_feed": {"id": 7, "name": "new_feed", "enabled": true, "version": "1",
+  "type": "range_variant", "emit_event": true, "start_ts": 0, "stop_ts": 0, "owner": "feeds",
+  "experiment": {"experiment_version": 2, "bucket_val": "user_id",
+    "variants": [{"name": "control_1", "range_start": 0.0, "range_end": 0.5},
+                 {"name": "treatment_1", "range_start": 0.5, "range_end": 1.0}]}}}"#;
+
+/// A decider document is read as one when the settings say so, or when it says so itself;
+/// `status()` reports the dialect served.
+#[tokio::test]
+async fn the_client_follows_a_decider_document() {
+    let dir = tempfile::tempdir().unwrap();
+    for rest in [r#", "dialect": "decider""#, ""] {
+        let file = settings_file(dir.path(), Some(DECIDER), rest);
+        let client = ExperimentsClient::from_settings_file(&file).await.unwrap();
+        let status = client.status();
+        assert_eq!(status.dialect, Some(experiments_sdk::watch::Dialect::Decider), "{rest}");
+        let snapshot = client.snapshot().unwrap();
+        let manifest = snapshot.decider.as_ref().expect("a manifest");
+        assert!(manifest.feature("new_feed").is_some());
+        assert!(snapshot.config.is_empty(), "no baseplate config for a decider document");
+        client.shutdown(Duration::from_secs(1)).await;
+    }
+    // Forced to baseplate, the same document is a baseplate config (whose entry is invalid).
+    let file = settings_file(dir.path(), Some(DECIDER), r#", "dialect": "baseplate""#);
+    let client = ExperimentsClient::from_settings_file(&file).await.unwrap();
+    assert_eq!(client.status().dialect, Some(experiments_sdk::watch::Dialect::Baseplate));
+    assert_eq!(client.snapshot().unwrap().config.len(), 1);
+    client.shutdown(Duration::from_secs(1)).await;
+}

@@ -109,7 +109,10 @@ pub use settings::{
     DEFAULT_BACKOFF, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_JSON_VALUES, DEFAULT_PATH,
     DEFAULT_POLL_INTERVAL, WatchSettings,
 };
-pub use snapshot::{FailureKind, LoadFailure, Origin, Snapshot, count_json_values, epoch_seconds};
+pub use snapshot::{
+    Dialect, FailureKind, LoadFailure, Origin, Snapshot, count_json_values, detect_dialect,
+    epoch_seconds,
+};
 pub use source::{ConfigSource, FileSource, FixedSource, SettingsError, SourceError, SourceGuard};
 pub use store::{ConfigStore, Health, NotReady, StoreLimits, StoreStatus, StoreVersion};
 pub use watcher::{

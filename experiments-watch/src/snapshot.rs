@@ -93,8 +93,13 @@ impl fmt::Display for Origin {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Snapshot {
-    /// The parsed config.
+    /// The parsed config, in baseplate's dialect (empty when [`Snapshot::dialect`] is
+    /// [`Dialect::Decider`]).
     pub config: Config,
+    /// The dialect the document was read in.
+    pub dialect: Dialect,
+    /// The reddit-decider manifest, when [`Snapshot::dialect`] is [`Dialect::Decider`].
+    pub decider: Option<experiments_decider::Manifest>,
     /// 1 for the first snapshot of a store, +1 for every later one (a document whose bytes
     /// equal the served one's makes no new version).
     pub version: u64,
@@ -431,7 +436,108 @@ pub fn count_json_values(bytes: &[u8]) -> u64 {
 /// Parses a document into a config, refusing documents with more than `max_values` JSON
 /// values before parsing them (see
 /// [`WatchSettings::max_json_values`](crate::WatchSettings::max_json_values)).
-pub(crate) fn parse_config(bytes: &[u8], max_values: u64) -> Result<Config, LoadFailure> {
+/// A parsed document, in its dialect.
+pub(crate) enum Document {
+    Baseplate(Config),
+    Decider(experiments_decider::Manifest),
+}
+
+/// Parses a document in `dialect`, or in the dialect [`detect_dialect`] finds (baseplate
+/// when it finds none), within the value budget.
+pub(crate) fn parse_document(
+    bytes: &[u8],
+    max_values: u64,
+    dialect: Option<Dialect>,
+) -> Result<Document, LoadFailure> {
+    // The budget and the empty check come first, before anything parses the document.
+    let config = || parse_config(bytes, max_values).map(Document::Baseplate);
+    match dialect {
+        Some(Dialect::Baseplate) => config(),
+        Some(Dialect::Decider) => parse_manifest(bytes, max_values).map(Document::Decider),
+        None => match check_budget(bytes, max_values).map(|()| detect_dialect(bytes))? {
+            Some(Dialect::Decider) => parse_manifest(bytes, max_values).map(Document::Decider),
+            _ => config(),
+        },
+    }
+}
+
+fn parse_manifest(
+    bytes: &[u8],
+    max_values: u64,
+) -> Result<experiments_decider::Manifest, LoadFailure> {
+    check_budget(bytes, max_values)?;
+    // Every load error of the reference (syntax, not an object, a malformed
+    // `$override_groups`) is "not a document the engine reads".
+    experiments_decider::Manifest::from_slice(bytes)
+        .map_err(|e| LoadFailure::new(FailureKind::InvalidJson, e.to_string()))
+}
+
+/// The dialect of the `experiments.json` in `bytes`, when the document says it
+/// unambiguously: reddit-decider for `$override_groups` / `$properties`, a
+/// `dynamic_config` entry, or an entry with one of its own fields (`parent_hg_name`,
+/// `parent_meg_name`, `value_type`, `emit_event`, `measured`, `namespaces`, `value`);
+/// baseplate for an entry of a type only baseplate has (`r2`, `feature_flag`,
+/// `single_variant`, `multi_variant`) or a variant with a `size`. `None` when the document
+/// shows neither or both (or is not a JSON object). Parses the document once.
+pub fn detect_dialect(bytes: &[u8]) -> Option<Dialect> {
+    let serde_json::Value::Object(doc) = serde_json::from_slice(bytes).ok()? else {
+        return None;
+    };
+    const DECIDER_FIELDS: [&str; 7] = [
+        "parent_hg_name",
+        "parent_meg_name",
+        "value_type",
+        "emit_event",
+        "measured",
+        "namespaces",
+        "value",
+    ];
+    const BASEPLATE_TYPES: [&str; 4] = ["r2", "feature_flag", "single_variant", "multi_variant"];
+    let mut decider = doc.contains_key("$override_groups") || doc.contains_key("$properties");
+    let mut baseplate = false;
+    for entry in doc.values().filter_map(serde_json::Value::as_object) {
+        let kind = entry.get("type").and_then(serde_json::Value::as_str);
+        decider |= kind == Some("dynamic_config")
+            || DECIDER_FIELDS.iter().any(|f| entry.contains_key(*f));
+        baseplate |= kind.is_some_and(|k| BASEPLATE_TYPES.contains(&k))
+            || entry
+                .get("experiment")
+                .and_then(|x| x.get("variants"))
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|vs| vs.iter().any(|v| v.get("size").is_some()));
+    }
+    match (decider, baseplate) {
+        (true, false) => Some(Dialect::Decider),
+        (false, true) => Some(Dialect::Baseplate),
+        _ => None,
+    }
+}
+
+/// The dialect of an `experiments.json`: Reddit's two engines read the same file name with
+/// different semantics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Dialect {
+    /// `baseplate.lib.experiments` (1.5.5): [`experiments_core`].
+    #[default]
+    Baseplate,
+    /// reddit-decider (1.18.2): [`experiments_decider`].
+    Decider,
+}
+
+impl Dialect {
+    /// `"baseplate"` or `"decider"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Baseplate => "baseplate",
+            Dialect::Decider => "decider",
+        }
+    }
+}
+
+/// `Err` when the document is empty or has more JSON values than the budget.
+fn check_budget(bytes: &[u8], max_values: u64) -> Result<(), LoadFailure> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(LoadFailure::new(FailureKind::Empty, "the document is empty"));
     }
@@ -444,6 +550,11 @@ pub(crate) fn parse_config(bytes: &[u8], max_values: u64) -> Result<Config, Load
             ),
         ));
     }
+    Ok(())
+}
+
+pub(crate) fn parse_config(bytes: &[u8], max_values: u64) -> Result<Config, LoadFailure> {
+    check_budget(bytes, max_values)?;
     Config::from_slice(bytes).map_err(|e| {
         // Every other document error (syntax, encoding, byte order mark) is "not JSON the
         // engine reads": one kind, whatever the position or details in the message.
@@ -455,23 +566,44 @@ pub(crate) fn parse_config(bytes: &[u8], max_values: u64) -> Result<Config, Load
     })
 }
 
+impl From<Config> for Document {
+    fn from(config: Config) -> Self {
+        Document::Baseplate(config)
+    }
+}
+
 impl Snapshot {
-    /// A snapshot of an already parsed config: loaded now, its validation report computed
+    /// A snapshot of an already parsed document: loaded now, its validation report computed
     /// for now.
     pub(crate) fn build(
-        config: Config,
+        document: impl Into<Document>,
         version: u64,
         origin: Origin,
         size: u64,
         digest: String,
     ) -> Snapshot {
         let loaded_at = SystemTime::now();
+        let (config, decider, dialect) = match document.into() {
+            Document::Baseplate(config) => (config, None, Dialect::Baseplate),
+            Document::Decider(manifest) => (Config::default(), Some(manifest), Dialect::Decider),
+        };
         let report = config.report(epoch_seconds(loaded_at));
         let file_mtime = match &origin {
             Origin::File { mtime, .. } => *mtime,
             _ => None,
         };
-        Snapshot { config, version, loaded_at, file_mtime, file_size: size, digest, report, origin }
+        Snapshot {
+            config,
+            dialect,
+            decider,
+            version,
+            loaded_at,
+            file_mtime,
+            file_size: size,
+            digest,
+            report,
+            origin,
+        }
     }
 }
 
@@ -481,12 +613,13 @@ pub(crate) fn parse(
     read: FileRead,
     version: u64,
     max_values: u64,
+    dialect: Option<Dialect>,
 ) -> Result<Snapshot, LoadFailure> {
-    let config = parse_config(&read.bytes, max_values)?;
+    let document = parse_document(&read.bytes, max_values, dialect)?;
     let digest = digest_hex(&read.bytes);
     let size = read.bytes.len() as u64;
     drop(read.bytes);
-    Ok(Snapshot::build(config, version, Origin::file(path, read.mtime), size, digest))
+    Ok(Snapshot::build(document, version, Origin::file(path, read.mtime), size, digest))
 }
 
 impl Snapshot {
@@ -506,13 +639,58 @@ impl Snapshot {
         max_values: u64,
     ) -> Result<Snapshot, String> {
         let bytes = read(path, max_size).map_err(|f| f.message)?;
-        parse(path, bytes, 1, max_values).map_err(|f| f.message)
+        parse(path, bytes, 1, max_values, None).map_err(|f| f.message)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DECIDER: &str = r#"{"f": {"id": 1, "name": "f", "enabled": true, "version": "1",
+        "type": "range_variant", "emit_event": true, "start_ts": 0, "stop_ts": 0,
+        "experiment": {"experiment_version": 1, "bucket_val": "user_id",
+          "variants": [{"name": "a", "range_start": 0.0, "range_end": 1.0}]}}}"#;
+    const BASEPLATE: &str = r#"{"e": {"id": 1, "name": "e", "type": "single_variant",
+        "start_ts": 0, "stop_ts": 4102444800,
+        "experiment": {"experiment_version": 1, "variants": [{"name": "a", "size": 1.0}]}}}"#;
+
+    #[test]
+    fn dialects_are_detected_only_when_unambiguous() {
+        let d = |s: &str| detect_dialect(s.as_bytes());
+        assert_eq!(d(DECIDER), Some(Dialect::Decider));
+        assert_eq!(d(BASEPLATE), Some(Dialect::Baseplate));
+        assert_eq!(d(r#"{"$override_groups": {}}"#), Some(Dialect::Decider));
+        assert_eq!(d(r#"{"x": {"type": "dynamic_config", "value": 1}}"#), Some(Dialect::Decider));
+        assert_eq!(d(r#"{"x": {"type": "r2"}}"#), Some(Dialect::Baseplate));
+        // Shapes both dialects share, nothing, both, or not an object: undecided.
+        assert_eq!(d(r#"{"x": {"type": "range_variant", "experiment": {}}}"#), None);
+        assert_eq!(d("{}"), None);
+        assert_eq!(d(r#"{"x": {"type": "r2", "parent_hg_name": "h"}}"#), None);
+        assert_eq!(d("[1]"), None);
+        assert_eq!(d("not json"), None);
+    }
+
+    #[test]
+    fn documents_parse_in_their_dialect() {
+        let parse = |s: &str, d| parse_document(s.as_bytes(), 10_000, d);
+        assert!(matches!(parse(DECIDER, None), Ok(Document::Decider(m)) if m.feature("f").is_some()));
+        assert!(matches!(parse(BASEPLATE, None), Ok(Document::Baseplate(c)) if c.len() == 1));
+        // Undecided documents are baseplate's; a named dialect is obeyed.
+        assert!(matches!(parse("{}", None), Ok(Document::Baseplate(_))));
+        assert!(matches!(parse("{}", Some(Dialect::Decider)), Ok(Document::Decider(_))));
+        assert!(matches!(parse(DECIDER, Some(Dialect::Baseplate)), Ok(Document::Baseplate(_))));
+        // The value budget and the empty check apply to both.
+        for d in [None, Some(Dialect::Decider), Some(Dialect::Baseplate)] {
+            assert_eq!(parse(DECIDER, d).err().map(|f| f.kind), None);
+            let tight = parse_document(DECIDER.as_bytes(), 5, d).err().map(|f| f.kind);
+            assert_eq!(tight, Some(FailureKind::TooManyValues), "{d:?}");
+            let empty = parse_document(b" ", 5, d).err().map(|f| f.kind);
+            assert_eq!(empty, Some(FailureKind::Empty), "{d:?}");
+        }
+        let broken = parse_document(b"{", 5, Some(Dialect::Decider)).err().map(|f| f.kind);
+        assert_eq!(broken, Some(FailureKind::InvalidJson));
+    }
 
     #[test]
     fn count_values_counts_every_value_and_key() {

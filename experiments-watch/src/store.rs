@@ -19,6 +19,7 @@ use experiments_core::Config;
 use tokio::sync::{oneshot, watch};
 
 use crate::settings::{DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_JSON_VALUES};
+use crate::snapshot::Dialect;
 use crate::snapshot::{self, LoadFailure, Origin, Snapshot};
 use crate::source::{ConfigSource, SourceError, SourceGuard};
 
@@ -35,25 +36,42 @@ pub struct StoreLimits {
     pub max_size: u64,
     /// Largest accepted number of JSON values (1,500,000 by default).
     pub max_json_values: u64,
+    /// How documents are read: baseplate's `experiments.json` or reddit-decider's. `None`
+    /// (the default): detected from each document ([`crate::detect_dialect`]), baseplate when
+    /// the document is ambiguous.
+    pub dialect: Option<Dialect>,
 }
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        StoreLimits { max_size: DEFAULT_MAX_FILE_SIZE, max_json_values: DEFAULT_MAX_JSON_VALUES }
+        StoreLimits {
+            max_size: DEFAULT_MAX_FILE_SIZE,
+            max_json_values: DEFAULT_MAX_JSON_VALUES,
+            dialect: None,
+        }
     }
 }
 
 impl StoreLimits {
-    /// Limits of `max_size` bytes and `max_json_values` JSON values.
+    /// Limits of `max_size` bytes and `max_json_values` JSON values, dialect detected.
     pub fn new(max_size: u64, max_json_values: u64) -> Self {
-        StoreLimits { max_size, max_json_values }
+        StoreLimits { max_size, max_json_values, dialect: None }
     }
 
-    /// The tighter of both limits, field by field.
+    /// The same limits, reading every document in `dialect`.
+    #[must_use]
+    pub fn with_dialect(mut self, dialect: Option<Dialect>) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The tighter of both limits, field by field; a dialect named by either wins (`self`'s
+    /// first).
     pub(crate) fn tightest(self, other: StoreLimits) -> StoreLimits {
         StoreLimits {
             max_size: self.max_size.min(other.max_size),
             max_json_values: self.max_json_values.min(other.max_json_values),
+            dialect: self.dialect.or(other.dialect),
         }
     }
 }
@@ -472,9 +490,10 @@ impl ConfigStore {
         if current.as_ref().is_some_and(|c| c.digest == digest) {
             return Ok(None);
         }
-        let config = snapshot::parse_config(bytes, limits.max_json_values)?;
+        let document = snapshot::parse_document(bytes, limits.max_json_values, limits.dialect)?;
         let version = current.as_ref().map_or(1, |c| c.version.saturating_add(1));
-        let snap = Arc::new(Snapshot::build(config, version, origin, bytes.len() as u64, digest));
+        let snap =
+            Arc::new(Snapshot::build(document, version, origin, bytes.len() as u64, digest));
         self.inner.current.store(Some(Arc::clone(&snap)));
         Ok(Some(snap))
     }
