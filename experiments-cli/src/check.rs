@@ -1,20 +1,19 @@
 //! `experiments check`.
 
 use std::io::{self, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 use experiments_sdk::core::{Config, ValidationError, ValidationReport};
 use serde_json::json;
 
-use crate::{Format, Out, complain, emit, load_config};
+use crate::{ConfigFile, Format, Out, complain, emit};
 
 /// Validates `file` at `now` and prints the report: one line per experiment in file order
 /// with its warnings under it (text), or one JSON document. Exit status 0 when every
 /// experiment is valid, 1 when some are not, 2 when the file is unusable. Linear in the
 /// number of experiments (plus a sort of the invalid ones' names).
-pub fn run(file: &Path, now: f64, format: Format) -> ExitCode {
-    let config = match load_config(file) {
+pub fn run(file: &ConfigFile<'_>, now: f64, format: Format) -> ExitCode {
+    let config = match file.config() {
         Ok(c) => c,
         Err(e) => {
             complain("check", e);

@@ -1,18 +1,17 @@
 //! `experiments eval`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use experiments_sdk::core::{Experiments, Explanation, OwnedEvent};
 use serde_json::json;
 
-use crate::{Format, config_and_inputs, emit};
+use crate::{ConfigFile, Format, config_and_inputs, emit};
 
 /// Evaluates one experiment for the inputs and prints the variant, the event and the path.
 /// Exit status 1 when baseplate would raise, 2 when the file or inputs are unusable.
 pub fn run(
-    file: &Path,
+    file: &ConfigFile<'_>,
     experiment: &str,
     args: &[String],
     now: f64,

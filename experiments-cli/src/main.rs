@@ -2,6 +2,10 @@
 //! and run the whole pipeline on synthetic traffic.
 
 mod check;
+mod decider_check;
+mod decider_doc;
+mod decider_eval;
+mod decider_simulate;
 mod demo;
 mod eval;
 mod simulate;
@@ -14,6 +18,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use experiments_sdk::watch::detect_dialect;
 use experiments_sdk::{Config, Inputs, Value};
 
 /// Server-side A/B experiments, compatible with baseplate.lib.experiments.
@@ -34,6 +39,16 @@ pub enum Format {
     Json,
 }
 
+/// The dialect of an `experiments.json`: the same file name is read by two engines with
+/// different semantics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dialect {
+    /// `baseplate.lib.experiments`.
+    Baseplate,
+    /// reddit-decider (range variants, holdouts, mutually exclusive groups, dynamic configs).
+    Decider,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate a config: every experiment valid or invalid with the reason, plus warnings.
@@ -46,6 +61,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        #[command(flatten)]
+        dialect: DialectFlag,
     },
     /// Which variant the inputs get, the event that would be logged, and why.
     Eval {
@@ -63,6 +80,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        #[command(flatten)]
+        dialect: DialectFlag,
     },
     /// Bucket synthetic ids and compare each variant's share with its configured size.
     Simulate {
@@ -80,9 +99,20 @@ enum Command {
         id_prefix: String,
         #[command(flatten)]
         now: Now,
+        #[command(flatten)]
+        dialect: DialectFlag,
     },
     /// Synthetic traffic through the real client: watcher, per-request objects, pipeline, sink.
     Demo(demo::DemoArgs),
+}
+
+/// `--dialect`, shared by the subcommands that read a config file.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct DialectFlag {
+    /// The config's dialect (default: detected from the document, baseplate when the document
+    /// does not say).
+    #[arg(long = "dialect", value_enum)]
+    dialect: Option<Dialect>,
 }
 
 /// `--now`, shared by every subcommand that evaluates at an instant, so the instant is
@@ -152,10 +182,46 @@ pub fn complain(command: &str, message: impl Display) {
     let _ = writeln!(io::stderr().lock(), "experiments {command}: {message}");
 }
 
+/// A config file read once (so a pipe or a FIFO works too): its path, for messages, and its
+/// bytes, or why they could not be read.
+pub struct ConfigFile<'p> {
+    /// Where the bytes come from.
+    pub path: &'p Path,
+    /// The content, or `cannot read PATH: REASON`.
+    pub bytes: Result<Vec<u8>, String>,
+}
+
+impl<'p> ConfigFile<'p> {
+    /// Reads `path` whole.
+    pub fn read(path: &'p Path) -> Self {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+        ConfigFile { path, bytes }
+    }
+
+    /// The dialect to read it in: `flag` when given, else what
+    /// [`detect_dialect`] finds; baseplate when the document does not say (or is unreadable,
+    /// so the baseplate report of the problem is unchanged).
+    pub fn dialect(&self, flag: DialectFlag) -> Dialect {
+        flag.dialect.unwrap_or_else(|| match &self.bytes {
+            Ok(bytes)
+                if detect_dialect(bytes) == Some(experiments_sdk::watch::Dialect::Decider) =>
+            {
+                Dialect::Decider
+            }
+            _ => Dialect::Baseplate,
+        })
+    }
+
+    /// The bytes parsed as a baseplate config; the error says why (exit status 2).
+    pub fn config(&self) -> Result<Config, String> {
+        let bytes = self.bytes.as_ref().map_err(String::clone)?;
+        Config::from_slice(bytes).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}
+
 /// Reads and parses a config file; the error says why (exit status 2).
 pub fn load_config(path: &Path) -> Result<Config, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Config::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    ConfigFile::read(path).config()
 }
 
 /// `KEY=VALUE` arguments as inputs, in order.
@@ -176,10 +242,10 @@ pub fn parse_inputs(args: &[String]) -> Result<Inputs, String> {
 /// and the exit status (2) returned.
 pub fn config_and_inputs(
     command: &str,
-    file: &Path,
+    file: &ConfigFile<'_>,
     args: &[String],
 ) -> Result<(Config, Inputs), ExitCode> {
-    load_config(file).and_then(|c| Ok((c, parse_inputs(args)?))).map_err(|e| {
+    file.config().and_then(|c| Ok((c, parse_inputs(args)?))).map_err(|e| {
         complain(command, e);
         ExitCode::from(2)
     })
@@ -188,12 +254,34 @@ pub fn config_and_inputs(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { file, now, format } => check::run(&file, now.resolve(), format),
-        Command::Eval { file, experiment, inputs, now, explain, format } => {
-            eval::run(&file, &experiment, &inputs, now.resolve(), explain, format)
+        Command::Check { file, now, format, dialect } => {
+            let file = ConfigFile::read(&file);
+            match file.dialect(dialect) {
+                Dialect::Decider => decider_check::run(&file, format),
+                Dialect::Baseplate => check::run(&file, now.resolve(), format),
+            }
         }
-        Command::Simulate { file, experiment, inputs, ids, id_prefix, now } => {
-            simulate::run(&file, &experiment, &inputs, ids, &id_prefix, now.resolve())
+        Command::Eval { file, experiment, inputs, now, explain, format, dialect } => {
+            let file = ConfigFile::read(&file);
+            match file.dialect(dialect) {
+                Dialect::Decider => {
+                    decider_eval::run(&file, &experiment, &inputs, now.resolve(), explain, format)
+                }
+                Dialect::Baseplate => {
+                    eval::run(&file, &experiment, &inputs, now.resolve(), explain, format)
+                }
+            }
+        }
+        Command::Simulate { file, experiment, inputs, ids, id_prefix, now, dialect } => {
+            let file = ConfigFile::read(&file);
+            match file.dialect(dialect) {
+                Dialect::Decider => {
+                    decider_simulate::run(&file, &experiment, &inputs, ids, &id_prefix)
+                }
+                Dialect::Baseplate => {
+                    simulate::run(&file, &experiment, &inputs, ids, &id_prefix, now.resolve())
+                }
+            }
         }
         Command::Demo(args) => demo::run(args),
     }

@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 use experiments_sdk::core::{Experiments, NoopHandler};
@@ -10,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::stats::chi_square;
-use crate::{Out, complain, config_and_inputs, emit};
+use crate::{ConfigFile, Out, complain, config_and_inputs, emit};
 
 /// Buckets `ids` synthetic ids (`prefix` followed by a counter) through the real client and
 /// compares each variant's share with its configured size (chi-square fit). Exit status 1
@@ -18,7 +17,7 @@ use crate::{Out, complain, config_and_inputs, emit};
 /// Beyond evaluating each id, the work per id is one binary search among the variant names;
 /// the configured shares are computed once, in O(v log v) for v variants.
 pub fn run(
-    file: &Path,
+    file: &ConfigFile<'_>,
     experiment: &str,
     args: &[String],
     ids: u64,
@@ -38,7 +37,7 @@ pub fn run(
         None => {
             complain(
                 "simulate",
-                format_args!("no experiment {experiment:?} in {}", file.display()),
+                format_args!("no experiment {experiment:?} in {}", file.path.display()),
             );
             return ExitCode::from(1);
         }
@@ -49,15 +48,7 @@ pub fn run(
     let slots = Slots::new(&names);
     let mut counts = vec![0u64; names.len() + 1];
     let mut errors = 0u64;
-    let bar = (ids >= 200_000).then(|| {
-        let b = ProgressBar::new(ids);
-        if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {pos}/{len} ids {per_sec} eta {eta}")
-        {
-            b.set_style(style);
-        }
-        b
-    });
+    let bar = progress(ids);
     let mut id = String::new();
     for i in 0..ids {
         id.clear();
@@ -86,12 +77,25 @@ pub fn run(
     emit("simulate", ExitCode::SUCCESS, |out| report.write(out, &counts, errors, shares.as_deref()))
 }
 
+/// A progress bar on standard error for long runs (200,000 ids or more), else none.
+pub(crate) fn progress(ids: u64) -> Option<ProgressBar> {
+    (ids >= 200_000).then(|| {
+        let b = ProgressBar::new(ids);
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {pos}/{len} ids {per_sec} eta {eta}")
+        {
+            b.set_style(style);
+        }
+        b
+    })
+}
+
 /// Each variant name's first position, sorted by name: a chosen variant's row is found by
 /// binary search, whatever the number of variants.
-struct Slots<'a>(Vec<(&'a str, usize)>);
+pub(crate) struct Slots<'a>(Vec<(&'a str, usize)>);
 
 impl<'a> Slots<'a> {
-    fn new(names: &'a [String]) -> Self {
+    pub(crate) fn new(names: &'a [String]) -> Self {
         let mut slots: Vec<(&str, usize)> = names.iter().map(String::as_str).zip(0..).collect();
         // Sorted by (name, position): a name's first position comes first and is kept.
         slots.sort_unstable();
@@ -100,7 +104,7 @@ impl<'a> Slots<'a> {
     }
 
     /// The first row of `name`, if it is one of the variants.
-    fn get(&self, name: &str) -> Option<usize> {
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
         self.0.binary_search_by(|(n, _)| (*n).cmp(name)).ok().map(|i| self.0[i].1)
     }
 }

@@ -582,3 +582,583 @@ fn now_must_be_a_finite_instant() {
     let text = stdout(&run(&["check", f, "--now", "-5"]));
     assert!(text.contains("not started yet"), "{text}");
 }
+
+// ---- reddit-decider documents --------------------------------------------------------------
+
+/// One decider range entry: config key `key`, `name`, extra top-level members (`extra`, each
+/// followed by a comma) and the variants as `(name, start, end)`.
+fn decider_entry(key: &str, name: &str, extra: &str, variants: &[(&str, f64, f64)]) -> String {
+    let variants: Vec<String> = variants
+        .iter()
+        .map(|(n, s, e)| format!(r#"{{"name": "{n}", "range_start": {s}, "range_end": {e}}}"#))
+        .collect();
+    format!(
+        r#""{key}": {{"id": {}, "name": "{name}", "enabled": true, "version": "1",
+            "type": "range_variant", "emit_event": true, {extra}
+            "experiment": {{"experiment_version": 3, "bucket_val": "user_id",
+              "variants": [{}]}}}}"#,
+        key.len() * 7 + name.len(),
+        variants.join(", ")
+    )
+}
+
+/// A decider document with one entry per kind of warning and per kind of invalid key: shape
+/// errors keyed by config key, conversion errors keyed by `name`, a cycle.
+fn decider_mistakes() -> String {
+    let entries = [
+        decider_entry("lonely_hg", "lonely_hg", "", &[("control_1", 0.0, 1.0)]),
+        decider_entry("meg", "meg", "", &[("feed", 0.0, 0.5), ("nobody", 0.5, 1.0)]),
+        decider_entry(
+            "feed",
+            "feed",
+            r#""parent_meg_name": "meg", "parent_hg_name": "lonely_hg","#,
+            &[("a", 0.0, 0.6), ("b", 0.5, 1.0)],
+        ),
+        decider_entry("stray", "stray", r#""parent_meg_name": "meg","#, &[("on", 0.0, 1.0)]),
+        decider_entry("wide", "wide", "", &[("x", -0.1, 0.5), ("y", 0.9, 0.8)]),
+        decider_entry("orphan", "orphan", r#""parent_hg_name": "gone","#, &[("on", 0.0, 1.0)]),
+        decider_entry("half", "half", r#""parent_hg_name": "bad_shape","#, &[("on", 0.0, 1.0)]),
+        r#""bad_shape": {"id": "nope", "name": "bad_shape", "enabled": true, "version": "1",
+            "type": "range_variant", "experiment": {"experiment_version": 1}}"#
+            .to_owned(),
+        decider_entry("key_a", "dup", "", &[("on", 0.0, 1.0)]),
+        decider_entry("key_b", "dup", "", &[("on", 0.0, 1.0)]),
+        r#""dc": {"id": 40, "name": "dc", "enabled": true, "version": "1", "type": "dynamic_config",
+            "value": "7", "value_type": "Integer", "experiment": {"experiment_version": 1}}"#
+            .to_owned(),
+        r#""conv_key": {"id": 41, "name": "conv_name", "enabled": true, "version": "1",
+            "type": "range_variant", "experiment": {"experiment_version": 1, "variants": []}}"#
+            .to_owned(),
+        decider_entry("loop_a", "loop_a", r#""parent_hg_name": "loop_b","#, &[("on", 0.0, 1.0)]),
+        decider_entry("loop_b", "loop_b", r#""parent_meg_name": "loop_a","#, &[("on", 0.0, 1.0)]),
+    ];
+    format!("{{{}}}", entries.join(",\n"))
+}
+
+#[test]
+fn decider_check_reports_invalid_keys_and_each_warning_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "decider.json", &decider_mistakes());
+    let f = p.to_str().unwrap();
+    let o = run(&["check", f, "--dialect", "decider", "--format", "json"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        doc.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["dialect", "entries", "valid", "invalid", "warnings"]
+    );
+    assert_eq!(doc["dialect"], "decider");
+    assert_eq!(doc["entries"], 14);
+    assert_eq!(
+        doc["valid"],
+        json!([
+            "lonely_hg",
+            "meg",
+            "feed",
+            "stray",
+            "wide",
+            "orphan",
+            "half",
+            "key_a",
+            "key_b",
+            "dc"
+        ])
+    );
+    // Shape errors under the config key, conversion errors and cycles under the name.
+    let invalid: Vec<(&str, &str)> = doc["invalid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["key"].as_str().unwrap(), e["error"].as_str().unwrap()))
+        .collect();
+    let keys: Vec<&str> = invalid.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, ["bad_shape", "conv_name", "loop_a", "loop_b"]);
+    assert!(invalid[0].1.contains("invalid type"), "{invalid:?}");
+    assert_eq!(invalid[1].1, "Missing bucketing_field for range_variant");
+    assert!(invalid[2].1.contains("cycle"), "{invalid:?}");
+    let warnings: Vec<(&str, &str)> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["key"].as_str().unwrap(), w["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            ("lonely_hg", "holdout_without_holdout_variant"),
+            ("meg", "meg_variant_without_child"),
+            ("feed", "range_overlap"),
+            ("stray", "meg_child_not_a_variant"),
+            ("wide", "range_out_of_bounds"),
+            ("wide", "range_reversed"),
+            ("orphan", "unknown_parent"),
+            ("half", "ignored_parent"),
+            ("key_b", "duplicate_name"),
+            ("dc", "value_type_mismatch"),
+        ]
+    );
+    let first = doc["warnings"][0].as_object().unwrap();
+    assert_eq!(first.keys().collect::<Vec<_>>(), ["key", "warning", "code"]);
+    let text_of = |code: &str| {
+        doc["warnings"].as_array().unwrap().iter().find(|w| w["code"] == code).unwrap()["warning"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(text_of("meg_variant_without_child").contains("\"nobody\""));
+    assert!(text_of("range_overlap").contains("100 of its 500 buckets"));
+    assert!(text_of("value_type_mismatch").contains("get_int"));
+
+    // The same report as text, in the layout of baseplate's.
+    let o = run(&["check", f, "--dialect", "decider"]);
+    assert_eq!(code(&o), 1);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "lonely_hg: valid");
+    assert!(lines[1].starts_with("  warning: holdout group of 1 entries"), "{text}");
+    assert!(text.contains("\nconv_name: INVALID: Missing bucketing_field for range_variant\n"));
+    assert!(text.contains("loop_a: INVALID: on a holdout/mutually exclusive group cycle"));
+    assert!(text.contains("[deliberate deviation: the reference overflows its stack]"), "{text}");
+    assert!(text.contains("\nkey_b: valid\n  warning: name \"dup\""), "{text}");
+    assert_eq!(lines[lines.len() - 1], "14 entries: 10 valid, 4 invalid, 10 warnings");
+}
+
+#[test]
+fn decider_check_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = format!(
+        "{{{}, {}}}",
+        decider_entry("hg", "hg", "", &[("holdout", 0.0, 0.1), ("control_1", 0.1, 0.2)]),
+        decider_entry("exp", "exp", r#""parent_hg_name": "hg","#, &[("on", 0.0, 1.0)])
+    );
+    let p = write(dir.path(), "valid.json", &valid);
+    let o = run(&["check", p.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert_eq!(stdout(&o), "hg: valid\nexp: valid\n2 entries: 2 valid, 0 invalid, 0 warnings\n");
+    let o = run(&["check", p.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&o)).unwrap(),
+        json!({"dialect": "decider", "entries": 2, "valid": ["hg", "exp"], "invalid": [],
+               "warnings": []})
+    );
+    // Nothing loads: not an object, a malformed `$override_groups`, unreadable.
+    for (name, text) in [
+        ("list.json", "[1, 2]"),
+        ("garbage.json", "{not json"),
+        ("groups.json", r#"{"$override_groups": {"value": {"g": {"name": "g"}}}}"#),
+    ] {
+        let p = write(dir.path(), name, text);
+        let o = run(&["check", p.to_str().unwrap(), "--dialect", "decider"]);
+        assert_eq!(code(&o), 2, "{name}: {}", stdout(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(name), "the error names the file");
+    }
+    assert_eq!(code(&run(&["check", "/nonexistent/experiments.json", "--dialect", "decider"])), 2);
+    let empty = write(dir.path(), "empty.json", "{}");
+    let o = run(&["check", empty.to_str().unwrap(), "--dialect", "decider", "--format", "json"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(serde_json::from_str::<Value>(&stdout(&o)).unwrap()["valid"], json!([]));
+}
+
+#[test]
+fn decider_dialect_is_detected_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "decider.json", &decider_mistakes());
+    let f = p.to_str().unwrap();
+    // Fields only the decider dialect has: detected.
+    let o = run(&["check", f, "--format", "json"]);
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["dialect"], "decider");
+    let o = run(&["eval", f, "feed", "user_id=t2_1", "--format", "json"]);
+    assert_eq!(serde_json::from_str::<Value>(&stdout(&o)).unwrap()["dialect"], "decider");
+    // The flag wins over detection.
+    let o = run(&["check", f, "--format", "json", "--dialect", "baseplate"]);
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(doc.get("dialect").is_none() && doc.get("experiments").is_some(), "{doc}");
+    // A baseplate document, and one that says neither, stay baseplate.
+    let b = write(dir.path(), "valid.json", VALID);
+    let o = run(&["check", b.to_str().unwrap(), "--format", "json", "--now", "1700000000"]);
+    assert_eq!(serde_json::from_str::<Value>(&stdout(&o)).unwrap()["experiments"], 2);
+    let neither = write(dir.path(), "neither.json", r#"{"a": {"id": 1}}"#);
+    let o = run(&["check", neither.to_str().unwrap(), "--format", "json"]);
+    assert!(serde_json::from_str::<Value>(&stdout(&o)).unwrap().get("experiments").is_some());
+    let o = run(&["check", f, "--dialect", "klingon"]);
+    assert_eq!(code(&o), 2);
+}
+
+/// Holdouts and groups whose ranges cover every bucket, so each outcome is certain.
+fn decider_parents() -> String {
+    let entries = [
+        decider_entry("all_out", "all_out", "", &[("holdout", 0.0, 1.0)]),
+        decider_entry("all_in", "all_in", "", &[("control_1", 0.0, 1.0)]),
+        decider_entry("group", "group", "", &[("admitted", 0.0, 1.0)]),
+        decider_entry("held", "held", r#""parent_hg_name": "all_out","#, &[("on", 0.0, 1.0)]),
+        decider_entry(
+            "admitted",
+            "admitted",
+            r#""parent_hg_name": "all_in", "parent_meg_name": "group","#,
+            &[("on", 0.0, 1.0)],
+        ),
+        decider_entry(
+            "shut_out",
+            "shut_out",
+            r#""parent_meg_name": "group","#,
+            &[("on", 0.0, 1.0)],
+        ),
+        r#""page_size": {"id": 50, "name": "page_size", "enabled": true, "version": "1",
+            "type": "dynamic_config", "value": 25, "experiment": {"experiment_version": 1}}"#
+            .to_owned(),
+    ];
+    format!("{{{}}}", entries.join(",\n"))
+}
+
+#[test]
+fn decider_eval_explains_holdouts_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "parents.json", &decider_parents());
+    let f = p.to_str().unwrap();
+    let eval = |feature: &str, extra: &[&str]| {
+        let mut args = vec!["eval", f, feature, "user_id=t2_1", "--explain", "--format", "json"];
+        args.extend(extra);
+        let o = run(&args);
+        (code(&o), serde_json::from_str::<Value>(&stdout(&o)).unwrap())
+    };
+    let started = std::time::SystemTime::now();
+    let (status, doc) = eval("admitted", &[]);
+    let ended = std::time::SystemTime::now();
+    assert_eq!(status, 0);
+    assert_eq!(
+        doc.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["dialect", "feature", "variant", "value", "events", "explanation"]
+    );
+    assert_eq!((&doc["dialect"], &doc["feature"]), (&json!("decider"), &json!("admitted")));
+    assert_eq!(doc["variant"], "on");
+    assert_eq!(doc["value"], Value::Null);
+    let events = doc["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Holdout", "MutexGroup", "FracAvail"], "parents' events first");
+    assert_eq!(events[0]["exposure_key"], "all_in:3:control_1:t2_1");
+    assert_eq!(events[2]["legacy"], "0::::64::::admitted::::3::::on::::t2_1::::user_id::::0::::0");
+    // The v2 event: stamped by the clock, a fresh v4 UUID each, one correlation id shared.
+    let v2: Vec<Value> =
+        events.iter().map(|e| serde_json::from_str(e["json"].as_str().unwrap()).unwrap()).collect();
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    };
+    let ts = v2[0]["5"]["i64"].as_i64().unwrap();
+    assert!(ms(started) <= ts && ts <= ms(ended), "{ts}");
+    let uuid = |v: &Value, f: &str| v[f]["str"].as_str().unwrap().to_owned();
+    assert_ne!(uuid(&v2[0], "6"), uuid(&v2[1], "6"));
+    assert_eq!(uuid(&v2[0], "6").as_bytes()[14], b'4', "a v4 UUID");
+    assert_eq!(uuid(&v2[0], "8"), uuid(&v2[2], "8"));
+    assert_eq!(v2[2]["129"]["rec"]["4"]["str"], "on");
+    let steps: Vec<&str> = doc["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"]["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["bucket", "holdout", "bucket", "mutex_group", "bucket"]);
+    let texts: Vec<&str> = doc["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert!(texts[1].contains("holdout all_in chose \"control_1\": continue"), "{texts:?}");
+    assert!(texts[3].contains("mutually exclusive group group chose \"admitted\""), "{texts:?}");
+
+    // Held out: no variant, the holdout's event kept.
+    let (status, doc) = eval("held", &[]);
+    assert_eq!(status, 0);
+    assert_eq!(doc["variant"], Value::Null);
+    assert_eq!(doc["events"][0]["kind"], "Holdout");
+    let holdout = &doc["explanation"].as_array().unwrap()[1];
+    assert_eq!(holdout["step"]["effect"], "excluded");
+    assert!(holdout["text"].as_str().unwrap().contains("held out"), "{holdout}");
+    // The group chose another feature: no variant, its event dropped.
+    let (_, doc) = eval("shut_out", &[]);
+    assert_eq!(doc["variant"], Value::Null);
+    assert_eq!(doc["events"], json!([]));
+    assert_eq!(doc["explanation"][1]["step"]["step"], "mutex_group");
+    assert_eq!(doc["explanation"][1]["step"]["effect"], "excluded");
+
+    // A dynamic config: its value, no events.
+    let (_, doc) = eval("page_size", &[]);
+    assert_eq!((&doc["variant"], &doc["value"]), (&Value::Null, &json!(25)));
+    let o = run(&["eval", f, "page_size"]);
+    assert_eq!(stdout(&o), "variant: none\nvalue: 25\nevent: none\n");
+
+    // Text: the variant, each event, the path.
+    let o = run(&["eval", f, "held", "user_id=t2_1", "--explain"]);
+    let text = stdout(&o);
+    assert!(text.starts_with("variant: none\nevent: Holdout all_out:3:holdout:t2_1\n"), "{text}");
+    assert!(text.contains("  legacy: 2::::"), "{text}");
+    assert!(text.contains("  v2: {\"1\":{\"str\":\"experiment\"}"), "{text}");
+    assert!(text.contains("explain:\n  all_out: bucket "), "{text}");
+    assert!(text.contains("held: holdout all_out chose \"holdout\": held out"), "{text}");
+
+    // Where the reference raises: exit 1 with its exception class.
+    for (args, exception) in [
+        (vec!["eval", f, "missing", "user_id=t2_1"], "FeatureNotFoundException"),
+        (vec!["eval", f, "admitted", "user_id=5"], "DeciderException"),
+        (vec!["eval", f, "admitted", "logged_in=1"], "DeciderException"),
+        (vec!["eval", f, "admitted", "device_id=d"], "DeciderException"),
+    ] {
+        let mut json_args = args.clone();
+        json_args.extend(["--format", "json"]);
+        let o = run(&json_args);
+        assert_eq!(code(&o), 1, "{args:?}");
+        let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(doc["exception"], exception, "{args:?}: {doc}");
+        assert_eq!(doc["dialect"], "decider");
+        let o = run(&args);
+        assert_eq!(code(&o), 1);
+        assert!(stdout(&o).contains(&format!("(reddit-decider raises {exception})")), "{args:?}");
+    }
+    assert!(
+        stdout(&run(&["eval", f, "admitted", "user_id=5", "--format", "json"])).contains("user_id")
+    );
+    assert_eq!(code(&run(&["eval", f, "admitted", "novalue"])), 2);
+}
+
+#[test]
+fn decider_simulate_applies_holdouts_and_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = [
+        decider_entry("hg", "hg", "", &[("holdout", 0.0, 0.2), ("control_1", 0.2, 0.3)]),
+        decider_entry("meg", "meg", "", &[("feed", 0.0, 0.5), ("other", 0.5, 1.0)]),
+        decider_entry(
+            "feed",
+            "feed",
+            r#""parent_hg_name": "hg", "parent_meg_name": "meg","#,
+            &[("control", 0.0, 0.25), ("treatment", 0.25, 0.75)],
+        ),
+        r#""picky": {"id": 77, "name": "picky", "enabled": true, "version": "1",
+            "type": "range_variant", "experiment": {"experiment_version": 1,
+            "bucket_val": "user_id", "targeting": {"EQ": {"field": "country_code", "value": "US"}},
+            "variants": [{"name": "child", "range_start": 0.0, "range_end": 0.5}]}}"#
+            .to_owned(),
+        decider_entry(
+            "child",
+            "child",
+            r#""parent_meg_name": "picky","#,
+            &[("a", 0.0, 0.3), ("b", 0.3, 0.6)],
+        ),
+    ];
+    let p = write(dir.path(), "sim.json", &format!("{{{}}}", entries.join(",\n")));
+    let f = p.to_str().unwrap();
+    let o = run(&["simulate", f, "feed", "--ids", "20000"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "feed: 20000 ids (t2_0 .. t2_19999), bucketed on user_id");
+    // 80 % pass the holdout, 50 % of those are the group's "feed".
+    assert!(lines[1].contains("parents let 40.0000% of ids through"), "{text}");
+    let row = |name: &str| lines.iter().find(|l| l.starts_with(name)).copied().unwrap();
+    assert!(row("control ").ends_with(" 10.0000%"), "{text}");
+    assert!(row("control ").contains("[0, 0.25)"), "{text}");
+    assert!(row("treatment ").ends_with(" 20.0000%"), "{text}");
+    assert!(row("no variant ").ends_with(" 70.0000%"), "{text}");
+    // The name column is 24 wide; every id lands in exactly one row.
+    let count =
+        |name: &str| row(name)[24..].split_whitespace().next().unwrap().parse::<u64>().unwrap();
+    assert_eq!(count("control ") + count("treatment ") + count("no variant "), 20000, "{text}");
+    let p_line = row("chi-square");
+    let pv: f64 = p_line.rsplit("p = ").next().unwrap().trim().parse().unwrap();
+    assert!(pv > 0.001, "SHA-1 buckets are uniform: {text}");
+
+    // A group with targeting: its effect depends on the context, so only the distribution
+    // among ids that got a variant is compared.
+    let o = run(&["simulate", f, "child", "--ids", "5000", "country_code=US"]);
+    let text = stdout(&o);
+    assert!(text.contains("comparing only the distribution among"), "{text}");
+    let a = text.lines().find(|l| l.starts_with("a ")).unwrap();
+    assert!(a.ends_with(" 50.0000%"), "{text}");
+    let pv: f64 = text
+        .lines()
+        .find(|l| l.starts_with("chi-square"))
+        .unwrap()
+        .rsplit("p = ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pv > 0.001, "{text}");
+    // Unknown features and dynamic configs cannot be simulated.
+    assert_eq!(code(&run(&["simulate", f, "nope", "--ids", "10"])), 1);
+    assert_eq!(code(&run(&["simulate", f, "feed", "--ids", "10", "logged_in=1"])), 2);
+}
+
+/// The configs of a decider vector file exactly as recorded (the reference read these number
+/// literals), and the parsed file.
+fn decider_vector(name: &str) -> (String, Vec<Option<String>>, Value) {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/decider/vectors");
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    let raw: BTreeMap<String, Box<RawValue>> = serde_json::from_str(&text).unwrap();
+    let cases: Vec<BTreeMap<String, Box<RawValue>>> =
+        serde_json::from_str(raw["load_cases"].get()).unwrap();
+    let cases = cases
+        .iter()
+        .map(|c| match (c.get("config_text"), c.get("config")) {
+            (Some(t), _) => Some(serde_json::from_str::<String>(t.get()).unwrap()),
+            (None, Some(c)) => Some(c.get().to_owned()),
+            _ => None,
+        })
+        .collect();
+    (raw["config"].get().to_owned(), cases, serde_json::from_str(&text).unwrap())
+}
+
+/// `check --format json --dialect decider` on `config`: the exit status and the invalid keys.
+fn decider_check(dir: &Path, config: &str) -> (i32, Vec<String>, Value) {
+    let p = write(dir, "config.json", config);
+    let o = run(&["check", p.to_str().unwrap(), "--dialect", "decider", "--format", "json"]);
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap_or(Value::Null);
+    let mut keys: Vec<String> = doc["invalid"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    (code(&o), keys, doc)
+}
+
+#[test]
+fn decider_check_agrees_with_the_vectors_load_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut loads, mut deviations) = (0, 0);
+    let files: Vec<String> = (0..30)
+        .map(|i| {
+            let dir =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/decider/vectors");
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with(&format!("{i:02}_")))
+                .unwrap()
+        })
+        .collect();
+    for file in &files {
+        let (config, cases, doc) = decider_vector(file);
+        // Every file's own config; every load case of one broken and one edge file.
+        let mut all = vec![(config, doc["load"].clone())];
+        if file.starts_with("22_") || file.starts_with("27_") {
+            for (c, case) in cases.into_iter().zip(doc["load_cases"].as_array().unwrap()) {
+                all.push((c.unwrap(), case["load"].clone()));
+            }
+        }
+        for (config, load) in all {
+            let (status, keys, report) = decider_check(tmp.path(), &config);
+            let what = format!("{file}: {config:.200} {load}");
+            match load["status"].as_str().unwrap() {
+                "ok" => assert_eq!((status, keys.len()), (0, 0), "{what}: {report}"),
+                "partial" => {
+                    let mut want: Vec<String> =
+                        load["errors"].as_object().unwrap().keys().cloned().collect();
+                    want.sort();
+                    assert_eq!(keys, want, "{what}");
+                    assert_eq!(status, 1, "{what}");
+                }
+                // The reference panics on an array dynamic-config value; the port rejects
+                // only that entry (the allowed deviation).
+                "init_error" if load["exception"] == "PanicException" => {
+                    assert_eq!(status, 1, "{what}: {report}");
+                    assert!(report["invalid"].to_string().contains("array"), "{what}: {report}");
+                    deviations += 1;
+                }
+                "init_error" => assert_eq!(status, 2, "{what}: {report}"),
+                other => panic!("{what}: unknown status {other}"),
+            }
+            loads += 1;
+        }
+    }
+    assert!(loads >= 30 + 66 + 51, "{loads} loads");
+    assert_eq!(deviations, 3);
+}
+
+#[test]
+fn decider_eval_agrees_with_the_vectors_choose_calls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut compared = 0;
+    for file in [
+        "00_basic.json",
+        "04_targeting.json",
+        "07_overrides.json",
+        "09_holdout.json",
+        "12_meg.json",
+        "15_dynamic_config.json",
+        "18_context.json",
+        "20_identifiers.json",
+        "22_broken.json",
+        "25_mixed.json",
+        "28_edge.json",
+    ] {
+        let (config, _, doc) = decider_vector(file);
+        let path = write(tmp.path(), file, &config);
+        let calls: Vec<&Value> =
+            doc["core_calls"].as_array().unwrap().iter().filter(|c| c["op"] == "choose").collect();
+        for call in calls.iter().step_by(calls.len() / 12 + 1) {
+            let feature = call["feature"].as_str().unwrap();
+            if feature.starts_with('-') {
+                continue;
+            }
+            let mut args =
+                vec!["eval".to_owned(), path.to_string_lossy().into_owned(), feature.to_owned()];
+            let context = call["context"].as_object().unwrap();
+            args.extend(context.iter().map(|(k, v)| format!("{k}={v}")));
+            args.extend(["--format".to_owned(), "json".to_owned()]);
+            let started = std::time::SystemTime::now();
+            let o = bin().args(&args).output().unwrap();
+            let ended = std::time::SystemTime::now();
+            let got: Value = serde_json::from_str(&stdout(&o)).unwrap();
+            let expect = &call["expect"];
+            let what = format!("{file} {args:?}");
+            if let Some(error) = expect.get("error") {
+                assert_eq!(code(&o), 1, "{what}: {got}");
+                assert_eq!(got["exception"], error["type"], "{what}: {got}");
+                compared += 1;
+                continue;
+            }
+            assert_eq!(code(&o), 0, "{what}: {got}");
+            let decision = &expect["decision"];
+            assert_eq!(got["variant"], decision["variant"], "{what}");
+            assert_eq!(got["value"], decision["value"], "{what}");
+            let legacy: Vec<&Value> =
+                got["events"].as_array().unwrap().iter().map(|e| &e["legacy"]).collect();
+            assert_eq!(
+                legacy,
+                decision["events"].as_array().unwrap().iter().collect::<Vec<_>>(),
+                "{what}"
+            );
+            // Each v2 event byte for byte, the placeholders filled with what this run used.
+            for (e, want) in got["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(decision["full_events"].as_array().unwrap())
+            {
+                assert_eq!(e["kind"], want["decision_kind"], "{what}");
+                assert_eq!(e["exposure_key"], want["exposure_key"], "{what}");
+                let json = e["json"].as_str().unwrap();
+                let v2: Value = serde_json::from_str(json).unwrap();
+                let ts = v2["5"]["i64"].as_i64().unwrap();
+                let ms = |t: std::time::SystemTime| {
+                    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+                };
+                assert!(ms(started) <= ts && ts <= ms(ended), "{what}: {ts}");
+                let filled = want["json"]
+                    .as_str()
+                    .unwrap()
+                    .replace("<CLIENT_TS_MS>", &ts.to_string())
+                    .replace("<UUID>", v2["6"]["str"].as_str().unwrap())
+                    .replace("<CORRELATION_ID>", v2["8"]["str"].as_str().unwrap());
+                assert_eq!(json, filled, "{what}");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 100, "compared {compared} calls");
+}

@@ -279,9 +279,16 @@ impl Manifest {
         })
     }
 
-    fn value_of<'a>(&'a self, name: &str, ctx: &'a Context) -> Result<&'a Value, DecideError> {
+    /// The value `choose` gives (`null` for range features and disabled configs), borrowing
+    /// only the manifest: a range feature is decided for its errors (a missing bucketing
+    /// field, ...), a dynamic config's value never depends on the context.
+    fn value_of<'a>(&'a self, name: &str, ctx: &Context) -> Result<&'a Value, DecideError> {
         let feature = self.lookup(name)?;
-        Ok(self.decide(feature, ctx, &mut NoTrace)?.value)
+        match &feature.body {
+            Body::Dynamic(v) if feature.enabled => Ok(v),
+            Body::Dynamic(_) => Ok(&NULL),
+            Body::Range(_) => self.decide(feature, ctx, &mut NoTrace).map(|_| &NULL),
+        }
     }
 
     /// `get_bool`: a boolean dynamic config.
@@ -310,7 +317,7 @@ impl Manifest {
     }
 
     /// `get_string`: a string dynamic config.
-    pub fn get_string<'a>(&'a self, name: &str, ctx: &'a Context) -> Result<&'a str, DecideError> {
+    pub fn get_string<'a>(&'a self, name: &str, ctx: &Context) -> Result<&'a str, DecideError> {
         match self.value_of(name, ctx)? {
             Value::String(s) => Ok(s),
             _ => Err(mismatch(name, ValueKind::String)),
@@ -322,7 +329,7 @@ impl Manifest {
     pub fn get_map<'a>(
         &'a self,
         name: &str,
-        ctx: &'a Context,
+        ctx: &Context,
     ) -> Result<&'a Map<String, Value>, DecideError> {
         match self.value_of(name, ctx)? {
             Value::Object(m) => Ok(m),

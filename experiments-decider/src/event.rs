@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -77,6 +78,25 @@ impl<'a> Exposure<'a> {
         Exposure { kind: raw.kind, feature: raw.feature, variant, ctx }
     }
 
+    /// An exposure of `feature` to `variant` for `ctx` that no decision produced: what a
+    /// manual `expose(feature, variant)` reports (the wrapper's [`crate::WrapperRequest::expose`]
+    /// builds its v2 event this way). The variant is not checked against the feature's
+    /// variants, as the reference does not check it either.
+    ///
+    /// Its v2 event is the one a decision of `kind` with that variant writes for `ctx`: the
+    /// bucketing value (`"9"`, and the exposure key) is read from the context's `bucket_val`
+    /// field whether or not bucketing would have reached it (`""` when the context has none),
+    /// and `"10"` is true only for [`DecisionKind::Override`]. Use
+    /// [`DecisionKind::FracAvail`] for a plain exposure.
+    pub fn from_parts(
+        kind: DecisionKind,
+        feature: &'a Feature,
+        variant: &'a str,
+        ctx: &'a Context,
+    ) -> Self {
+        Exposure { kind, feature, variant, ctx }
+    }
+
     /// The decision kind.
     pub fn kind(&self) -> DecisionKind {
         self.kind
@@ -142,10 +162,7 @@ impl<'a> Exposure<'a> {
     /// The correlation id the event carries: the context's `correlation_id` when it parses as
     /// a UUID (hyphenated, simple, braced or URN, any case), else the fallback.
     pub fn correlation_id(&self, fallback: Uuid) -> Uuid {
-        self.ctx
-            .string(StringField::CorrelationId)
-            .and_then(|s| Uuid::try_parse(s).ok())
-            .unwrap_or(fallback)
+        correlation_id(self.ctx, fallback)
     }
 
     /// The v2 event in Thrift-JSON, compact, byte for byte as the reference writes it.
@@ -158,17 +175,118 @@ impl<'a> Exposure<'a> {
     /// Appends [`Exposure::to_v2_json`] to `out`.
     pub fn write_v2_json(&self, stamp: &EventStamp, out: &mut String) {
         let f = self.feature;
+        V2Fields {
+            kind: self.kind,
+            id: f.id,
+            name: &f.name,
+            version: f.version,
+            start_ts: f.start_ts,
+            stop_ts: f.stop_ts,
+            bucket_val: f.bucket_val(),
+            variant: self.variant,
+            bucketing_value: &self.bucketing_value(),
+            ctx: self.ctx,
+        }
+        .write(stamp, out);
+    }
+}
+
+/// An [`Exposure`] that owns what its v2 event needs (the feature's attributes, the variant,
+/// the bucketing value as printed, and a shared handle on the context), so that it can be
+/// queued after the decision and the manifest are gone.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnedExposure {
+    kind: DecisionKind,
+    id: u32,
+    name: Box<str>,
+    version: u32,
+    start_ts: u64,
+    stop_ts: u64,
+    bucket_val: Box<str>,
+    variant: Box<str>,
+    bucketing_value: Box<str>,
+    ctx: Arc<Context>,
+}
+
+impl OwnedExposure {
+    /// Copies `exposure`; `ctx` must be (a handle on) the context it was decided on.
+    pub(crate) fn new(exposure: &Exposure<'_>, ctx: Arc<Context>) -> Self {
+        debug_assert!(std::ptr::eq(exposure.ctx, &*ctx) || *exposure.ctx == *ctx);
+        let f = exposure.feature;
+        OwnedExposure {
+            kind: exposure.kind,
+            id: f.id,
+            name: f.name.clone(),
+            version: f.version,
+            start_ts: f.start_ts,
+            stop_ts: f.stop_ts,
+            bucket_val: f.bucket_val().into(),
+            variant: exposure.variant.into(),
+            bucketing_value: exposure.bucketing_value().into(),
+            ctx,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> DecisionKind {
+        self.kind
+    }
+
+    pub(crate) fn exposure_key(&self) -> String {
+        format!("{}:{}:{}:{}", self.name, self.version, self.variant, self.bucketing_value)
+    }
+
+    pub(crate) fn correlation_id(&self, fallback: Uuid) -> Uuid {
+        correlation_id(&self.ctx, fallback)
+    }
+
+    pub(crate) fn write_v2_json(&self, stamp: &EventStamp, out: &mut String) {
+        V2Fields {
+            kind: self.kind,
+            id: self.id,
+            name: &self.name,
+            version: self.version,
+            start_ts: self.start_ts,
+            stop_ts: self.stop_ts,
+            bucket_val: &self.bucket_val,
+            variant: &self.variant,
+            bucketing_value: &self.bucketing_value,
+            ctx: &self.ctx,
+        }
+        .write(stamp, out);
+    }
+}
+
+fn correlation_id(ctx: &Context, fallback: Uuid) -> Uuid {
+    ctx.string(StringField::CorrelationId).and_then(|s| Uuid::try_parse(s).ok()).unwrap_or(fallback)
+}
+
+/// Everything a v2 event is written from.
+struct V2Fields<'a> {
+    kind: DecisionKind,
+    id: u32,
+    name: &'a str,
+    version: u32,
+    start_ts: u64,
+    stop_ts: u64,
+    bucket_val: &'a str,
+    variant: &'a str,
+    bucketing_value: &'a str,
+    ctx: &'a Context,
+}
+
+impl V2Fields<'_> {
+    fn write(&self, stamp: &EventStamp, out: &mut String) {
         let ctx = self.ctx;
         let s = |field| ctx.string(field);
         let mut w = Writer(out);
         w.raw("{\"1\":{\"str\":\"experiment\"},\"2\":{\"str\":\"expose\"},\"3\":");
-        w.str(f.bucket_val());
+        w.str(self.bucket_val);
         w.raw(",\"5\":");
         w.i64(stamp.client_ts_ms);
         w.raw(",\"6\":");
         w.str(&stamp.uuid.hyphenated().to_string());
         w.raw(",\"8\":");
-        w.str(&self.correlation_id(stamp.correlation_fallback).hyphenated().to_string());
+        w.str(&correlation_id(ctx, stamp.correlation_fallback).hyphenated().to_string());
         if let Some(app) = s(StringField::AppName) {
             w.raw(",\"107\":{\"rec\":{\"2\":");
             w.str(app);
@@ -226,21 +344,21 @@ impl<'a> Exposure<'a> {
             w.raw("}}");
         }
         w.raw(",\"129\":{\"rec\":{\"1\":");
-        w.i64(i64::from(f.id));
+        w.i64(i64::from(self.id));
         w.raw(",\"2\":");
-        w.str(&f.name);
+        w.str(self.name);
         w.raw(",\"4\":");
         w.str(self.variant);
         w.raw(",\"5\":");
-        w.i64(i64::try_from(f.start_ts).unwrap_or(i64::MAX));
+        w.i64(i64::try_from(self.start_ts).unwrap_or(i64::MAX));
         w.raw(",\"6\":");
-        w.i64(i64::try_from(f.stop_ts).unwrap_or(i64::MAX));
+        w.i64(i64::try_from(self.stop_ts).unwrap_or(i64::MAX));
         w.raw(",\"7\":");
-        w.str(f.bucket_val());
+        w.str(self.bucket_val);
         w.raw(",\"8\":");
-        w.str(&f.version.to_string());
+        w.str(&self.version.to_string());
         w.raw(",\"9\":");
-        w.str(&self.bucketing_value());
+        w.str(self.bucketing_value);
         w.raw(",\"10\":");
         w.tf(self.kind == DecisionKind::Override);
         w.raw("}}");

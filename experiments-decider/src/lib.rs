@@ -76,6 +76,13 @@
 //! whose value is an array is rejected alone ([`EntryError::ArrayValue`]) instead of
 //! aborting the load, and a cycle of parents is rejected ([`EntryError::Cycle`]) instead of
 //! overflowing the stack. Parents are bounded ([`MAX_PARENT_TREE`]).
+//!
+//! Services that want what Reddit's Python services get from `reddit_decider.Decider` (the
+//! `reddit-experiments` wrapper: a per-request `DeciderContext`, errors swallowed into
+//! `None`/defaults, exposure records handed to an event logger) use a [`WrapperRequest`] over a
+//! [`WrapperContext`], with a [`WrapperHandler`] receiving each [`WrapperEvent`] (its record as
+//! the reference logs it, and the engine's v2 event of the same exposure) and each swallowed
+//! [`WrapperError`].
 
 mod context;
 mod decide;
@@ -87,6 +94,7 @@ mod numbers;
 mod properties;
 mod raw;
 mod targeting;
+mod wrapper;
 
 pub use context::{
     Context, ContextBuilder, ContextError, FieldValue, OtherValue, StringField, TypeMismatch,
@@ -99,3 +107,10 @@ pub use manifest::{
 };
 pub use serde_json::Value;
 pub use uuid::Uuid;
+pub use wrapper::{
+    DynamicConfigInfo, DynamicConfigType, EventType, ExperimentConfig, HandlerFn, IdentifierType,
+    KwargsError, VariantInfo, WrapperContext, WrapperContextBuilder, WrapperError, WrapperEvent,
+    WrapperHandler, WrapperRequest,
+};
+mod lint;
+pub use lint::DeciderWarning;

@@ -396,6 +396,21 @@ impl Manifest {
     }
 }
 
+/// A copy of `v` with every object's keys in byte order, at every depth: the reference keeps
+/// dynamic-config values in `serde_json` maps without `preserve_order` (B-trees), so that is
+/// the order its values (and the Python dicts made from them) have.
+fn sorted_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(members) => {
+            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), sorted_keys(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
+}
+
 fn compile_groups(raw: OverrideGroupFeature) -> Groups {
     raw.value
         .into_iter()
@@ -688,7 +703,7 @@ fn compile(
         feature.stop_ts = 0;
         feature.ts_fit = true;
         feature.body = Body::Dynamic(match &e.value {
-            Some(v) => v.clone(),
+            Some(v) => sorted_keys(v),
             None => match e.value_type {
                 Some(RawValueType::Boolean) => Value::Bool(false),
                 Some(RawValueType::Integer) => Value::from(0),

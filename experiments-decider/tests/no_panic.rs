@@ -263,3 +263,97 @@ fn huge_numbers_are_entry_errors_or_loaded() {
     assert!(m.choose("b", &ctx).is_err()); // malformed event: start_ts beyond i64
     assert_eq!(m.get_float("c", &ctx), Ok(1.7e308));
 }
+
+/// The service layer on the same arbitrary documents, with arbitrary (dynamically typed)
+/// `DeciderContext` kwargs: no call panics and a request replays identically.
+mod wrapper {
+    use super::*;
+    use experiments_decider::{WrapperContext, WrapperEvent, WrapperRequest};
+
+    const FIELDS: &[&str] = &[
+        "user_id",
+        "app_name",
+        "build_number",
+        "other_fields",
+        "variant",
+        "num",
+        "canonical_url",
+        "conversion_pixel_id",
+        "correlation_id",
+    ];
+
+    fn kwargs() -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec(
+                (prop::sample::select(WrapperContext::KEYWORDS.to_vec()), json_value()),
+                0..6,
+            ),
+            prop::collection::vec((prop::sample::select(FIELDS), json_value()), 0..5),
+        )
+            .prop_map(|(typed, extracted)| {
+                let mut m: Map<String, Value> =
+                    typed.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                if !extracted.is_empty() {
+                    m.insert(
+                        "extracted_fields".into(),
+                        Value::Object(
+                            extracted.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                        ),
+                    );
+                }
+                Value::Object(m)
+            })
+    }
+
+    fn replay(m: &Manifest, ctx: &WrapperContext, exposure: &Map<String, Value>) -> Vec<String> {
+        let stamp =
+            EventStamp { client_ts_ms: 1, uuid: Uuid::nil(), correlation_fallback: Uuid::nil() };
+        let mut r = WrapperRequest::new(Some(m), ctx.clone(), Vec::<WrapperEvent>::new());
+        let mut out = Vec::new();
+        let names: Vec<String> =
+            m.features().map(|f| f.name().to_owned()).chain(["missing".to_owned()]).collect();
+        for name in &names {
+            out.push(format!("{:?}", r.get_variant(name, exposure)));
+            out.push(format!("{:?}", r.get_variant_without_expose(name)));
+            r.expose(name, Some("a"), exposure);
+            for t in ["user_id", "conversion_pixel_id", "User_Id"] {
+                out.push(format!("{:?}", r.get_variant_for_identifier(name, "t2_x", t, exposure)));
+            }
+            out.push(format!("{:?}", r.get_map(name, None)));
+            out.push(format!("{} {}", r.get_int(name, 0), r.get_float(name, 0.5)));
+            out.push(format!("{:?}", r.get_experiment(name)));
+        }
+        out.push(format!("{:?}", r.get_all_variants_without_expose()));
+        out.push(format!(
+            "{:?}",
+            r.get_all_variants_for_identifier_without_expose("t2_x", "user_id")
+        ));
+        out.push(format!("{:?}", r.get_all_dynamic_configs()));
+        for e in r.into_handler() {
+            let mut json = Vec::new();
+            e.write_json(&mut json);
+            out.push(String::from_utf8_lossy(&json).into_owned());
+            out.push(e.to_v2_json(&stamp));
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn wrapper_requests_never_panic_and_replay_identically(
+            doc in document(),
+            kwargs in kwargs(),
+            exposure in prop::collection::vec((prop::sample::select(KEYS), json_value()), 0..3),
+        ) {
+            let Ok(m) = Manifest::from_str(&doc.to_string()) else { return Ok(()) };
+            let Some(kwargs) = kwargs.as_object().cloned() else { return Ok(()) };
+            let Ok(ctx) = WrapperContext::from_kwargs(kwargs) else { return Ok(()) };
+            let exposure: Map<String, Value> =
+                exposure.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let first = replay(&m, &ctx, &exposure);
+            prop_assert_eq!(first, replay(&m, &ctx, &exposure));
+        }
+    }
+}

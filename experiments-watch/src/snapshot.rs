@@ -497,8 +497,8 @@ pub fn detect_dialect(bytes: &[u8]) -> Option<Dialect> {
     let mut baseplate = false;
     for entry in doc.values().filter_map(serde_json::Value::as_object) {
         let kind = entry.get("type").and_then(serde_json::Value::as_str);
-        decider |= kind == Some("dynamic_config")
-            || DECIDER_FIELDS.iter().any(|f| entry.contains_key(*f));
+        decider |=
+            kind == Some("dynamic_config") || DECIDER_FIELDS.iter().any(|f| entry.contains_key(*f));
         baseplate |= kind.is_some_and(|k| BASEPLATE_TYPES.contains(&k))
             || entry
                 .get("experiment")
@@ -515,7 +515,9 @@ pub fn detect_dialect(bytes: &[u8]) -> Option<Dialect> {
 
 /// The dialect of an `experiments.json`: Reddit's two engines read the same file name with
 /// different semantics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Dialect {
@@ -674,7 +676,9 @@ mod tests {
     #[test]
     fn documents_parse_in_their_dialect() {
         let parse = |s: &str, d| parse_document(s.as_bytes(), 10_000, d);
-        assert!(matches!(parse(DECIDER, None), Ok(Document::Decider(m)) if m.feature("f").is_some()));
+        assert!(
+            matches!(parse(DECIDER, None), Ok(Document::Decider(m)) if m.feature("f").is_some())
+        );
         assert!(matches!(parse(BASEPLATE, None), Ok(Document::Baseplate(c)) if c.len() == 1));
         // Undecided documents are baseplate's; a named dialect is obeyed.
         assert!(matches!(parse("{}", None), Ok(Document::Baseplate(_))));

@@ -492,8 +492,7 @@ impl ConfigStore {
         }
         let document = snapshot::parse_document(bytes, limits.max_json_values, limits.dialect)?;
         let version = current.as_ref().map_or(1, |c| c.version.saturating_add(1));
-        let snap =
-            Arc::new(Snapshot::build(document, version, origin, bytes.len() as u64, digest));
+        let snap = Arc::new(Snapshot::build(document, version, origin, bytes.len() as u64, digest));
         self.inner.current.store(Some(Arc::clone(&snap)));
         Ok(Some(snap))
     }

@@ -1,6 +1,7 @@
 //! The conformance runner for reddit-decider vector files (`../shared/decider/README.md`):
-//! file loads, load cases, core calls and load-case core calls, replayed through the public
-//! API of `experiments-decider`.
+//! file loads, load cases, core calls, load-case core calls and the wrapper `requests`,
+//! replayed through the public API of `experiments-decider` (the wrapper calls through
+//! `WrapperRequest`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -8,10 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use experiments_decider::{
     Context, DecideError, Decision, Deviation, ErrorKind, EventStamp, InitError, Manifest, Uuid,
+    WrapperContext, WrapperEvent, WrapperRequest,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::conformance::Summary;
 
@@ -43,6 +45,27 @@ struct RawConfigs<'a> {
     config: &'a RawValue,
     #[serde(default, borrow)]
     load_cases: Vec<RawLoadCase<'a>>,
+    #[serde(default, borrow)]
+    requests: Vec<RawRequest<'a>>,
+}
+
+/// The recorded wrapper events as text, to compare the records byte for byte.
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    #[serde(default, borrow)]
+    calls: Vec<RawCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(borrow)]
+    expect: RawExpect<'a>,
+}
+
+#[derive(Deserialize)]
+struct RawExpect<'a> {
+    #[serde(default, borrow)]
+    events: Option<Vec<&'a RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -56,12 +79,12 @@ pub fn run_text(name: &str, text: &str, doc: &Value) -> Result<Summary, String> 
     let raw: RawConfigs<'_> = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
     let cases: Vec<Option<&str>> =
         raw.load_cases.iter().map(|c| c.config.map(RawValue::get)).collect();
-    replay(name, doc, Some(raw.config.get()), &cases)
+    replay(name, doc, Some(raw.config.get()), &cases, Some(&raw.requests))
 }
 
 /// Replays one parsed decider vector document (configs re-serialized from the tree).
 pub fn run_document(name: &str, doc: &Value) -> Result<Summary, String> {
-    replay(name, doc, None, &[])
+    replay(name, doc, None, &[], None)
 }
 
 fn replay(
@@ -69,6 +92,7 @@ fn replay(
     doc: &Value,
     raw_config: Option<&str>,
     raw_cases: &[Option<&str>],
+    raw_requests: Option<&[RawRequest<'_>]>,
 ) -> Result<Summary, String> {
     let mut s = Summary { files: 1, ..Summary::default() };
     let config = doc.get("config").ok_or_else(|| format!("{name}: missing `config`"))?;
@@ -81,6 +105,7 @@ fn replay(
     if let Some(m) = &manifest {
         replay_calls(&mut s, name, "core_calls", m, doc.get("core_calls"))?;
     }
+    replay_requests(&mut s, name, manifest.as_ref(), doc.get("requests"), raw_requests)?;
     for (i, case) in
         doc.get("load_cases").and_then(Value::as_array).into_iter().flatten().enumerate()
     {
@@ -99,9 +124,6 @@ fn replay(
             replay_calls(&mut s, name, &format!("{what} core_calls"), m, case.get("core_calls"))?;
         }
     }
-    s.not_replayed += doc.get("requests").and_then(Value::as_array).map_or(0, |r| {
-        r.iter().map(|q| q.get("calls").and_then(Value::as_array).map_or(0, Vec::len)).sum()
-    });
     Ok(s)
 }
 
@@ -379,6 +401,259 @@ fn values_eq(a: &Value, b: &Value) -> bool {
             (false, false) => x == y,
             _ => false,
         },
+        _ => a == b,
+    }
+}
+
+/// Replays the wrapper `requests`: a fresh `WrapperRequest` per request (on the file's manifest,
+/// or none when the recording says `internal=None` or the reference could not load the file),
+/// each call in order, its return value and logged records compared exactly (key order and
+/// number types included; sorted where the README says the order is unspecified), and each
+/// record's JSON byte for byte when the file's text is at hand.
+fn replay_requests(
+    s: &mut Summary,
+    name: &str,
+    manifest: Option<&Manifest>,
+    requests: Option<&Value>,
+    raw: Option<&[RawRequest<'_>]>,
+) -> Result<(), String> {
+    for (i, request) in requests.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let calls = request.get("calls").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+        let internal = match request.get("internal") {
+            Some(Value::Null) => None,
+            _ => manifest,
+        };
+        let kwargs = request.get("decider_context").and_then(Value::as_object).cloned();
+        let ctx = kwargs
+            .ok_or_else(|| "no decider_context object".to_owned())
+            .and_then(|k| WrapperContext::from_kwargs(k).map_err(|e| e.to_string()));
+        let mut req = ctx.map(|c| WrapperRequest::new(internal, c, Vec::<WrapperEvent>::new()));
+        for (j, call) in calls.iter().enumerate() {
+            let op = call.get("op").and_then(Value::as_str).unwrap_or("?");
+            let what = format!("request {i} call {j} ({op})");
+            let expect = call.get("expect").ok_or_else(|| format!("{name} {what}: no expect"))?;
+            let raw_events = raw
+                .and_then(|r| r.get(i))
+                .and_then(|r| r.calls.get(j))
+                .and_then(|c| c.expect.events.as_deref());
+            let verdict = match &mut req {
+                Err(e) => Verdict::Fail(format!(
+                    "  call: {call}
+  DeciderContext(...): {e}"
+                )),
+                Ok(req) => {
+                    let got =
+                        run_wrapper_call(req, call).map_err(|e| format!("{name} {what}: {e}"))?;
+                    let events = std::mem::take(req.handler_mut());
+                    compare_wrapper(call, expect, got, &events, raw_events)
+                }
+            };
+            record(s, name, &what, &format!("wrapper {op}"), verdict);
+        }
+    }
+    Ok(())
+}
+
+/// What a wrapper call returned, shaped as its `expect` (without `events`), and whether the
+/// order of its lists and events is unspecified.
+struct WrapperResult {
+    members: Map<String, Value>,
+    unordered: bool,
+}
+
+fn run_wrapper_call(
+    req: &mut WrapperRequest<'_, Vec<WrapperEvent>>,
+    call: &Value,
+) -> Result<WrapperResult, String> {
+    let op = call.get("op").and_then(Value::as_str).ok_or("call without op")?;
+    let str_of = |key: &str| {
+        call.get(key).and_then(Value::as_str).ok_or_else(|| format!("{op} without a string {key}"))
+    };
+    let empty = Map::new();
+    let kwargs = match call.get("exposure_kwargs") {
+        None => &empty,
+        Some(v) => v.as_object().ok_or("exposure_kwargs is not an object")?,
+    };
+    let default = call.get("default");
+    let mut members = Map::new();
+    let mut unordered = false;
+    match op {
+        "get_variant" => {
+            members.insert("variant".into(), json!(req.get_variant(str_of("experiment")?, kwargs)));
+        }
+        "get_variant_without_expose" => {
+            let v = req.get_variant_without_expose(str_of("experiment")?);
+            members.insert("variant".into(), json!(v));
+        }
+        "expose" => {
+            let variant = match call.get("variant") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(v)) => Some(v.as_str()),
+                Some(other) => return Err(format!("expose of a non-string variant {other}")),
+            };
+            req.expose(str_of("experiment")?, variant, kwargs);
+        }
+        "get_variant_for_identifier" => {
+            let v = req.get_variant_for_identifier(
+                str_of("experiment")?,
+                str_of("identifier")?,
+                str_of("identifier_type")?,
+                kwargs,
+            );
+            members.insert("variant".into(), json!(v));
+        }
+        "get_variant_for_identifier_without_expose" => {
+            let v = req.get_variant_for_identifier_without_expose(
+                str_of("experiment")?,
+                str_of("identifier")?,
+                str_of("identifier_type")?,
+            );
+            members.insert("variant".into(), json!(v));
+        }
+        "get_all_variants_without_expose" | "get_all_variants_for_identifier_without_expose" => {
+            let variants = if op == "get_all_variants_without_expose" {
+                req.get_all_variants_without_expose()
+            } else {
+                req.get_all_variants_for_identifier_without_expose(
+                    str_of("identifier")?,
+                    str_of("identifier_type")?,
+                )
+            };
+            let list = variants.iter().map(|v| v.to_record()).collect();
+            members.insert("variants".into(), Value::Array(list));
+            unordered = true;
+        }
+        "get_bool" => {
+            let name = str_of("feature")?;
+            let v = match default {
+                None => json!(req.get_bool(name, false)),
+                Some(Value::Bool(d)) => json!(req.get_bool(name, *d)),
+                Some(d) => req.try_get_bool(name).map_or_else(|_| d.clone(), Value::from),
+            };
+            members.insert("value".into(), v);
+        }
+        "get_int" => {
+            let name = str_of("feature")?;
+            let v = match default.map(|d| (d, d.as_i64())) {
+                None => json!(req.get_int(name, 0)),
+                Some((_, Some(d))) => json!(req.get_int(name, d)),
+                Some((d, None)) => req.try_get_int(name).map_or_else(|_| d.clone(), Value::from),
+            };
+            members.insert("value".into(), v);
+        }
+        "get_float" => {
+            let name = str_of("feature")?;
+            let v = match default {
+                None => json!(req.get_float(name, 0.0)),
+                Some(Value::Number(d)) if d.is_f64() => {
+                    json!(req.get_float(name, d.as_f64().unwrap_or_default()))
+                }
+                Some(d) => req.try_get_float(name).map_or_else(|_| d.clone(), Value::from),
+            };
+            members.insert("value".into(), v);
+        }
+        "get_string" => {
+            let name = str_of("feature")?;
+            let v = match default {
+                None => json!(req.get_string(name, "")),
+                Some(Value::String(d)) => json!(req.get_string(name, d)),
+                Some(d) => req.try_get_string(name).map_or_else(|_| d.clone(), Value::from),
+            };
+            members.insert("value".into(), v);
+        }
+        "get_map" => {
+            let name = str_of("feature")?;
+            let v = match default {
+                None | Some(Value::Null) => json!(req.get_map(name, None)),
+                Some(Value::Object(d)) => json!(req.get_map(name, Some(d.clone()))),
+                Some(d) => req.try_get_map(name).map_or_else(|_| d.clone(), Value::Object),
+            };
+            members.insert("value".into(), v);
+        }
+        "get_all_dynamic_configs" => {
+            let list = req.get_all_dynamic_configs().iter().map(|c| c.to_record()).collect();
+            members.insert("configs".into(), Value::Array(list));
+            unordered = true;
+        }
+        "get_experiment" => {
+            let e = req.get_experiment(str_of("experiment")?);
+            members.insert("experiment".into(), e.map_or(Value::Null, |e| e.to_record()));
+        }
+        other => return Err(format!("unknown wrapper op {other:?}")),
+    }
+    Ok(WrapperResult { members, unordered })
+}
+
+/// Sorts what the README says comes in an unspecified order: `variants` by `experimentName`,
+/// `configs` by `name`, `events` by their JSON.
+fn sort_unordered(v: &mut Value) {
+    let key = |v: &Value, field: &str| v.get(field).map(Value::to_string).unwrap_or_default();
+    if let Some(list) = v.get_mut("variants").and_then(Value::as_array_mut) {
+        list.sort_by_cached_key(|e| (key(e, "experimentName"), e.to_string()));
+    }
+    if let Some(list) = v.get_mut("configs").and_then(Value::as_array_mut) {
+        list.sort_by_cached_key(|e| (key(e, "name"), e.to_string()));
+    }
+    if let Some(list) = v.get_mut("events").and_then(Value::as_array_mut) {
+        list.sort_by_cached_key(Value::to_string);
+    }
+}
+
+fn compare_wrapper(
+    call: &Value,
+    expect: &Value,
+    got: WrapperResult,
+    events: &[WrapperEvent],
+    raw_events: Option<&[&RawValue]>,
+) -> Verdict {
+    let mut members = got.members;
+    members.insert("events".into(), events.iter().map(WrapperEvent::to_record).collect());
+    let mut got_value = Value::Object(members);
+    let mut want = expect.clone();
+    if got.unordered {
+        sort_unordered(&mut want);
+        sort_unordered(&mut got_value);
+    }
+    if !strict_eq(&want, &got_value) {
+        return Verdict::Fail(format!(
+            "  call: {call}\n  expected: {want}\n  got:      {got_value}"
+        ));
+    }
+    // The records as the reference's logger received them, byte for byte.
+    if let Some(raw) = raw_events {
+        let mut want: Vec<&str> = raw.iter().map(|r| r.get()).collect();
+        let mut have: Vec<String> = events
+            .iter()
+            .map(|e| {
+                let mut out = Vec::new();
+                e.write_json(&mut out);
+                String::from_utf8_lossy(&out).into_owned()
+            })
+            .collect();
+        if got.unordered {
+            want.sort_unstable();
+            have.sort_unstable();
+        }
+        if want != have {
+            return Verdict::Fail(format!(
+                "  call: {call}\n  expected records: {want:?}\n  written records:  {have:?}"
+            ));
+        }
+    }
+    Verdict::Pass
+}
+
+/// JSON equality with key order (the wrapper's dicts keep insertion order) and the int/float
+/// distinction.
+fn strict_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((k, v), (l, w))| k == l && strict_eq(v, w))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| strict_eq(p, q))
+        }
+        (Value::Number(_), Value::Number(_)) => values_eq(a, b),
         _ => a == b,
     }
 }

@@ -18,10 +18,17 @@ fn public_decider_vectors_pass() {
         eprintln!("{f}");
     }
     assert_eq!(summary.failed, 0, "{}", summary.closing_line());
-    // Every unit but the wrapper calls: 9,230 core calls, 1,563 load-case calls, 30 file
-    // loads and 285 load cases.
-    assert_eq!(summary.passed + summary.deviated_total(), 11_108);
-    assert_eq!(summary.not_replayed, 5_600);
+    // Every unit: 9,230 core calls, 5,600 wrapper calls, 1,563 load-case calls, 30 file loads
+    // and 285 load cases.
+    assert_eq!(summary.passed + summary.deviated_total(), 16_708);
+    assert_eq!(summary.not_replayed, 0);
+    let wrapper: usize = summary
+        .ops
+        .iter()
+        .filter(|(op, _)| op.starts_with("decider wrapper "))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(wrapper, 5_600);
     // Deviations only where the reference crashes (README: at most 9 in the public files).
     assert_eq!(
         summary.deviated.keys().copied().collect::<Vec<_>>(),
@@ -36,13 +43,18 @@ fn runner_detects_wrong_expectations() {
         "type": "range_variant", "emit_event": false,
         "experiment": {"experiment_version": 3, "bucket_val": "user_id",
             "variants": [{"name": "a", "range_start": 0, "range_end": 1}]}});
+    // The same feature under another name, with exposure events (for the wrapper calls).
+    let mut emitting = feature.clone();
+    emitting["name"] = "g".into();
+    emitting["id"] = 2.into();
+    emitting["emit_event"] = true.into();
     let decision = |variant: &str| {
         serde_json::json!({"variant": variant, "value": null, "feature_id": 1, "feature_name": "f",
             "feature_version": 3, "events": [], "full_events": []})
     };
     let doc = serde_json::json!({
         "format": 1, "packages": {"reddit-decider": "1.18.2"},
-        "config": {"f": feature}, "load": {"status": "ok"},
+        "config": {"f": feature, "g": emitting}, "load": {"status": "ok"},
         "load_cases": [{"config": {"f": feature}, "load": {"status": "partial", "errors": {"f": "x"}}}],
         "core_calls": [
             {"op": "choose", "feature": "f", "context": {"user_id": "t2_1"},
@@ -55,11 +67,45 @@ fn runner_detects_wrong_expectations() {
              "version": 3, "bucket_val": "user_id", "start_ts": 0, "stop_ts": 0,
              "emit_event": false, "measured": false}}}
         ],
-        "requests": []
+        "requests": [{"decider_context": {"user_id": "t2_1"}, "calls": wrapper_calls()}]
     });
     let summary = run_document("tampered", &doc).expect("well-formed");
-    // Passed: the file load, the first choose, get_feature. Failed: the load case (the entry
-    // loads), the second choose (another variant), the third (another error class).
-    assert_eq!(summary.passed, 3, "{:?}", summary.failures);
-    assert_eq!(summary.failed, 3, "{:?}", summary.failures);
+    // Passed: the file load, the first choose, get_feature, the first wrapper call. Failed: the
+    // load case (the entry loads), the second choose (another variant), the third (another
+    // error class), and the four tampered wrapper calls.
+    assert_eq!(summary.passed, 4, "{:?}", summary.failures);
+    assert_eq!(summary.failed, 7, "{:?}", summary.failures);
+}
+
+/// A `get_variant` of `g` as recorded, then the same call with a tampered variant, an event's inputs
+/// in another key order, a missing event, and a swallowed default that is not the method's.
+fn wrapper_calls() -> serde_json::Value {
+    let inputs = serde_json::json!({"user_id": "t2_1", "country_code": null, "locale": null,
+        "user_is_employee": null, "logged_in": null, "device_id": null, "origin_service": null,
+        "cookie_created_timestamp": null,
+        "user": {"id": "t2_1", "logged_in": null, "cookie_created_timestamp": null,
+            "is_employee": null},
+        "app": {}, "geo": {}, "request": {}, "platform": {}});
+    let event = |inputs: &serde_json::Value| {
+        serde_json::json!({"event_type": "expose", "variant": "a",
+            "experiment": {"id": 2, "version": "3", "name": "g", "bucket_val": "user_id",
+                "start_ts": 0, "stop_ts": 0, "owner": null, "emit_event": null, "measured": null},
+            "inputs": inputs})
+    };
+    let mut reordered = serde_json::Map::new();
+    reordered.insert("country_code".into(), serde_json::Value::Null);
+    for (k, v) in inputs.as_object().into_iter().flatten().filter(|(k, _)| *k != "country_code") {
+        reordered.insert(k.clone(), v.clone());
+    }
+    let call = |variant: &str, events: serde_json::Value| {
+        serde_json::json!({"op": "get_variant", "experiment": "g", "exposure_kwargs": {},
+            "expect": {"variant": variant, "events": events}})
+    };
+    serde_json::json!([
+        call("a", serde_json::json!([event(&inputs)])),
+        call("b", serde_json::json!([event(&inputs)])),
+        call("a", serde_json::json!([event(&serde_json::Value::Object(reordered))])),
+        call("a", serde_json::json!([])),
+        {"op": "get_int", "feature": "f", "default": 3, "expect": {"value": 0, "events": []}},
+    ])
 }
