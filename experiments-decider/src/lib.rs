@@ -110,7 +110,7 @@ pub use uuid::Uuid;
 pub use wrapper::{
     DynamicConfigInfo, DynamicConfigType, EventType, ExperimentConfig, HandlerFn, IdentifierType,
     KwargsError, VariantInfo, WrapperContext, WrapperContextBuilder, WrapperError, WrapperEvent,
-    WrapperHandler, WrapperRequest,
+    WrapperHandler, WrapperRequest, WrapperState,
 };
 mod lint;
 pub use lint::DeciderWarning;

@@ -27,6 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::borrow::{Borrow, BorrowMut};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -855,19 +856,41 @@ enum Expose {
 /// [`WrapperHandler::error`]; each has a `try_` twin that returns the [`WrapperError`]
 /// instead. The context's dict is parsed into the core [`Context`] once, at the first call
 /// that needs it. There is no per-request dedupe: every `get_variant` logs again.
-pub struct WrapperRequest<'m, H> {
+pub struct WrapperRequest<'m, H, S = WrapperState> {
     manifest: Option<&'m Manifest>,
-    ctx: WrapperContext,
+    state: S,
     handler: H,
+}
+
+/// What a request keeps between calls: its context and what is derived from it once (the
+/// parsed core [`Context`], the event dict). Owned by a [`WrapperRequest`] made with
+/// [`WrapperRequest::new`], or kept by the caller and lent to short-lived request objects
+/// ([`WrapperRequest::with_state`]) when the manifest is borrowed per call (a service whose
+/// request outlives no particular config snapshot borrow).
+#[derive(Clone, Debug)]
+pub struct WrapperState {
+    ctx: WrapperContext,
     parsed: Option<Result<Arc<Context>, ContextError>>,
     event_dict: Option<Map<String, Value>>,
 }
 
-impl<H> fmt::Debug for WrapperRequest<'_, H> {
+impl WrapperState {
+    /// The state of a request with context `ctx`; nothing derived yet.
+    pub fn new(ctx: WrapperContext) -> Self {
+        WrapperState { ctx, parsed: None, event_dict: None }
+    }
+
+    /// The request's context.
+    pub fn context(&self) -> &WrapperContext {
+        &self.ctx
+    }
+}
+
+impl<H, S: Borrow<WrapperState>> fmt::Debug for WrapperRequest<'_, H, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WrapperRequest")
             .field("has_manifest", &self.manifest.is_some())
-            .field("context", &self.ctx)
+            .field("context", &self.state.borrow().ctx)
             .finish_non_exhaustive()
     }
 }
@@ -877,7 +900,16 @@ impl<'m, H: WrapperHandler> WrapperRequest<'m, H> {
     /// call returns its fallback value, SPEC \[W10\]), `ctx` the request's context, `handler`
     /// the event logger.
     pub fn new(manifest: Option<&'m Manifest>, ctx: WrapperContext, handler: H) -> Self {
-        WrapperRequest { manifest, ctx, handler, parsed: None, event_dict: None }
+        WrapperRequest { manifest, state: WrapperState::new(ctx), handler }
+    }
+}
+
+impl<'m, H: WrapperHandler, S: BorrowMut<WrapperState>> WrapperRequest<'m, H, S> {
+    /// A request object over a state the caller keeps between calls (`S` is typically
+    /// `&mut WrapperState`): what [`WrapperRequest::new`] builds, with the derived context
+    /// reused across short-lived request objects.
+    pub fn with_state(manifest: Option<&'m Manifest>, state: S, handler: H) -> Self {
+        WrapperRequest { manifest, state, handler }
     }
 
     /// `internal_decider()`: the manifest decisions run on (`None` for `internal=None`).
@@ -887,7 +919,7 @@ impl<'m, H: WrapperHandler> WrapperRequest<'m, H> {
 
     /// The request's `DeciderContext`, as given (its dicts are built from it on demand).
     pub fn decider_context(&self) -> &WrapperContext {
-        &self.ctx
+        &self.state.borrow().ctx
     }
 
     /// The handler, to inspect what was logged so far (a `Vec<WrapperEvent>` holds the
@@ -912,8 +944,9 @@ impl<'m, H: WrapperHandler> WrapperRequest<'m, H> {
 
     /// The core context of `to_dict()`, parsed once per request.
     fn base_context(&mut self) -> &Result<Arc<Context>, ContextError> {
-        let ctx = &self.ctx;
-        self.parsed.get_or_insert_with(|| ctx.context().map(Arc::new))
+        let st = self.state.borrow_mut();
+        let ctx = &st.ctx;
+        st.parsed.get_or_insert_with(|| ctx.context().map(Arc::new))
     }
 
     fn context(&mut self) -> Result<Arc<Context>, WrapperError> {
@@ -922,8 +955,9 @@ impl<'m, H: WrapperHandler> WrapperRequest<'m, H> {
 
     /// `to_event_dict()`, built once per request.
     fn event_dict(&mut self) -> &Map<String, Value> {
-        let ctx = &self.ctx;
-        self.event_dict.get_or_insert_with(|| ctx.to_event_dict())
+        let st = self.state.borrow_mut();
+        let ctx = &st.ctx;
+        st.event_dict.get_or_insert_with(|| ctx.to_event_dict())
     }
 
     /// `to_event_dict()` updated with `exposure_kwargs`.
@@ -942,7 +976,8 @@ impl<'m, H: WrapperHandler> WrapperRequest<'m, H> {
         identifier: &str,
         t: IdentifierType,
     ) -> Result<Arc<Context>, WrapperError> {
-        if t == IdentifierType::ConversionPixelId && !self.ctx.other_fields_is_dict() {
+        if t == IdentifierType::ConversionPixelId && !self.state.borrow().ctx.other_fields_is_dict()
+        {
             return Err(WrapperError::OtherFieldsNotADict);
         }
         self.internal()?;
@@ -956,7 +991,7 @@ impl<'m, H: WrapperHandler> WrapperRequest<'m, H> {
         }
         // The base context failed: the identifier may be what fixes it (a mistyped
         // `user_id` replaced), so build this one from its own dict.
-        let mut d = self.ctx.to_dict();
+        let mut d = self.state.borrow().ctx.to_dict();
         d.insert(t.as_str().to_owned(), Value::from(identifier));
         if let (None, Some(Value::Object(other))) = (t.slot(), d.get_mut("other_fields")) {
             other.insert(t.as_str().to_owned(), Value::from(identifier));

@@ -18,6 +18,7 @@ use experiments_watch::{
 use serde::Serialize;
 
 use crate::correlation::CorrelationId;
+use crate::decider_request::{DeciderRequest, SwallowedErrors};
 use crate::settings::{
     ConfigSettings, DEFAULT_STARTUP_TIMEOUT, Settings, SettingsError, SinkSettings, SourceSettings,
     Startup,
@@ -65,6 +66,8 @@ pub struct ClientStatus {
     pub events: Option<Counters>,
     /// The start-up policy the client was built with.
     pub startup: Startup,
+    /// Errors decider requests swallowed so far (each returned the wrapper's fallback).
+    pub decider_errors: u64,
 }
 
 /// Where the builder gets events from.
@@ -236,6 +239,7 @@ impl ClientBuilder {
                 pipeline,
                 empty: Arc::new(Config::default()),
                 startup: self.startup,
+                decider_errors: Arc::default(),
             }),
         })
     }
@@ -279,6 +283,7 @@ struct Inner {
     /// Stands in while no config is loaded (`startup = empty`).
     empty: Arc<Config>,
     startup: Startup,
+    decider_errors: Arc<SwallowedErrors>,
 }
 
 /// The experiments client of a service: one per process, cheap to clone (`Arc` inside) and
@@ -378,7 +383,26 @@ impl ExperimentsClient {
             dialect: self.inner.store.with_snapshot(|s| s.dialect),
             events: self.inner.pipeline.as_ref().map(Pipeline::counters),
             startup: self.inner.startup,
+            decider_errors: self.inner.decider_errors.count(),
         }
+    }
+
+    /// The per-request `reddit_decider.Decider` for a request starting now, in the
+    /// reddit-decider dialect: bound to the snapshot served now, its exposures sent through
+    /// the client's pipeline. With a correlation id (from [`CorrelationId`]), its v2 events
+    /// carry it when it is a UUID.
+    pub fn decider_request(
+        &self,
+        ctx: experiments_decider::WrapperContext,
+        correlation_id: Option<&CorrelationId>,
+    ) -> DeciderRequest {
+        DeciderRequest::new(
+            self.inner.store.snapshot(),
+            ctx,
+            self.inner.pipeline.clone(),
+            correlation_id.map(CorrelationId::as_str),
+            Arc::clone(&self.inner.decider_errors),
+        )
     }
 
     /// Delivers pending events (until `timeout`) and stops the pipeline. The client keeps

@@ -38,16 +38,19 @@
 
 mod client;
 mod correlation;
+mod decider_request;
 mod settings;
 
 pub use client::{
     ClientBuilder, ClientError, ClientStatus, ExperimentsClient, RequestBuilder, RequestExperiments,
 };
 pub use correlation::{CorrelationId, MAX_REQUEST_ID_LEN};
+pub use decider_request::{DeciderExposure, DeciderRequest};
 pub use experiments_core::{
     BucketingEvent, Config, ConfigError, EvalError, Explanation, Inputs, NoTrace, Observer, User,
     ValidationError, Value,
 };
+pub use experiments_decider::{IdentifierType, WrapperContext as DeciderContext};
 pub use settings::{
     ConfigSettings, DEFAULT_STARTUP_TIMEOUT, Settings, SettingsError, SinkSettings, SourceSettings,
     Startup,
@@ -56,6 +59,11 @@ pub use settings::{
 /// The baseplate-dialect engine in full: events, explanations, validation reports.
 pub mod core {
     pub use experiments_core::*;
+}
+
+/// The reddit-decider engine in full: manifest, decisions, the wrapper layer, events.
+pub mod decider {
+    pub use experiments_decider::*;
 }
 
 /// The event model, the [`EventSink`](experiments_events::EventSink) trait, the pipeline
