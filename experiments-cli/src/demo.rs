@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use experiments_sdk::events::Encoding;
+use experiments_sdk::watch::{
+    ConfigSource, ConfigStore, Dialect, Origin, SourceError, SourceGuard, detect_dialect,
+};
 use experiments_sdk::{
-    Config, ConfigSettings, CorrelationId, ExperimentsClient, Inputs, Settings, SinkSettings,
-    Startup,
+    Config, ConfigSettings, CorrelationId, DeciderContext, ExperimentsClient, Inputs, Settings,
+    SinkSettings, Startup,
 };
 use serde_json::json;
 
@@ -17,6 +20,11 @@ use serde_json::json;
 /// `experiments-core/examples/experiments.json` kept inside this crate so it packages on its
 /// own (a test checks the two are identical).
 pub const EXAMPLE_CONFIG: &str = include_str!("example-experiments.json");
+
+/// The decider example embedded in the binary (`demo --dialect decider`): a holdout, a
+/// mutually exclusive group of two experiments, a targeted experiment bucketing on
+/// `device_id`, a dynamic config.
+pub const EXAMPLE_DECIDER_CONFIG: &str = include_str!("example-decider.json");
 
 /// Where the demo's events go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -60,6 +68,10 @@ pub struct DemoArgs {
     /// Follow --config for changes while running.
     #[arg(long)]
     watch: bool,
+    /// The dialect of --config (default: detected; with no --config, `decider` runs an
+    /// embedded decider example): decider requests get every variant and dynamic config.
+    #[arg(long, value_enum, conflicts_with = "settings")]
+    dialect: Option<crate::Dialect>,
     /// Where events go.
     #[arg(long, value_enum)]
     sink: Option<SinkKind>,
@@ -131,13 +143,32 @@ async fn client(args: &DemoArgs) -> Result<ExperimentsClient, String> {
         return ExperimentsClient::from_settings_file(file).await.map_err(|e| e.to_string());
     }
     let builder = ExperimentsClient::builder().sink_settings(sink_settings(args)?);
+    let flag = args.dialect.map(|d| match d {
+        crate::Dialect::Baseplate => Dialect::Baseplate,
+        crate::Dialect::Decider => Dialect::Decider,
+    });
     let builder = match (&args.config, args.watch) {
         (None, true) => return Err("--watch needs --config FILE".into()),
+        // The embedded decider example, through the store a file would feed.
+        (None, false) if flag == Some(Dialect::Decider) => {
+            builder.config_source(Embedded(EXAMPLE_DECIDER_CONFIG)).dialect(flag)
+        }
         (None, false) => builder.config(Config::parse(EXAMPLE_CONFIG).map_err(|e| e.to_string())?),
         (Some(path), true) => builder
             .config_settings(ConfigSettings::file(path))
+            .dialect(flag)
             .startup(Startup::Wait, Duration::from_secs(5)),
-        (Some(path), false) => builder.config(crate::load_config(path)?),
+        (Some(path), false) => {
+            let detected = std::fs::read(path).ok().and_then(|b| detect_dialect(&b));
+            if flag.or(detected) == Some(Dialect::Decider) {
+                builder
+                    .config_settings(ConfigSettings::file(path))
+                    .dialect(Some(Dialect::Decider))
+                    .startup(Startup::FailFast, Duration::from_secs(10))
+            } else {
+                builder.config(crate::load_config(path)?)
+            }
+        }
     };
     builder.build().await.map_err(|e| e.to_string())
 }
@@ -146,19 +177,24 @@ async fn traffic(
     args: &DemoArgs,
 ) -> Result<(u64, u64, experiments_sdk::events::FlushReport), String> {
     let client = client(args).await?;
+    let decider = client.status().dialect == Some(Dialect::Decider);
     let started = Instant::now();
     let mut failed = 0u64;
     for i in 0..args.requests {
-        let inputs = synthetic_inputs(i);
         let id = CorrelationId::from_request_id(&format!("demo-{i}")).ok_or("correlation id")?;
-        let request = client.request_builder().correlation_id(id).start();
-        for name in request.names() {
-            match request.variant(name, &inputs) {
-                Ok(Some(v)) => {
-                    request.expose(name, Some(v), &inputs);
+        if decider {
+            failed += decider_request(&client, i, &id);
+        } else {
+            let inputs = synthetic_inputs(i);
+            let request = client.request_builder().correlation_id(id).start();
+            for name in request.names() {
+                match request.variant(name, &inputs) {
+                    Ok(Some(v)) => {
+                        request.expose(name, Some(v), &inputs);
+                    }
+                    Ok(None) => {}
+                    Err(_) => failed += 1,
                 }
-                Ok(None) => {}
-                Err(_) => failed += 1,
             }
         }
         if args.rate > 0 {
@@ -178,6 +214,43 @@ async fn traffic(
         .await
         .ok_or("the sink is `none`: no events to report")?;
     Ok((args.requests, failed, report))
+}
+
+/// One synthetic request of the decider dialect: every range feature's variant (exposed) and
+/// every dynamic config. Returns the calls that failed.
+fn decider_request(client: &ExperimentsClient, i: u64, id: &CorrelationId) -> u64 {
+    let inputs = synthetic_inputs(i);
+    let text = |key: &str| inputs.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let ctx = DeciderContext::builder()
+        .user_id(&text("user_id"))
+        .device_id(&text("device_id"))
+        .country_code(&text("country"))
+        .logged_in(inputs.get("logged_in").and_then(|v| v.as_bool()).unwrap_or(false))
+        .build();
+    let request = client.decider_request(ctx, Some(id));
+    let Some(manifest) = request.manifest() else { return 0 };
+    let kwargs = serde_json::Map::new();
+    let mut failed = 0;
+    for feature in manifest.features().filter(|f| f.is_range()) {
+        failed += u64::from(request.try_get_variant(feature.name(), &kwargs).is_err());
+    }
+    let _configs = request.get_all_dynamic_configs();
+    failed
+}
+
+/// A config given as text, fed to the store once (its dialect read like a file's).
+struct Embedded(&'static str);
+
+impl ConfigSource for Embedded {
+    fn describe(&self) -> String {
+        "embedded:example".into()
+    }
+
+    fn start(self: Box<Self>, store: ConfigStore) -> Result<SourceGuard, SourceError> {
+        // The embedded example is valid; a failure would show in the store's status.
+        let _ = store.offer_bytes(self.0.as_bytes(), Origin::Other("embedded example".into()));
+        Ok(SourceGuard::new(()))
+    }
 }
 
 /// Runs the demo and prints the accounting line on stderr.

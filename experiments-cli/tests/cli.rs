@@ -347,6 +347,55 @@ async fn demo_with_a_settings_document_sends_what_the_sink_names() {
     assert_eq!(code(&run(&["demo", "--settings", "x.json", "--sink", "kafka"])), 2);
 }
 
+/// `demo --dialect decider --sink http`: decider exposures (the engine's v2, signed) reach a
+/// collector that reads only v2 bodies, none lost; a decider settings document does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_delivers_decider_exposures_to_a_v2_collector() {
+    let collector = experiments_http::collector::Collector::start("demo", b"secret").await.unwrap();
+    collector.accept_only(experiments_sdk::events::Encoding::V2);
+    let url = collector.url();
+    let args = [
+        "demo",
+        "--dialect",
+        "decider",
+        "--requests",
+        "200",
+        "--sink",
+        "http",
+        "--format",
+        "v2",
+        "--http-key-name",
+        "demo",
+        "--http-key-secret",
+        "c2VjcmV0",
+        "--http-url",
+    ];
+    let o = tokio::task::spawn_blocking(move || {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&url);
+        run(&all)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).unwrap();
+    let delivered: usize =
+        accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(delivered >= 200, "{accounting}");
+    assert!(accounting.contains("dropped=0 failed=0"), "{accounting}");
+    assert_eq!(
+        (collector.distinct(), collector.wrong_format(), collector.bad_signatures()),
+        (delivered, 0, 0)
+    );
+    let names: std::collections::HashSet<String> = collector
+        .events()
+        .iter()
+        .map(|e| e["129"]["rec"]["2"]["str"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(names.contains("global_holdout") && names.contains("checkout_group"), "{names:?}");
+}
+
 #[test]
 fn demo_ships_to_kafka_when_a_broker_runs() {
     let up = std::net::TcpStream::connect_timeout(
