@@ -385,6 +385,54 @@ pub mod decider {
         (nonnull, sorted[sorted.len() / 2], runs)
     }
 
+    /// The per-request wrapper path of a scenario (`reddit_decider.Decider.get_variant`, whose
+    /// Python figure the bench README gives): for each call a fresh request context built from
+    /// the call's fields, a request object from the service client, and `get_variant` with
+    /// its exposures queued in the client's pipeline. Returns the number of non-null variants.
+    pub fn request_pass(
+        client: &experiments_sdk::ExperimentsClient,
+        s: Scenario,
+        w: &Workload,
+    ) -> usize {
+        let kwargs = serde_json::Map::new();
+        let mut nonnull = 0;
+        for i in 0..w.len() {
+            let ctx = experiments_sdk::DeciderContext::builder()
+                .user_id(w.id(i))
+                .country_code(if i.is_multiple_of(4) { "CA" } else { "US" })
+                .user_is_employee(i.is_multiple_of(13))
+                .logged_in(true)
+                .extracted_field("app_name", ["ios", "android", "web"][i % 3])
+                .extracted_field("num_votes", (i % 11) as i64)
+                .extracted_field("account_age_days", ((i * 37) % 5000) as i64)
+                .build();
+            let request = client.decider_request(ctx, None);
+            nonnull += usize::from(request.get_variant(s.feature, &kwargs).is_some());
+        }
+        nonnull
+    }
+
+    /// A config source that publishes fixed bytes once (the bench document, read in the
+    /// decider dialect).
+    pub struct Document(pub Vec<u8>);
+
+    impl experiments_sdk::watch::ConfigSource for Document {
+        fn describe(&self) -> String {
+            "bench:decider".into()
+        }
+
+        fn start(
+            self: Box<Self>,
+            store: experiments_sdk::watch::ConfigStore,
+        ) -> Result<experiments_sdk::watch::SourceGuard, experiments_sdk::watch::SourceError>
+        {
+            // A broken document shows in the store's status: the bench then reports 0 variants.
+            let _ =
+                store.offer_bytes(&self.0, experiments_sdk::watch::Origin::Other("bench".into()));
+            Ok(experiments_sdk::watch::SourceGuard::new(()))
+        }
+    }
+
     /// A generated decider document with `n` features: range features (some targeted, some
     /// with overrides, some with a holdout parent) and dynamic configs.
     pub fn generate_document(n: usize) -> String {

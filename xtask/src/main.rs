@@ -180,7 +180,83 @@ fn run_bench(args: &[String]) -> ExitCode {
             ("reddit-decider", s.reference_nonnull),
         );
     }
+    ok &= bench_decider_requests(&decider_path, &work, only, runs);
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The wrapper's per-request `get_variant` for scenarios d and e through the service client,
+/// with every exposure queued into its pipeline (a sink that drops batches): one line per
+/// scenario, `scenario=d-request calls=.. nonnull=.. ns_per_call=.. allocs_per_call=..
+/// python_us_per_call=..` (the bench README's Python wrapper figure).
+fn bench_decider_requests(
+    path: &std::path::Path,
+    work: &bench::decider::Workload,
+    only: Option<char>,
+    runs: usize,
+) -> bool {
+    use experiments_sdk::events::{Batch, EventSink, ExportOutcome, PipelineSettings, async_trait};
+    struct Drop;
+    #[async_trait]
+    impl EventSink for Drop {
+        async fn export(&self, _batch: &Batch) -> ExportOutcome {
+            ExportOutcome::Delivered
+        }
+    }
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()
+    else {
+        return false;
+    };
+    let mut events = PipelineSettings::default();
+    events.queue_capacity = 4 * bench::decider::CALLS;
+    let client = rt.block_on(
+        experiments_sdk::ExperimentsClient::builder()
+            .config_source(bench::decider::Document(bytes))
+            .dialect(Some(experiments_sdk::watch::Dialect::Decider))
+            .events(events)
+            .sink(Drop)
+            .build(),
+    );
+    let Ok(client) = client else { return false };
+    let _guard = rt.enter();
+    let mut ok = true;
+    for (s, python_us) in bench::decider::SCENARIOS.into_iter().zip([17.8, 17.3]) {
+        if only.is_some_and(|c| c != s.letter) {
+            continue;
+        }
+        let flush = || {
+            rt.block_on(
+                client.pipeline().map(|p| p.flush(std::time::Duration::from_secs(60))).unwrap(),
+            )
+        };
+        bench::decider::request_pass(&client, s, work);
+        flush();
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let nonnull = bench::decider::request_pass(&client, s, work);
+        let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        flush();
+        let mut runs_ns: Vec<f64> = (0..runs.max(1))
+            .map(|_| {
+                let start = std::time::Instant::now();
+                bench::decider::request_pass(&client, s, work);
+                let ns = start.elapsed().as_nanos() as f64 / work.len() as f64;
+                flush();
+                ns
+            })
+            .collect();
+        runs_ns.sort_by(f64::total_cmp);
+        let median = runs_ns[runs_ns.len() / 2];
+        let dropped = client.pipeline().map_or(0, |p| p.counters().dropped.total());
+        println!(
+            "scenario={}-request calls={} nonnull={nonnull} ns_per_call={median:.1} allocs_per_call={:.1} python_us_per_call={python_us} dropped_events={dropped}",
+            s.letter,
+            work.len(),
+            allocs as f64 / work.len() as f64
+        );
+        ok &= nonnull == s.reference_nonnull && dropped == 0;
+    }
+    rt.block_on(client.shutdown(std::time::Duration::from_secs(10)));
+    ok
 }
 
 /// Prints a scenario's line as tools read it (`scenario=.. calls=.. nonnull=.. ns_per_call=..
