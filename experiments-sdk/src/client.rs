@@ -515,7 +515,26 @@ impl std::fmt::Debug for RequestExperiments {
     }
 }
 
+tokio::task_local! {
+    /// The request a task is serving, set by [`RequestExperiments::scope`].
+    static CURRENT: Arc<RequestExperiments>;
+}
+
 impl RequestExperiments {
+    /// Runs `fut` with this object as the task's current request: code inside it that has no
+    /// handle on the request (an OpenFeature provider, a library) finds it with
+    /// [`RequestExperiments::current`] and shares its dedupe, snapshot and correlation id —
+    /// the role of OpenFeature's transaction context. The tower layer does this for every
+    /// request it serves.
+    pub async fn scope<F: std::future::Future>(self: Arc<Self>, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
+    }
+
+    /// The request of the running task's [`RequestExperiments::scope`], if any.
+    pub fn current() -> Option<Arc<RequestExperiments>> {
+        CURRENT.try_with(Arc::clone).ok()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, RequestState> {
         // The state is consistent after any panic (the engine never panics anyway).
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

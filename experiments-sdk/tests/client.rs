@@ -350,3 +350,26 @@ async fn decider_exposures_reach_a_v2_collector() {
     );
     assert!(e["5"]["i64"].as_i64().unwrap() > 1_700_000_000_000, "the wall clock, in ms");
 }
+
+/// `scope` makes a request the task's current one; code without a handle finds it.
+#[tokio::test]
+async fn a_scoped_request_is_the_tasks_current_one() {
+    use experiments_sdk::RequestExperiments;
+    let client = ExperimentsClient::builder()
+        .config(Config::parse(CONFIG).unwrap())
+        .sink(Collect::default())
+        .build()
+        .await
+        .unwrap();
+    assert!(RequestExperiments::current().is_none());
+    let request = Arc::new(client.request());
+    let inner = Arc::clone(&request);
+    let same = request
+        .scope(async move {
+            let current = RequestExperiments::current().expect("set in scope");
+            Arc::ptr_eq(&current, &inner)
+        })
+        .await;
+    assert!(same);
+    assert!(RequestExperiments::current().is_none(), "only inside the scope");
+}
