@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use experiments_sdk::decider::{DecideError, Feature, Manifest, WrapperError, WrapperRequest};
 use experiments_sdk::watch::Dialect;
-use experiments_sdk::{CorrelationId, ExperimentsClient, RequestExperiments, Value};
+use experiments_sdk::{ExperimentsClient, RequestExperiments, Value};
 use open_feature::provider::{
     FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
 };
@@ -186,7 +186,12 @@ impl ExperimentsProvider {
         ctx: &EvaluationContext,
         kind: Kind,
     ) -> Result<Resolution, EvaluationError> {
-        let snapshot = self.client.snapshot();
+        // Inside a request's scope, its snapshot (the config of the moment it arrived).
+        let current = RequestExperiments::current();
+        let snapshot = match &current {
+            Some(r) => r.snapshot().cloned(),
+            None => self.client.snapshot(),
+        };
         match snapshot.as_deref() {
             Some(s) if s.dialect == Dialect::Decider => match &s.decider {
                 Some(manifest) => self.resolve_decider(manifest, s.version, flag, ctx, kind),
@@ -312,9 +317,10 @@ impl ExperimentsProvider {
                 }
                 Err(e) => return Err(decide_error(&e, no_key)),
             }
-            let correlation = RequestExperiments::current()
-                .and_then(|r| r.correlation_id().and_then(CorrelationId::from_request_id));
-            let request = self.client.decider_request(wctx, correlation.as_ref());
+            let request = match RequestExperiments::current() {
+                Some(current) => self.client.decider_request_in(&current, wctx),
+                None => self.client.decider_request(wctx, None),
+            };
             let variant = request
                 .try_get_variant(flag, &Map::new())
                 .map_err(|e| wrapper_error(&e, no_key))?

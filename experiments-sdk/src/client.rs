@@ -387,6 +387,23 @@ impl ExperimentsClient {
         }
     }
 
+    /// The `reddit_decider.Decider` of an ongoing request: bound to `request`'s snapshot
+    /// (not the one served now) and carrying its correlation id, for code that serves the
+    /// same request in the decider dialect (an OpenFeature provider inside the tower layer).
+    pub fn decider_request_in(
+        &self,
+        request: &RequestExperiments,
+        ctx: experiments_decider::WrapperContext,
+    ) -> DeciderRequest {
+        DeciderRequest::new(
+            request.snapshot().cloned(),
+            ctx,
+            self.inner.pipeline.clone(),
+            request.correlation_id(),
+            Arc::clone(&self.inner.decider_errors),
+        )
+    }
+
     /// The per-request `reddit_decider.Decider` for a request starting now, in the
     /// reddit-decider dialect: bound to the snapshot served now, its exposures sent through
     /// the client's pipeline. With a correlation id (from [`CorrelationId`]), its v2 events
@@ -545,6 +562,15 @@ impl RequestExperiments {
         match &self.snapshot {
             Held::Snapshot(s) => &s.config,
             Held::Empty(c) => c,
+        }
+    }
+
+    /// The config snapshot of this request (`None`: no config was loaded); with a decider
+    /// document, [`Snapshot::decider`] holds its manifest.
+    pub fn snapshot(&self) -> Option<&Arc<Snapshot>> {
+        match &self.snapshot {
+            Held::Snapshot(s) => Some(s),
+            Held::Empty(_) => None,
         }
     }
 

@@ -373,3 +373,33 @@ async fn a_scoped_request_is_the_tasks_current_one() {
     assert!(same);
     assert!(RequestExperiments::current().is_none(), "only inside the scope");
 }
+
+/// A decider request made for an ongoing request keeps that request's snapshot and
+/// correlation id, whatever the client serves since.
+#[tokio::test]
+async fn decider_requests_in_a_request_keep_its_snapshot() {
+    use experiments_sdk::DeciderContext;
+    let dir = tempfile::tempdir().unwrap();
+    let file = settings_file(dir.path(), Some(DECIDER), r#", "dialect": "decider""#);
+    let mut settings = Settings::from_file(file).unwrap();
+    settings.sink = experiments_sdk::SinkSettings::None;
+    let client = ExperimentsClient::from_settings(settings).await.unwrap();
+    let id = CorrelationId::from_request_id("req-1").unwrap();
+    let request = client.request_builder().correlation_id(id).start();
+    assert_eq!(request.snapshot().map(|s| s.version), Some(1));
+    // The document changes: the feature is gone from what the client serves now.
+    std::fs::write(dir.path().join("experiments.json"), "{}").unwrap();
+    assert!(client.reload_now());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.status().config.version != Some(2) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ctx = || DeciderContext::builder().user_id("t2_1").build();
+    let kwargs = serde_json::Map::new();
+    let in_request = client.decider_request_in(&request, ctx());
+    assert_eq!(in_request.version(), Some(1));
+    assert!(in_request.get_variant("new_feed", &kwargs).is_some(), "the request's snapshot");
+    let fresh = client.decider_request(ctx(), None);
+    assert_eq!(fresh.version(), Some(2));
+    assert_eq!(fresh.get_variant("new_feed", &kwargs), None, "the snapshot served now");
+}
