@@ -110,7 +110,7 @@ pub use uuid::Uuid;
 pub use wrapper::{
     DynamicConfigInfo, DynamicConfigType, EventType, ExperimentConfig, HandlerFn, IdentifierType,
     KwargsError, VariantInfo, WrapperContext, WrapperContextBuilder, WrapperError, WrapperEvent,
-    WrapperHandler, WrapperRequest, WrapperState,
+    WrapperHandler, WrapperRequest, WrapperState, python_floats,
 };
 mod lint;
 pub use lint::DeciderWarning;

@@ -730,12 +730,14 @@ impl DynamicConfigInfo<'_> {
 }
 
 /// Python's conversion of a `get_map` result: every number becomes a float, recursively
-/// (`{"a": 1}` → `{"a": 1.0}`).
-fn floats(v: &Value) -> Value {
+/// (`{"a": 1}` → `{"a": 1.0}`), as the wrapper's `dict()` of the core's value gives it.
+pub fn python_floats(v: &Value) -> Value {
     match v {
         Value::Number(n) => n.as_f64().map_or(Value::Null, Value::from),
-        Value::Array(a) => Value::Array(a.iter().map(floats).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), floats(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(python_floats).collect()),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), python_floats(v))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -1389,7 +1391,7 @@ impl<'m, H: WrapperHandler, S: BorrowMut<WrapperState>> WrapperRequest<'m, H, S>
     pub fn try_get_map(&mut self, name: &str) -> Result<Map<String, Value>, WrapperError> {
         let m = self.internal()?;
         let map = m.get_map(name, &*self.context()?)?;
-        Ok(map.iter().map(|(k, v)| (k.clone(), floats(v))).collect())
+        Ok(map.iter().map(|(k, v)| (k.clone(), python_floats(v))).collect())
     }
 
     /// `get_all_dynamic_configs()` (SPEC \[W08\]): `{name, value, type}` of every dynamic config

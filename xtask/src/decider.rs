@@ -274,16 +274,6 @@ fn decision_json(d: &Decision<'_>) -> Value {
     })
 }
 
-/// Python's conversion of a `get_map` result: every number becomes a float.
-fn floats(v: &Value) -> Value {
-    match v {
-        Value::Number(n) => n.as_f64().map_or(Value::Null, Value::from),
-        Value::Array(a) => Value::Array(a.iter().map(floats).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), floats(v))).collect()),
-        other => other.clone(),
-    }
-}
-
 fn context_of(call: &Value) -> Result<Context, DecideError> {
     match call.get("context") {
         Some(Value::Object(o)) => Ok(Context::from_json(o)?),
@@ -354,7 +344,7 @@ fn run_call(m: &Manifest, call: &Value) -> Result<Value, String> {
         }
         "get_map" => m.get_map(name()?, &ctx).map_or_else(
             |e| error_value(&e),
-            |v| json!({"value": floats(&Value::Object(v.clone()))}),
+            |v| json!({"value": experiments_decider::python_floats(&Value::Object(v.clone()))}),
         ),
         other => return Err(format!("unknown op {other:?}")),
     };
