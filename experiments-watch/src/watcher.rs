@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use crate::settings::{DEFAULT_BACKOFF, WatchSettings};
 use crate::snapshot::{self, FailureKind, Fingerprint, LoadFailure, Origin, Snapshot};
-use crate::store::{ConfigStore, StoreLimits};
+use crate::store::{ConfigStore, StoreLimits, StoreStatus};
 
 /// How long change notifications are collected before one check runs.
 const DEBOUNCE: Duration = Duration::from_millis(30);
@@ -114,29 +114,17 @@ pub enum StartError {
 }
 
 /// Freshness and health of the watched config, for metrics and alerts: the
-/// [`StoreStatus`](crate::StoreStatus) of the watcher's store seen from the file, plus
+/// [`StoreStatus`] of the watcher's store, with the watched path and
 /// whether change notifications work.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct WatchStatus {
     /// The watched path.
     pub path: PathBuf,
-    /// The version served (`None`: nothing loaded yet).
-    pub version: Option<u64>,
-    /// When the served version was loaded.
-    pub loaded_at: Option<SystemTime>,
-    /// How long ago that was.
-    pub age: Option<Duration>,
-    /// SHA-256 of the served bytes.
-    pub digest: Option<String>,
-    /// The most recent load error (kept after recovery, as history).
-    pub last_error: Option<String>,
-    /// When it happened.
-    pub last_error_at: Option<SystemTime>,
-    /// Failed checks since the last good one (0 when the file is healthy).
-    pub consecutive_failures: u64,
-    /// When the file was last checked.
-    pub last_check: Option<SystemTime>,
+    /// The store's status: version, load time, age, digest, last error, failures, checks,
+    /// health (serialized inline).
+    #[serde(flatten)]
+    pub store: StoreStatus,
     /// Whether change notifications are active on the file's directory as it is now. False
     /// while the directory is missing, after it was deleted or replaced (until the watch is
     /// re-armed on the new one, within about 200 ms of it appearing) or when notifications
@@ -977,17 +965,9 @@ impl ConfigWatcher {
     /// recorded.
     pub fn status(&self) -> WatchStatus {
         let shared = &self.follower.shared;
-        let s = shared.store.status();
         WatchStatus {
             path: shared.settings.path.clone(),
-            version: s.version,
-            loaded_at: s.loaded_at,
-            age: s.age,
-            digest: s.digest,
-            last_error: s.last_error,
-            last_error_at: s.last_error_at,
-            consecutive_failures: s.consecutive_failures,
-            last_check: s.last_check,
+            store: shared.store.status(),
             notifications: shared.state().notifications,
         }
     }

@@ -136,8 +136,8 @@ fn delete_then_recreate_keeps_then_recovers() {
     // Readers still get the last good snapshot.
     assert_eq!(h.watcher.snapshot().unwrap().config.len(), 2);
     let status = h.watcher.status();
-    assert!(status.consecutive_failures >= 1);
-    assert!(status.last_error.unwrap().contains("does not exist"));
+    assert!(status.store.consecutive_failures >= 1);
+    assert!(status.store.last_error.unwrap().contains("does not exist"));
     fs::write(&h.path, doc(5)).unwrap();
     let deadline = Instant::now() + PICKUP;
     while !matches!(
@@ -146,7 +146,7 @@ fn delete_then_recreate_keeps_then_recovers() {
     ) {
         assert!(Instant::now() < deadline, "not recovered within 2 s");
     }
-    assert_eq!(h.watcher.status().consecutive_failures, 0);
+    assert_eq!(h.watcher.status().store.consecutive_failures, 0);
 }
 
 #[cfg(unix)]
@@ -193,7 +193,7 @@ fn broken_contents_keep_the_last_good_snapshot() {
     ] {
         // Let the checks of the previous file settle before taking the baseline.
         std::thread::sleep(Duration::from_millis(150));
-        let failures = h.watcher.status().consecutive_failures;
+        let failures = h.watcher.status().store.consecutive_failures;
         write_atomic(&h.path, bad);
         if new_cause {
             match h.next() {
@@ -206,21 +206,21 @@ fn broken_contents_keep_the_last_good_snapshot() {
         } else {
             // The same cause again: no new event, but the status follows the file.
             let deadline = Instant::now() + PICKUP;
-            while h.watcher.status().consecutive_failures <= failures {
+            while h.watcher.status().store.consecutive_failures <= failures {
                 assert!(Instant::now() < deadline, "{bad:?} not checked within 2 s");
                 std::thread::sleep(Duration::from_millis(10));
             }
             std::thread::sleep(Duration::from_millis(100));
             assert_eq!(h.events.try_recv().ok(), None, "{bad:?}: reported twice");
         }
-        let error = h.watcher.status().last_error.unwrap();
+        let error = h.watcher.status().store.last_error.unwrap();
         assert!(error.contains(expect), "{bad:?}: {error}");
         assert_eq!(h.watcher.snapshot().unwrap().config.len(), 2);
     }
     write_atomic(&h.path, &doc(2));
     // Back to the served bytes: the error clears, the version stays.
     assert_eq!(h.next(), loaded(1, 2));
-    assert_eq!(h.watcher.status().consecutive_failures, 0);
+    assert_eq!(h.watcher.status().store.consecutive_failures, 0);
 }
 
 #[test]
@@ -275,7 +275,7 @@ fn startup_without_a_file() {
     let err = h.watcher.snapshot().unwrap_err();
     assert!(err.to_string().contains("experiments.json"), "{err}");
     assert!(err.error.contains("does not exist"), "{err}");
-    assert_eq!(h.watcher.status().version, None);
+    assert_eq!(h.watcher.status().store.version, None);
     write_atomic(&h.path, &doc(1));
     assert_eq!(h.next(), loaded(1, 1));
 }
@@ -400,7 +400,7 @@ fn readers_only_see_complete_snapshots() {
         r.join().expect("no reader saw a torn snapshot");
     }
     assert!(reads.load(Ordering::Relaxed) > 1000);
-    assert!(watcher.status().version.unwrap() > 1, "reloads happened");
+    assert!(watcher.status().store.version.unwrap() > 1, "reloads happened");
 }
 
 #[test]
@@ -446,12 +446,12 @@ fn status_reports_freshness() {
     let h = start(Some(&doc(2)));
     assert_eq!(h.next(), loaded(1, 2));
     let s = h.watcher.status();
-    assert_eq!(s.version, Some(1));
-    assert!(s.age.unwrap() < Duration::from_secs(5));
+    assert_eq!(s.store.version, Some(1));
+    assert!(s.store.age.unwrap() < Duration::from_secs(5));
     assert!(s.notifications);
-    assert_eq!(s.consecutive_failures, 0);
-    assert_eq!(s.last_error, None);
-    assert!(s.last_check.is_some());
+    assert_eq!(s.store.consecutive_failures, 0);
+    assert_eq!(s.store.last_error, None);
+    assert!(s.store.last_check.is_some());
 }
 
 /// Runs `f` on its own thread and fails the test if it has not returned within `limit`, so a
@@ -537,8 +537,8 @@ fn fifo_in_place_of_the_file() {
     // Neither status, nor a forced reload, nor readers wait on the pipe.
     let w = Arc::clone(&watcher);
     let status = within(BOUND, "status()", move || w.status());
-    assert_eq!(status.version, Some(1));
-    assert!(status.last_error.unwrap().contains("FIFO"));
+    assert_eq!(status.store.version, Some(1));
+    assert!(status.store.last_error.unwrap().contains("FIFO"));
     let w = Arc::clone(&watcher);
     assert!(within(BOUND, "reload_now()", move || w.reload_now()), "version 1 still served");
     assert_eq!(watcher.snapshot().unwrap().config.len(), 2);
@@ -550,7 +550,7 @@ fn fifo_in_place_of_the_file() {
     fs::rename(&link, &path).unwrap();
     let w = Arc::clone(&watcher);
     assert!(within(BOUND, "reload_now() on a symlink to a FIFO", move || w.reload_now()));
-    assert!(watcher.status().last_error.unwrap().contains("FIFO"));
+    assert!(watcher.status().store.last_error.unwrap().contains("FIFO"));
     // A regular file again: recovered.
     write_atomic(&path, &doc(3));
     assert_eq!(wait_for_loaded(&events, 3), 2);
@@ -664,8 +664,8 @@ fn an_endlessly_growing_file_is_reported_once_per_cause() {
     );
     assert!(kept.len() <= 2, "one event per cause, got {}: {kept:?}", kept.len());
     let status = h.watcher.status();
-    assert!(status.consecutive_failures > 2, "every failed check is still counted");
-    assert!(status.last_error.unwrap().contains("over the limit"));
+    assert!(status.store.consecutive_failures > 2, "every failed check is still counted");
+    assert!(status.store.last_error.unwrap().contains("over the limit"));
 }
 
 #[test]
@@ -700,9 +700,13 @@ fn an_idle_file_is_not_re_read() {
     let h = start(Some(&doc(3)));
     assert_eq!(h.next(), loaded(1, 3));
     std::thread::sleep(Duration::from_millis(300));
-    let first = h.watcher.status().last_check;
+    let first = h.watcher.status().store.last_check;
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(h.watcher.status().last_check, first, "the file was re-checked without a change");
+    assert_eq!(
+        h.watcher.status().store.last_check,
+        first,
+        "the file was re-checked without a change"
+    );
 }
 
 #[test]
@@ -799,9 +803,9 @@ fn the_watcher_publishes_into_its_store() {
     assert!(changes.has_changed().unwrap(), "subscribers see the new version");
     assert_eq!(changes.borrow_and_update().version, Some(2));
     let (watcher, store) = (h.watcher.status(), store.status());
-    assert_eq!(watcher.version, store.version);
-    assert_eq!(watcher.digest, store.digest);
-    assert_eq!(watcher.last_check, store.last_check);
+    assert_eq!(watcher.store.version, store.version);
+    assert_eq!(watcher.store.digest, store.digest);
+    assert_eq!(watcher.store.last_check, store.last_check);
 }
 
 #[test]

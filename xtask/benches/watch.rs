@@ -69,11 +69,11 @@ fn read(c: &mut Criterion) {
             }
         })
     };
-    let before = watcher.status().version.unwrap_or(0);
+    let before = watcher.status().store.version.unwrap_or(0);
     group.bench_function("read_while_reloading", |bench| bench.iter(|| black_box(read_once())));
     stop.store(true, Ordering::Relaxed);
     let _ = writer.join();
-    let after = watcher.status().version.unwrap_or(0);
+    let after = watcher.status().store.version.unwrap_or(0);
     eprintln!(
         "reloads during the measurement: {} (file writes: {})",
         after - before,
