@@ -5,6 +5,7 @@
 //! are read, and the document's JSON values are counted by a linear scan before anything is
 //! parsed, so a document over `max_json_values` costs no more than its bytes.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
@@ -478,11 +479,19 @@ fn parse_manifest(
 /// `parent_meg_name`, `value_type`, `emit_event`, `measured`, `namespaces`, `value`);
 /// baseplate for an entry of a type only baseplate has (`r2`, `feature_flag`,
 /// `single_variant`, `multi_variant`) or a variant with a `size`. `None` when the document
-/// shows neither or both (or is not a JSON object). Parses the document once.
+/// shows neither or both (or is not a JSON object).
+///
+/// Builds no tree of the document: each level is read as a map of raw slices
+/// (`serde_json::value::RawValue`), and only the members that tell the dialects apart are
+/// looked into, so detecting before the engine parses costs a few scans, not a second copy
+/// of the document in memory.
 pub fn detect_dialect(bytes: &[u8]) -> Option<Dialect> {
-    let serde_json::Value::Object(doc) = serde_json::from_slice(bytes).ok()? else {
-        return None;
-    };
+    use serde_json::value::RawValue;
+    type Members<'a> = BTreeMap<String, &'a RawValue>;
+    /// The members of `raw` when it is an object.
+    fn members(raw: &RawValue) -> Option<Members<'_>> {
+        serde_json::from_str(raw.get()).ok()
+    }
     const DECIDER_FIELDS: [&str; 7] = [
         "parent_hg_name",
         "parent_meg_name",
@@ -493,18 +502,20 @@ pub fn detect_dialect(bytes: &[u8]) -> Option<Dialect> {
         "value",
     ];
     const BASEPLATE_TYPES: [&str; 4] = ["r2", "feature_flag", "single_variant", "multi_variant"];
+    let doc: Members<'_> = serde_json::from_slice(bytes).ok()?;
     let mut decider = doc.contains_key("$override_groups") || doc.contains_key("$properties");
     let mut baseplate = false;
-    for entry in doc.values().filter_map(serde_json::Value::as_object) {
-        let kind = entry.get("type").and_then(serde_json::Value::as_str);
+    for entry in doc.values().filter_map(|raw| members(raw)) {
+        let kind = entry.get("type").and_then(|t| serde_json::from_str::<String>(t.get()).ok());
+        let kind = kind.as_deref();
         decider |=
             kind == Some("dynamic_config") || DECIDER_FIELDS.iter().any(|f| entry.contains_key(*f));
-        baseplate |= kind.is_some_and(|k| BASEPLATE_TYPES.contains(&k))
-            || entry
-                .get("experiment")
-                .and_then(|x| x.get("variants"))
-                .and_then(serde_json::Value::as_array)
-                .is_some_and(|vs| vs.iter().any(|v| v.get("size").is_some()));
+        let sized = || {
+            let variants = members(entry.get("experiment")?)?.get("variants").copied()?;
+            let variants: Vec<&RawValue> = serde_json::from_str(variants.get()).ok()?;
+            Some(variants.iter().filter_map(|v| members(v)).any(|v| v.contains_key("size")))
+        };
+        baseplate |= kind.is_some_and(|k| BASEPLATE_TYPES.contains(&k)) || sized() == Some(true);
     }
     match (decider, baseplate) {
         (true, false) => Some(Dialect::Decider),
