@@ -245,6 +245,17 @@ fn p_str(dir: &tempfile::TempDir, name: &str) -> &'static str {
     Box::leak(dir.path().join(name).to_string_lossy().into_owned().into_boxed_str())
 }
 
+/// A successful demo's accounting line (`requests=.. events=.. delivered=..`) and its
+/// `delivered` count.
+fn demo_accounting(o: &std::process::Output) -> (String, usize) {
+    assert_eq!(code(o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).expect("accounting line");
+    let delivered =
+        accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    (accounting.to_owned(), delivered)
+}
+
 #[test]
 fn demo_runs_on_the_embedded_config() {
     let o = run(&["demo", "--requests", "200"]);
@@ -290,11 +301,7 @@ async fn demo_ships_to_an_http_collector() {
     })
     .await
     .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).unwrap();
-    let delivered: usize =
-        accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let (_, delivered) = demo_accounting(&o);
     assert_eq!(collector.distinct(), delivered);
     assert_eq!(collector.bad_signatures(), 0);
 }
@@ -323,11 +330,7 @@ async fn demo_with_a_settings_document_sends_what_the_sink_names() {
     })
     .await
     .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).unwrap();
-    let delivered: usize =
-        accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let (accounting, delivered) = demo_accounting(&o);
     assert!(delivered > 100, "{accounting}");
     assert_eq!((collector.distinct(), collector.wrong_format()), (delivered, 0));
     // A bad settings document: exit 2 with the field named.
@@ -377,11 +380,7 @@ async fn demo_delivers_decider_exposures_to_a_v2_collector() {
     })
     .await
     .unwrap();
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let accounting = stderr.lines().find(|l| l.starts_with("requests=")).unwrap();
-    let delivered: usize =
-        accounting.split("delivered=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let (accounting, delivered) = demo_accounting(&o);
     assert!(delivered >= 200, "{accounting}");
     assert!(accounting.contains("dropped=0 failed=0"), "{accounting}");
     assert_eq!(
