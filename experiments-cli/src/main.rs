@@ -8,6 +8,7 @@ mod decider_eval;
 mod decider_simulate;
 mod demo;
 mod eval;
+mod serve;
 mod simulate;
 mod stats;
 
@@ -104,6 +105,10 @@ enum Command {
     },
     /// Synthetic traffic through the real client: watcher, per-request objects, pipeline, sink.
     Demo(demo::DemoArgs),
+    /// Serve evaluations over OFREP (OpenFeature Remote Evaluation Protocol) to services in
+    /// any language, with the settings document's config source, pipeline and sink, until
+    /// SIGTERM or SIGINT.
+    Serve(serve::ServeArgs),
 }
 
 /// `--dialect`, shared by the subcommands that read a config file.
@@ -284,6 +289,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

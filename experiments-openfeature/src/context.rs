@@ -66,7 +66,7 @@ fn struct_to_json(any: &Arc<dyn Any + Send + Sync>) -> Result<Value, &'static st
          open_feature::Value, serde_json::Value or serde_json::Map)")
 }
 
-fn of_struct_to_json(s: &StructValue, depth: usize) -> Result<Value, &'static str> {
+pub(crate) fn of_struct_to_json(s: &StructValue, depth: usize) -> Result<Value, &'static str> {
     if depth > MAX_DEPTH {
         return Err("a structure nested too deeply");
     }

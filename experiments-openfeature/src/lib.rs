@@ -73,6 +73,7 @@ mod reason;
 
 pub use events::{ProviderEvent, ProviderEvents};
 pub use provider::{
-    DEFAULT_CONTROL_NAMES, ExperimentsProvider, NoVariant, PROVIDER_NAME, ProviderBuilder,
+    DEFAULT_CONTROL_NAMES, Evaluation, ExperimentsProvider, NoVariant, PROVIDER_NAME,
+    ProviderBuilder,
 };
 pub use reason::{ENGINE_ERROR, NO_VARIANT, no_variant_reason};

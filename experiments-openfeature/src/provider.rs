@@ -2,9 +2,14 @@
 
 use std::sync::Arc;
 
-use experiments_sdk::decider::{DecideError, Feature, Manifest, WrapperError, WrapperRequest};
+use std::cell::OnceCell;
+
+use experiments_sdk::decider::{
+    Context as DeciderCoreContext, DecideError, DynamicConfigType, Feature, Manifest,
+    WrapperContext, WrapperError, python_floats,
+};
 use experiments_sdk::watch::Dialect;
-use experiments_sdk::{ExperimentsClient, RequestExperiments, Value};
+use experiments_sdk::{DeciderRequest, ExperimentsClient, Inputs, RequestExperiments, Value};
 use open_feature::provider::{
     FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
 };
@@ -12,9 +17,9 @@ use open_feature::{
     EvaluationContext, EvaluationError, EvaluationErrorCode, EvaluationReason, EvaluationResult,
     FlagMetadata, StructValue, async_trait,
 };
-use serde_json::Map;
+use serde_json::{Map, Number};
 
-use crate::context::{self, ContextError};
+use crate::context;
 use crate::events::{ProviderEvents, status_of};
 use crate::reason::{BaseplateTrace, DeciderTrace, ENGINE_ERROR, error, no_variant_error};
 
@@ -175,6 +180,75 @@ impl ExperimentsProvider {
         ProviderEvents::new(self.client.store())
     }
 
+    /// Evaluates `flag` without an asked type, as remote evaluation (OFREP) does: an
+    /// experiment's variant name as a string, a dynamic config's value in its own type.
+    ///
+    /// Errors, reasons, metadata and exposure events are those of the typed evaluations
+    /// (see the crate documentation); there is no `TYPE_MISMATCH` and no
+    /// [`NO_VARIANT`](crate::NO_VARIANT) error: no variant (or a disabled dynamic config) is
+    /// an [`Evaluation`] without a value, for the caller's default.
+    pub fn evaluate(
+        &self,
+        flag: &str,
+        ctx: &EvaluationContext,
+    ) -> Result<Evaluation, EvaluationError> {
+        self.evaluate_prepared(flag, &Prepared::new(ctx))
+    }
+
+    /// Evaluates every flag of the config (of the task's request scope, else the one
+    /// served now) for one context, as [`ExperimentsProvider::evaluate`] does each: the
+    /// flags sorted by name, baseplate experiments valid or not, decider features and the
+    /// entries that failed to load. The context is converted once, so the cost is the
+    /// context's size plus the flags', not their product.
+    pub fn evaluate_all(
+        &self,
+        ctx: &EvaluationContext,
+    ) -> Vec<(String, Result<Evaluation, EvaluationError>)> {
+        let prepared = Prepared::new(ctx);
+        let snapshot = match &prepared.current {
+            Some(r) => r.snapshot().cloned(),
+            None => self.client.snapshot(),
+        };
+        let mut keys: Vec<String> = match snapshot.as_deref() {
+            Some(s) => match &s.decider {
+                Some(manifest) if s.dialect == Dialect::Decider => manifest
+                    .features()
+                    .map(|f| f.name().to_owned())
+                    .chain(manifest.errors().keys().cloned())
+                    .collect(),
+                _ => s.config.names().map(str::to_owned).collect(),
+            },
+            None => Vec::new(),
+        };
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|key| {
+                let evaluation = self.evaluate_prepared(&key, &prepared);
+                (key, evaluation)
+            })
+            .collect()
+    }
+
+    fn evaluate_prepared(
+        &self,
+        flag: &str,
+        prepared: &Prepared<'_>,
+    ) -> Result<Evaluation, EvaluationError> {
+        let r = self.resolve(flag, prepared, Kind::Any)?;
+        let (value, variant) = match r.answer {
+            Answer::Variant(Some(v)) => (Some(Value::String(v.clone())), Some(v)),
+            Answer::Variant(None) | Answer::Nothing => (None, None),
+            Answer::Json(v) => (Some(v), None),
+            Answer::Bool(b) => (Some(Value::Bool(b)), None),
+            Answer::Int(i) => (Some(Value::from(i)), None),
+            Answer::Float(x) => (Number::from_f64(x).map(Value::Number), None),
+            Answer::Str(s) => (Some(Value::String(s)), None),
+            Answer::Struct(s) => (context::of_struct_to_json(&s, 1).ok(), None),
+        };
+        Ok(Evaluation { value, variant, reason: r.reason, why: r.why, metadata: r.metadata })
+    }
+
     fn is_control(&self, variant: &str) -> bool {
         self.options.control_names.iter().any(|c| c == variant)
     }
@@ -183,33 +257,32 @@ impl ExperimentsProvider {
     fn resolve(
         &self,
         flag: &str,
-        ctx: &EvaluationContext,
+        prepared: &Prepared<'_>,
         kind: Kind,
     ) -> Result<Resolution, EvaluationError> {
         // Inside a request's scope, its snapshot (the config of the moment it arrived).
-        let current = RequestExperiments::current();
-        let snapshot = match &current {
+        let snapshot = match &prepared.current {
             Some(r) => r.snapshot().cloned(),
             None => self.client.snapshot(),
         };
         match snapshot.as_deref() {
             Some(s) if s.dialect == Dialect::Decider => match &s.decider {
-                Some(manifest) => self.resolve_decider(manifest, s.version, flag, ctx, kind),
+                Some(manifest) => self.resolve_decider(manifest, s.version, flag, prepared, kind),
                 None => Err(not_ready()),
             },
-            _ => self.resolve_baseplate(flag, ctx, kind),
+            _ => self.resolve_baseplate(flag, prepared, kind),
         }
     }
 
     fn resolve_baseplate(
         &self,
         flag: &str,
-        ctx: &EvaluationContext,
+        prepared: &Prepared<'_>,
         kind: Kind,
     ) -> Result<Resolution, EvaluationError> {
-        let current = RequestExperiments::current();
+        let ctx = prepared.ctx;
         let fresh;
-        let request: &RequestExperiments = match &current {
+        let request: &RequestExperiments = match &prepared.current {
             Some(r) => r,
             None => {
                 fresh = self.client.request();
@@ -223,14 +296,19 @@ impl ExperimentsProvider {
         let Some(entry) = config.get(flag) else {
             return Err(not_found(flag));
         };
-        if !matches!(kind, Kind::Bool | Kind::String) {
+        if !matches!(kind, Kind::Bool | Kind::String | Kind::Any) {
             return Err(mismatch(flag, kind, "a baseplate experiment (string or boolean)"));
         }
-        let inputs =
-            context::inputs(ctx, &self.options.targeting_key_field).map_err(invalid_context)?;
+        let inputs = prepared
+            .inputs
+            .get_or_init(|| {
+                context::inputs(ctx, &self.options.targeting_key_field).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| error(EvaluationErrorCode::InvalidContext, e.clone()))?;
         let mut trace = BaseplateTrace::default();
         let variant = request
-            .variant_traced(flag, &inputs, None, &mut trace)
+            .variant_traced(flag, inputs, None, &mut trace)
             .map_err(|e| engine_error(format!("{}: {e}", e.python_exception())))?
             .0
             .map(str::to_owned);
@@ -275,16 +353,22 @@ impl ExperimentsProvider {
         manifest: &Manifest,
         config_version: u64,
         flag: &str,
-        ctx: &EvaluationContext,
+        prepared: &Prepared<'_>,
         kind: Kind,
     ) -> Result<Resolution, EvaluationError> {
-        let no_key = ctx.targeting_key.is_none();
-        let wctx = context::decider_context(ctx, &self.options.targeting_key_field)
-            .map_err(invalid_context)?;
+        let no_key = prepared.ctx.targeting_key.is_none();
         // What every decision of the wrapper uses; where it fails, every call fails.
-        let core_ctx = wctx.context().map_err(|e| {
-            error(EvaluationErrorCode::InvalidContext, format!("DeciderContext: {e}"))
-        })?;
+        let (wctx, core_ctx) = prepared
+            .decider
+            .get_or_init(|| {
+                let wctx =
+                    context::decider_context(prepared.ctx, &self.options.targeting_key_field)
+                        .map_err(|e| e.to_string())?;
+                let core = wctx.context().map_err(|e| format!("DeciderContext: {e}"))?;
+                Ok((wctx, core))
+            })
+            .as_ref()
+            .map_err(|e| error(EvaluationErrorCode::InvalidContext, e.clone()))?;
         let Some(feature) = manifest.feature(flag) else {
             return Err(if manifest.errors().contains_key(flag) {
                 error(
@@ -297,11 +381,11 @@ impl ExperimentsProvider {
         };
         let metadata = decider_metadata(feature, config_version);
         if feature.is_range() {
-            if !matches!(kind, Kind::Bool | Kind::String) {
+            if !matches!(kind, Kind::Bool | Kind::String | Kind::Any) {
                 return Err(mismatch(flag, kind, "a decider experiment (string or boolean)"));
             }
             let mut trace = DeciderTrace::new(feature.name());
-            match manifest.choose_traced(flag, &core_ctx, &mut trace) {
+            match manifest.choose_traced(flag, core_ctx, &mut trace) {
                 Ok(_) => {}
                 Err(DecideError::MissingBucketingField(_) | DecideError::MissingBucketVal)
                     if !no_key =>
@@ -317,10 +401,12 @@ impl ExperimentsProvider {
                 }
                 Err(e) => return Err(decide_error(&e, no_key)),
             }
-            let request = match RequestExperiments::current() {
-                Some(current) => self.client.decider_request_in(&current, wctx),
-                None => self.client.decider_request(wctx, None),
-            };
+            // One decider request per prepared context: its exposures share the request's
+            // correlation id (inside a scope) and its parsed context.
+            let request = prepared.decider_request.get_or_init(|| match &prepared.current {
+                Some(current) => self.client.decider_request_in(current, wctx.clone()),
+                None => self.client.decider_request(wctx.clone(), None),
+            });
             let variant = request
                 .try_get_variant(flag, &Map::new())
                 .map_err(|e| wrapper_error(&e, no_key))?
@@ -336,15 +422,42 @@ impl ExperimentsProvider {
                 metadata,
             });
         }
-        let mut wrapper = WrapperRequest::new(Some(manifest), wctx, ());
+        // The wrapper's typed getters (`get_bool`, ..., `get_map` with its numbers as
+        // floats), on the context parsed once.
+        let kind = match kind {
+            // The type the config's own value has.
+            Kind::Any => {
+                match DynamicConfigType::of(feature.dynamic_value().unwrap_or(&Value::Null)) {
+                    DynamicConfigType::Boolean => Kind::Bool,
+                    DynamicConfigType::Integer => Kind::Int,
+                    DynamicConfigType::Float => Kind::Float,
+                    DynamicConfigType::String => Kind::String,
+                    DynamicConfigType::Map => Kind::Any,
+                    _ => {
+                        return Ok(Resolution {
+                            answer: Answer::Nothing,
+                            reason: EvaluationReason::Static,
+                            why: "the dynamic config has no value",
+                            metadata,
+                        });
+                    }
+                }
+            }
+            other => other,
+        };
         let answer = match kind {
-            Kind::Bool => wrapper.try_get_bool(flag).map(Answer::Bool),
-            Kind::Int => wrapper.try_get_int(flag).map(Answer::Int),
-            Kind::Float => wrapper.try_get_float(flag).map(Answer::Float),
-            Kind::String => wrapper.try_get_string(flag).map(|s| Answer::Str(s.to_owned())),
-            Kind::Struct => wrapper.try_get_map(flag).map(|m| Answer::Struct(map_to_struct(&m))),
+            Kind::Bool => manifest.get_bool(flag, core_ctx).map(Answer::Bool),
+            Kind::Int => manifest.get_int(flag, core_ctx).map(Answer::Int),
+            Kind::Float => manifest.get_float(flag, core_ctx).map(Answer::Float),
+            Kind::String => manifest.get_string(flag, core_ctx).map(|s| Answer::Str(s.to_owned())),
+            Kind::Struct => manifest
+                .get_map(flag, core_ctx)
+                .map(|m| Answer::Struct(map_to_struct(&python_float_map(m)))),
+            Kind::Any => manifest
+                .get_map(flag, core_ctx)
+                .map(|m| Answer::Json(Value::Object(python_float_map(m)))),
         }
-        .map_err(|e| wrapper_error(&e, no_key))?;
+        .map_err(|e| decide_error(&e, no_key))?;
         Ok(Resolution { answer, reason: EvaluationReason::Static, why: "", metadata })
     }
 
@@ -359,6 +472,52 @@ impl ExperimentsProvider {
     }
 }
 
+/// An evaluation context converted at most once, however many flags are evaluated with it:
+/// the baseplate inputs, the decider contexts and the decider request are built on first
+/// use.
+struct Prepared<'c> {
+    ctx: &'c EvaluationContext,
+    /// The task's request scope, looked up once.
+    current: Option<Arc<RequestExperiments>>,
+    inputs: OnceCell<Result<Inputs, String>>,
+    decider: OnceCell<Result<(WrapperContext, DeciderCoreContext), String>>,
+    decider_request: OnceCell<DeciderRequest>,
+}
+
+impl<'c> Prepared<'c> {
+    fn new(ctx: &'c EvaluationContext) -> Self {
+        Prepared {
+            ctx,
+            current: RequestExperiments::current(),
+            inputs: OnceCell::new(),
+            decider: OnceCell::new(),
+            decider_request: OnceCell::new(),
+        }
+    }
+}
+
+/// A map dynamic config as the wrapper's `get_map` returns it: every number a float.
+fn python_float_map(m: &Map<String, Value>) -> Map<String, Value> {
+    m.iter().map(|(k, v)| (k.clone(), python_floats(v))).collect()
+}
+
+/// What [`ExperimentsProvider::evaluate`] gives: a flag evaluated without an asked type.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Evaluation {
+    /// The variant name (experiments) or the value (dynamic configs); `None` when the user
+    /// gets no variant or the dynamic config is disabled: the caller's default applies.
+    pub value: Option<Value>,
+    /// The variant, for experiments that gave one.
+    pub variant: Option<String>,
+    /// Why this value (see the crate documentation's table).
+    pub reason: EvaluationReason,
+    /// Why there is no value (empty when there is one).
+    pub why: &'static str,
+    /// `id`, `version`, `owner` of the experiment and `config_version`.
+    pub metadata: FlagMetadata,
+}
+
 /// The kind of value asked for.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -367,6 +526,8 @@ enum Kind {
     Float,
     String,
     Struct,
+    /// No type asked (OFREP): the variant name, or the dynamic config's own type.
+    Any,
 }
 
 impl Kind {
@@ -377,6 +538,7 @@ impl Kind {
             Kind::Float => "float",
             Kind::String => "string",
             Kind::Struct => "structure",
+            Kind::Any => "untyped",
         }
     }
 }
@@ -393,6 +555,8 @@ enum Answer {
     Float(f64),
     Str(String),
     Struct(StructValue),
+    /// A dynamic config's value in its own type ([`Kind::Any`]).
+    Json(Value),
 }
 
 #[derive(Debug)]
@@ -421,10 +585,6 @@ fn mismatch(flag: &str, kind: Kind, what: &str) -> EvaluationError {
 
 fn article(kind: Kind) -> &'static str {
     if matches!(kind, Kind::Int) { "an" } else { "a" }
-}
-
-fn invalid_context(e: ContextError) -> EvaluationError {
-    error(EvaluationErrorCode::InvalidContext, e.to_string())
 }
 
 fn engine_error(message: String) -> EvaluationError {
@@ -529,7 +689,7 @@ impl FeatureProvider for ExperimentsProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<bool>> {
-        let r = self.resolve(flag_key, evaluation_context, Kind::Bool)?;
+        let r = self.resolve(flag_key, &Prepared::new(evaluation_context), Kind::Bool)?;
         match &r.answer {
             Answer::Variant(v) => {
                 let value = v.as_deref().is_some_and(|v| !self.is_control(v));
@@ -547,7 +707,7 @@ impl FeatureProvider for ExperimentsProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        let r = self.resolve(flag_key, evaluation_context, Kind::Int)?;
+        let r = self.resolve(flag_key, &Prepared::new(evaluation_context), Kind::Int)?;
         match r.answer {
             Answer::Int(i) => Ok(self.details(i, None, r)),
             Answer::Nothing => Err(no_variant_error(&r.reason, r.why)),
@@ -560,7 +720,7 @@ impl FeatureProvider for ExperimentsProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<f64>> {
-        let r = self.resolve(flag_key, evaluation_context, Kind::Float)?;
+        let r = self.resolve(flag_key, &Prepared::new(evaluation_context), Kind::Float)?;
         match r.answer {
             Answer::Float(x) => Ok(self.details(x, None, r)),
             Answer::Nothing => Err(no_variant_error(&r.reason, r.why)),
@@ -573,7 +733,7 @@ impl FeatureProvider for ExperimentsProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
-        let r = self.resolve(flag_key, evaluation_context, Kind::String)?;
+        let r = self.resolve(flag_key, &Prepared::new(evaluation_context), Kind::String)?;
         let (value, variant) = match &r.answer {
             Answer::Variant(Some(v)) => (v.clone(), Some(v.clone())),
             Answer::Str(s) => (s.clone(), None),
@@ -591,7 +751,7 @@ impl FeatureProvider for ExperimentsProvider {
         flag_key: &str,
         evaluation_context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        let r = self.resolve(flag_key, evaluation_context, Kind::Struct)?;
+        let r = self.resolve(flag_key, &Prepared::new(evaluation_context), Kind::Struct)?;
         let Resolution { answer, reason, why, metadata } = r;
         match answer {
             Answer::Struct(s) => Ok(ResolutionDetails {

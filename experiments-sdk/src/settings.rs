@@ -110,14 +110,34 @@ impl Settings {
     /// `config.ca_file`) is resolved against the directory holding the document, so a
     /// settings file and its `experiments.json` can move together.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Settings, SettingsError> {
+        Ok(Settings::from_file_with_sections(path, &[])?.0)
+    }
+
+    /// Reads a settings document that also holds sections of its own for the program that
+    /// reads it (`"serve"` for `experiments serve`): those top-level members are taken out
+    /// and returned as they are, and the rest is read as [`Settings::from_file`] reads it.
+    pub fn from_file_with_sections(
+        path: impl AsRef<Path>,
+        sections: &[&str],
+    ) -> Result<(Settings, Map<String, Value>), SettingsError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| SettingsError::new("", format!("cannot read {}: {e}", path.display())))?;
-        let mut settings = Settings::from_json(&text)?;
+        let mut value: Value =
+            serde_json::from_str(&text).map_err(|e| SettingsError::new("", e.to_string()))?;
+        let mut taken = Map::new();
+        if let Value::Object(map) = &mut value {
+            for name in sections {
+                if let Some(section) = map.remove(*name) {
+                    taken.insert((*name).to_owned(), section);
+                }
+            }
+        }
+        let mut settings = Settings::from_value(value)?;
         if let Some(dir) = path.parent() {
             settings.config.resolve_relative_to(dir);
         }
-        Ok(settings)
+        Ok((settings, taken))
     }
 }
 

@@ -1,0 +1,330 @@
+//! The server: the router, its limits and authentication, the operations endpoints, and
+//! the accept loop with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use experiments_openfeature::ExperimentsProvider;
+use experiments_sdk::ExperimentsClient;
+use experiments_sdk::events::FlushReport;
+use experiments_sdk::watch::Health;
+use experiments_tower::ExperimentsLayer;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::metrics::Metrics;
+use crate::ofrep::{self, json_response};
+use crate::settings::ServeSettings;
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub(crate) client: ExperimentsClient,
+    pub(crate) provider: ExperimentsProvider,
+    pub(crate) settings: ServeSettings,
+    pub(crate) metrics: Metrics,
+    /// SHA-256 digests of the accepted API keys and bearer tokens.
+    api_keys: Vec<[u8; 32]>,
+    bearer_tokens: Vec<[u8; 32]>,
+    /// Requests evaluated at once.
+    in_flight: Arc<Semaphore>,
+    /// Requests answered.
+    requests: AtomicU64,
+}
+
+/// An OFREP evaluation server over an [`ExperimentsClient`]: build it with
+/// [`Server::new`], then [`Server::run`] it on a listener, or mount [`Server::router`] in
+/// an application of your own.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("settings", &self.shared.settings).finish_non_exhaustive()
+    }
+}
+
+/// What [`Server::run`] did, for the exit status and the last log line.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServeReport {
+    /// HTTP requests answered.
+    pub requests: u64,
+    /// Whether every in-flight request finished within the shutdown deadline.
+    pub drained: bool,
+    /// The event pipeline's flush (`None`: events were discarded).
+    pub flush: Option<FlushReport>,
+}
+
+/// The server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] experiments_sdk::SettingsError),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Whether `candidate` is one of `accepted`, in time independent of which (or whether)
+/// one matches: every digest is compared in constant time and none is skipped.
+fn one_of(candidate: &str, accepted: &[[u8; 32]]) -> bool {
+    let candidate = digest(candidate);
+    let mut found = subtle::Choice::from(0);
+    for a in accepted {
+        found |= a.ct_eq(&candidate);
+    }
+    found.into()
+}
+
+impl Server {
+    /// A server for `client` with `settings` (validated here).
+    pub fn new(client: ExperimentsClient, settings: ServeSettings) -> Result<Server, ServeError> {
+        settings.validate()?;
+        let provider = ExperimentsProvider::builder(client.clone())
+            .targeting_key_field(settings.targeting_key_field.clone())
+            .build();
+        let (api_keys, bearer_tokens) = match &settings.auth {
+            Some(auth) => (
+                auth.api_keys.iter().map(|k| digest(k)).collect(),
+                auth.bearer_tokens.iter().map(|t| digest(t)).collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(Server {
+            shared: Arc::new(Shared {
+                metrics: Metrics::new(settings.metrics_max_flags),
+                in_flight: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+                client,
+                provider,
+                settings,
+                api_keys,
+                bearer_tokens,
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The settings the server runs with.
+    pub fn settings(&self) -> &ServeSettings {
+        &self.shared.settings
+    }
+
+    /// The routes: OFREP (`/ofrep/v1/...`, authenticated when credentials are set, each
+    /// request in its own experiments scope) and operations (`/healthz`, `/readyz`,
+    /// `/metrics`), all under the concurrency limit, the timeout and the metrics.
+    pub fn router(&self) -> Router {
+        let shared = Arc::clone(&self.shared);
+        let ofrep = Router::new()
+            .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
+            .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_bulk))
+            .route("/ofrep/v1/configuration", get(ofrep::configuration))
+            .layer(ExperimentsLayer::new(shared.client.clone()))
+            .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), authenticate));
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .merge(ofrep)
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(Arc::clone(&shared), guard))
+            .with_state(shared)
+    }
+
+    /// Serves on `listener` until `shutdown` completes; then stops accepting, lets
+    /// in-flight requests finish (closing idle keep-alive connections) within
+    /// `shutdown_timeout`, and flushes the client's events within it again.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<ServeReport, ServeError> {
+        let settings = &self.shared.settings;
+        let app = self.router();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(settings.max_connections));
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(settings.idle_timeout);
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&connections).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(app.clone());
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: finishing in-flight requests");
+        let drained =
+            tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await.is_ok();
+        if !drained {
+            tracing::warn!("requests still in flight after {:?}", settings.shutdown_timeout);
+        }
+        let flush = self.shared.client.shutdown(settings.shutdown_timeout).await;
+        Ok(ServeReport { requests: self.shared.requests.load(Ordering::Relaxed), drained, flush })
+    }
+}
+
+/// The metrics label of a request's route.
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/ofrep/v1/evaluate/flags" => "bulk",
+        "/ofrep/v1/configuration" => "configuration",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        p if p.starts_with("/ofrep/v1/evaluate/flags/") => "evaluate",
+        _ => "other",
+    }
+}
+
+/// Around every request: the concurrency limit (`429` with `Retry-After: 1` beyond it),
+/// the request timeout (`408`), the request metrics and a debug log line.
+async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = route_of(request.uri().path());
+    let response = match Arc::clone(&shared.in_flight).try_acquire_owned() {
+        Err(_) => {
+            let mut response = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"errorCode": "GENERAL", "errorDetails": "too many requests in flight"}),
+            );
+            response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            response
+        }
+        Ok(_permit) => {
+            match tokio::time::timeout(shared.settings.request_timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => json_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &json!({"errorCode": "GENERAL", "errorDetails": "the request took too long"}),
+                ),
+            }
+        }
+    };
+    let status = response.status().as_u16();
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.request(route, status, started.elapsed());
+    tracing::debug!(route, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// OFREP routes with credentials set: an accepted `X-API-Key` or `Authorization: Bearer`
+/// token, else `401`.
+async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    if shared.settings.auth.is_none() {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let ok = api_key.is_some_and(|k| one_of(k, &shared.api_keys))
+        | bearer.is_some_and(|t| one_of(t, &shared.bearer_tokens));
+    if ok {
+        return next.run(request).await;
+    }
+    tracing::debug!(path = request.uri().path(), "refused: missing or invalid credentials");
+    let mut response = json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"errorCode": "GENERAL", "errorDetails": "missing or invalid credentials"}),
+    );
+    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, &json!({"status": "alive"}))
+}
+
+/// `GET /readyz`: `200` while a config snapshot is served (`ready`, or `stale` when the
+/// latest check failed and the last good one is kept), `503` before one is loaded; with
+/// the version, its age, the dialect and the last error.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let status = shared.client.status();
+    let config = &status.config;
+    let (code, health) = match config.health {
+        Health::Ready => (StatusCode::OK, "ready"),
+        Health::Stale => (StatusCode::OK, "stale"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "empty"),
+    };
+    json_response(
+        code,
+        &json!({
+            "status": health,
+            "config_version": config.version,
+            "config_age_seconds": config.age.map(|a| a.as_secs_f64()),
+            "config_digest": config.digest,
+            "dialect": status.dialect.map(|d| format!("{d:?}").to_lowercase()),
+            "source": config.source,
+            "last_error": config.last_error,
+        }),
+    )
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = shared.metrics.render(&shared.client.status());
+    let mut response = (StatusCode::OK, text).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+/// Anything else: `404` with a JSON body.
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"errorCode": "GENERAL", "errorDetails": "no such endpoint"}),
+    )
+}

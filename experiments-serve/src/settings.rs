@@ -1,0 +1,240 @@
+//! The `"serve"` section of the settings document: where the sidecar listens, who may call
+//! it and the limits that keep it up under any input.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use experiments_sdk::{Settings, SettingsError};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The address `experiments serve` listens on when neither `--listen` nor `serve.listen`
+/// says otherwise (the port OFREP providers default to).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8016";
+
+/// The sidecar's own settings: the `"serve"` member of the settings document (every field
+/// optional).
+///
+/// ```
+/// use experiments_serve::ServeSettings;
+///
+/// let s = ServeSettings::from_value(serde_json::json!({
+///     "listen": "0.0.0.0:8016",
+///     "auth": {"api_keys": ["k-123"]},
+///     "request_timeout": "2s"
+/// }))?;
+/// assert_eq!(s.listen.port(), 8016);
+/// assert_eq!(s.request_timeout, std::time::Duration::from_secs(2));
+/// let err = ServeSettings::from_value(serde_json::json!({"max_body_bytes": -1})).unwrap_err();
+/// assert!(err.to_string().starts_with("serve.max_body_bytes: "), "{err}");
+/// # Ok::<(), experiments_sdk::SettingsError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ServeSettings {
+    /// Where to listen (`127.0.0.1:8016`); `--listen` wins.
+    pub listen: SocketAddr,
+    /// Who may evaluate (`None`: anyone who can reach the address).
+    pub auth: Option<AuthSettings>,
+    /// The input the evaluation context's `targetingKey` becomes (`user_id`): see
+    /// `experiments_openfeature::ProviderBuilder::targeting_key_field`.
+    pub targeting_key_field: String,
+    /// The largest request body read (`65536` bytes); larger ones get `413`.
+    pub max_body_bytes: usize,
+    /// The longest a request may take, body included (`5s`); slower ones get `408`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Requests evaluated at once (`1024`); more get `429` with `Retry-After: 1`.
+    pub max_concurrent_requests: usize,
+    /// Open connections (`4096`); more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, and stay idle between
+    /// requests (`30s`).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// On SIGTERM/SIGINT: how long in-flight requests may finish, then how long events may
+    /// flush (`10s` each).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Distinct flags the metrics label separately (`1000`); the rest count as `_other`.
+    pub metrics_max_flags: usize,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 8016).into()),
+            auth: None,
+            targeting_key_field: "user_id".to_owned(),
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(5),
+            max_concurrent_requests: 1024,
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            metrics_max_flags: 1000,
+        }
+    }
+}
+
+/// Credentials callers must present: an `X-API-Key` header or an `Authorization: Bearer`
+/// token (OFREP's two schemes), compared in constant time. Either list may be empty, not
+/// both.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuthSettings {
+    /// Accepted `X-API-Key` values.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Accepted bearer tokens.
+    #[serde(default)]
+    pub bearer_tokens: Vec<String>,
+}
+
+impl AuthSettings {
+    /// Credentials accepting these API keys and bearer tokens.
+    pub fn new(api_keys: Vec<String>, bearer_tokens: Vec<String>) -> Self {
+        AuthSettings { api_keys, bearer_tokens }
+    }
+}
+
+impl std::fmt::Debug for AuthSettings {
+    /// Counts, never the secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("api_keys", &format_args!("{} redacted", self.api_keys.len()))
+            .field("bearer_tokens", &format_args!("{} redacted", self.bearer_tokens.len()))
+            .finish()
+    }
+}
+
+impl ServeSettings {
+    /// Reads the `"serve"` section, naming a failing field `serve.<field>`.
+    pub fn from_value(value: Value) -> Result<ServeSettings, SettingsError> {
+        if !value.is_object() {
+            return Err(SettingsError::new("serve", "expected an object"));
+        }
+        let settings: ServeSettings = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "serve".to_owned() } else { format!("serve.{path}") };
+            SettingsError::new(field, e.into_inner().to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses values the server cannot run with (zero limits, empty credentials).
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let positive = [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_concurrent_requests", self.max_concurrent_requests),
+            ("max_connections", self.max_connections),
+            ("metrics_max_flags", self.metrics_max_flags),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(SettingsError::new(format!("serve.{field}"), "must be at least 1"));
+            }
+        }
+        for (field, value) in
+            [("request_timeout", self.request_timeout), ("idle_timeout", self.idle_timeout)]
+        {
+            if value.is_zero() {
+                return Err(SettingsError::new(format!("serve.{field}"), "must be positive"));
+            }
+        }
+        if self.targeting_key_field.is_empty() {
+            return Err(SettingsError::new("serve.targeting_key_field", "must not be empty"));
+        }
+        if let Some(auth) = &self.auth {
+            if auth.api_keys.is_empty() && auth.bearer_tokens.is_empty() {
+                return Err(SettingsError::new(
+                    "serve.auth",
+                    "give `api_keys` or `bearer_tokens` (or leave `auth` out)",
+                ));
+            }
+            let all = auth.api_keys.iter().map(|k| ("api_keys", k));
+            let all = all.chain(auth.bearer_tokens.iter().map(|t| ("bearer_tokens", t)));
+            for (field, secret) in all {
+                if secret.is_empty() || secret.chars().any(|c| c.is_control() || c == ' ') {
+                    return Err(SettingsError::new(
+                        format!("serve.auth.{field}"),
+                        "a credential must be non-empty, without spaces or control characters",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a settings document for `experiments serve`: the client's settings
+/// ([`Settings::from_file`]) and the `"serve"` section ([`ServeSettings`], defaults when
+/// absent).
+pub fn read_settings_file(
+    path: impl AsRef<Path>,
+) -> Result<(Settings, ServeSettings), SettingsError> {
+    let (settings, mut sections) = Settings::from_file_with_sections(path, &["serve"])?;
+    let serve = match sections.remove("serve") {
+        Some(value) => ServeSettings::from_value(value)?,
+        None => ServeSettings::default(),
+    };
+    Ok((settings, serve))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_and_errors_name_fields() {
+        let s = ServeSettings::from_value(json!({})).unwrap();
+        assert_eq!(s, ServeSettings::default());
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        for (doc, field) in [
+            (json!({"listen": "nowhere"}), "serve.listen"),
+            (json!({"max_concurrent_requests": 0}), "serve.max_concurrent_requests"),
+            (json!({"request_timeout": "soon"}), "serve.request_timeout"),
+            (json!({"auth": {}}), "serve.auth"),
+            (json!({"auth": {"api_keys": [""]}}), "serve.auth.api_keys"),
+            (json!({"auth": {"tokens": ["x"]}}), "serve.auth.tokens"),
+            (json!({"colour": "blue"}), "serve.colour"),
+            (json!(["not", "an", "object"]), "serve"),
+        ] {
+            let err = ServeSettings::from_value(doc.clone()).unwrap_err();
+            assert_eq!(err.field, field, "{doc}: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = ServeSettings::from_value(json!({"auth": {"bearer_tokens": ["s3cr3t"]}})).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cr3t") && shown.contains("1 redacted"), "{shown}");
+    }
+
+    #[test]
+    fn a_settings_file_carries_the_serve_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(
+            &path,
+            r#"{"config": {"path": "experiments.json"}, "sink": "none",
+                "serve": {"listen": "127.0.0.1:9999", "idle_timeout": "1s"}}"#,
+        )
+        .unwrap();
+        let (settings, serve) = read_settings_file(&path).unwrap();
+        assert_eq!(serve.listen.port(), 9999);
+        assert_eq!(serve.idle_timeout, Duration::from_secs(1));
+        assert_eq!(
+            settings.config.source_name(),
+            dir.path().join("experiments.json").display().to_string()
+        );
+        std::fs::write(&path, r#"{"config": {"path": "x.json"}, "serve": {"listen": 1}}"#).unwrap();
+        assert_eq!(read_settings_file(&path).unwrap_err().field, "serve.listen");
+    }
+}
