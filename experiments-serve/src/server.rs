@@ -166,6 +166,7 @@ impl Server {
         let connections = Arc::new(Semaphore::new(settings.max_connections));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(settings.idle_timeout);
+        let config_log = tokio::spawn(log_config_changes(self.shared.client.clone()));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -198,6 +199,7 @@ impl Server {
             });
         }
         drop(listener);
+        config_log.abort();
         tracing::info!("shutting down: finishing in-flight requests");
         let drained =
             tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await.is_ok();
@@ -206,6 +208,36 @@ impl Server {
         }
         let flush = self.shared.client.shutdown(settings.shutdown_timeout).await;
         Ok(ServeReport { requests: self.shared.requests.load(Ordering::Relaxed), drained, flush })
+    }
+}
+
+/// Logs every config change the store records: a new version at `info`, a refused document
+/// (the last good one kept) at `warn`, each failure once.
+async fn log_config_changes(client: ExperimentsClient) {
+    let store = client.store().clone();
+    let mut changes = store.subscribe();
+    let mut served = store.status().version;
+    let mut failures = store.status().consecutive_failures;
+    while changes.changed().await.is_ok() {
+        let status = store.status();
+        if status.version != served {
+            served = status.version;
+            tracing::info!(
+                version = status.version,
+                digest = status.digest.as_deref().unwrap_or(""),
+                source = %status.source,
+                "config loaded"
+            );
+        }
+        if status.consecutive_failures > failures {
+            tracing::warn!(
+                version = status.version,
+                error = status.last_error.as_deref().unwrap_or(""),
+                source = %status.source,
+                "config refused; serving the last good one"
+            );
+        }
+        failures = status.consecutive_failures;
     }
 }
 

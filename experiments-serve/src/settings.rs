@@ -211,6 +211,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_settings_document_is_accepted_as_written() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```json\n").expect("a JSON block") + "```json\n".len();
+        let end = start + readme[start..].find("```").expect("its end");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.json");
+        std::fs::write(&path, &readme[start..end]).unwrap();
+        let (settings, serve) = read_settings_file(&path).unwrap();
+        assert!(settings.config.source_name().contains("https://config.internal/experiments.json"));
+        assert_eq!(serve.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(serve.auth.as_ref().map(|a| a.api_keys.len()), Some(1));
+        assert_eq!(serve.metrics_max_flags, 1000);
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug_output() {
         let s = ServeSettings::from_value(json!({"auth": {"bearer_tokens": ["s3cr3t"]}})).unwrap();
         let shown = format!("{s:?}");
