@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -227,9 +228,21 @@ pub(crate) fn success_body(key: &str, evaluation: Evaluation) -> Value {
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
 pub(crate) async fn evaluate_flag(
     State(shared): State<Arc<Shared>>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
+    let key = match key {
+        Ok(Path(key)) => key,
+        Err(rejection) => {
+            let failure = Failure::new(
+                StatusCode::BAD_REQUEST,
+                "PARSE_ERROR",
+                format!("the flag key in the path: {}", rejection.body_text()),
+            );
+            shared.metrics.evaluation("", false, failure.code);
+            return failure.response(None);
+        }
+    };
     let ctx = match read_body(request, shared.settings.max_body_bytes)
         .await
         .and_then(|body| request_context(&body))

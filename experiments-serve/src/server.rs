@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     in_flight: Arc<Semaphore>,
     /// Requests answered.
     requests: AtomicU64,
+    /// Requests inside the router now (headers read, answer not yet built).
+    active: AtomicUsize,
 }
 
 /// An OFREP evaluation server over an [`ExperimentsClient`]: build it with
@@ -122,6 +124,7 @@ impl Server {
                 api_keys,
                 bearer_tokens,
                 requests: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
             }),
         })
     }
@@ -131,9 +134,10 @@ impl Server {
         &self.shared.settings
     }
 
-    /// The routes: OFREP (`/ofrep/v1/...`, authenticated when credentials are set, each
-    /// request in its own experiments scope) and operations (`/healthz`, `/readyz`,
-    /// `/metrics`), all under the concurrency limit, the timeout and the metrics.
+    /// The routes: OFREP (`/ofrep/v1/...`, under the concurrency limit, authenticated when
+    /// credentials are set, each request in its own experiments scope) and operations
+    /// (`/healthz`, `/readyz`, `/metrics`: never refused for load, so probes keep working),
+    /// all under the timeout and the metrics; every answer, errors included, is JSON.
     pub fn router(&self) -> Router {
         let shared = Arc::clone(&self.shared);
         let ofrep = Router::new()
@@ -141,14 +145,16 @@ impl Server {
             .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_bulk))
             .route("/ofrep/v1/configuration", get(ofrep::configuration))
             .layer(ExperimentsLayer::new(shared.client.clone()))
-            .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), authenticate));
+            .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), authenticate))
+            .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), limit));
         Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .merge(ofrep)
             .fallback(not_found)
-            .layer(middleware::from_fn_with_state(Arc::clone(&shared), guard))
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(middleware::from_fn_with_state(Arc::clone(&shared), observe))
             .with_state(shared)
     }
 
@@ -168,7 +174,11 @@ impl Server {
         http.timer(TokioTimer::new()).header_read_timeout(settings.idle_timeout);
         let config_log = tokio::spawn(log_config_changes(self.shared.client.clone()));
         tokio::pin!(shutdown);
+        let mut tasks = tokio::task::JoinSet::new();
         loop {
+            // Finished connections are reaped as new ones come, so the set stays bounded by
+            // `max_connections`.
+            while tasks.try_join_next().is_some() {}
             let permit = tokio::select! {
                 permit = Arc::clone(&connections).acquire_owned() => match permit {
                     Ok(permit) => permit,
@@ -191,7 +201,7 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(app.clone());
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -201,8 +211,18 @@ impl Server {
         drop(listener);
         config_log.abort();
         tracing::info!("shutting down: finishing in-flight requests");
-        let drained =
-            tokio::time::timeout(settings.shutdown_timeout, graceful.shutdown()).await.is_ok();
+        // Every connection is told to close after its current request. Done when all have;
+        // connections that are only part-way through a request's headers (or silent) hold no
+        // request, so once no request has been active for a moment they are closed.
+        let drained = tokio::time::timeout(settings.shutdown_timeout, async {
+            tokio::select! {
+                () = graceful.shutdown() => {}
+                () = idle(&self.shared.active) => {}
+            }
+        })
+        .await
+        .is_ok();
+        tasks.abort_all();
         if !drained {
             tracing::warn!("requests still in flight after {:?}", settings.shutdown_timeout);
         }
@@ -241,6 +261,17 @@ async fn log_config_changes(client: ExperimentsClient) {
     }
 }
 
+/// Resolves once no request has been active for 100 ms in a row (answers are written
+/// within microseconds of leaving the router; a request whose headers are complete enters
+/// it at once).
+async fn idle(active: &AtomicUsize) {
+    let mut quiet = 0;
+    while quiet < 5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        quiet = if active.load(Ordering::SeqCst) == 0 { quiet + 1 } else { 0 };
+    }
+}
+
 /// The metrics label of a request's route.
 fn route_of(path: &str) -> &'static str {
     match path {
@@ -254,12 +285,49 @@ fn route_of(path: &str) -> &'static str {
     }
 }
 
-/// Around every request: the concurrency limit (`429` with `Retry-After: 1` beyond it),
-/// the request timeout (`408`), the request metrics and a debug log line.
-async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+/// Counts a request as active while it lives.
+struct Active<'a>(&'a AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Active(count)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Around every request: the request timeout (`408`), the count of active requests (what
+/// shutdown waits for), the request metrics and a debug log line.
+async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = route_of(request.uri().path());
-    let response = match Arc::clone(&shared.in_flight).try_acquire_owned() {
+    let active = Active::enter(&shared.active);
+    let response =
+        match tokio::time::timeout(shared.settings.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &json!({"errorCode": "GENERAL", "errorDetails": "the request took too long"}),
+            ),
+        };
+    drop(active);
+    let status = response.status().as_u16();
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.request(route, status, started.elapsed());
+    tracing::debug!(route, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// OFREP routes: at most `max_concurrent_requests` at once, `429` with `Retry-After: 1`
+/// beyond (OFREP providers pause on it).
+async fn limit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    match Arc::clone(&shared.in_flight).try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
         Err(_) => {
             let mut response = json_response(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -268,21 +336,7 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
             response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
             response
         }
-        Ok(_permit) => {
-            match tokio::time::timeout(shared.settings.request_timeout, next.run(request)).await {
-                Ok(response) => response,
-                Err(_) => json_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &json!({"errorCode": "GENERAL", "errorDetails": "the request took too long"}),
-                ),
-            }
-        }
-    };
-    let status = response.status().as_u16();
-    shared.requests.fetch_add(1, Ordering::Relaxed);
-    shared.metrics.request(route, status, started.elapsed());
-    tracing::debug!(route, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
-    response
+    }
 }
 
 /// OFREP routes with credentials set: an accepted `X-API-Key` or `Authorization: Bearer`
@@ -351,6 +405,14 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
+}
+
+/// A known path with another method: `405` with a JSON body.
+async fn method_not_allowed() -> Response {
+    json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"errorCode": "GENERAL", "errorDetails": "method not allowed on this endpoint"}),
+    )
 }
 
 /// Anything else: `404` with a JSON body.
