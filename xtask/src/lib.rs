@@ -4,6 +4,7 @@ pub mod bench;
 pub mod conformance;
 pub mod decider;
 pub mod fuzz;
+pub mod serve_bench;
 pub mod services;
 pub mod sinks;
 
