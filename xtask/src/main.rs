@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use xtask::bench;
 
+mod ofrep_python;
+
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
@@ -14,6 +16,14 @@ commands:
                                (default ../shared/conformance/vectors ../shared/decider/vectors)
   bench-http [--events N]      sustained events/s into a loopback collector, gzip on
   bench-kafka [--events N]     sustained events/s and end-to-end latency to the local broker
+  bench-serve [--seconds N] [--connections C]
+                               sustained OFREP evaluations/s and latency against a release
+                               `experiments serve` (default 10 s, 32 keep-alive connections),
+                               events into a loopback collector; non-zero exit on a non-200
+                               or an event not accounted for
+  ofrep-python --python PATH   interop with the OpenFeature Python SDK and its OFREP provider
+                               (installed in PATH's environment) against `experiments serve`;
+                               non-zero exit on any disagreement with the engines
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
   bench [--runs N] [--config FILE] [--decider-config FILE] [--scenario a|b|c|d|e]
                                time the shared scenarios (default ../shared/bench/experiments.json
@@ -59,6 +69,8 @@ fn main() -> ExitCode {
         Some("bench") => run_bench(&args[1..]),
         Some("bench-http") => run_bench_http(&args[1..]),
         Some("bench-kafka") => run_bench_kafka(&args[1..]),
+        Some("bench-serve") => xtask::serve_bench::run(&args[1..]),
+        Some("ofrep-python") => ofrep_python::run(&args[1..]),
         Some("fuzz") => xtask::fuzz::run(&args[1..]),
         Some("services") => {
             let result = match args.get(1).map(String::as_str) {
