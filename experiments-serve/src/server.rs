@@ -173,6 +173,7 @@ impl Server {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(settings.idle_timeout);
         let config_log = tokio::spawn(log_config_changes(self.shared.client.clone()));
+        let drops_log = tokio::spawn(log_event_drops(self.shared.client.clone()));
         tokio::pin!(shutdown);
         let mut tasks = tokio::task::JoinSet::new();
         loop {
@@ -210,6 +211,7 @@ impl Server {
         }
         drop(listener);
         config_log.abort();
+        drops_log.abort();
         tracing::info!("shutting down: finishing in-flight requests");
         // Every connection is told to close after its current request. Done when all have;
         // connections that are only part-way through a request's headers (or silent) hold no
@@ -258,6 +260,32 @@ async fn log_config_changes(client: ExperimentsClient) {
             );
         }
         failures = status.consecutive_failures;
+    }
+}
+
+/// Every 10 s, logs at `warn` the events the pipeline dropped since the last look, by reason
+/// (the counters are also in `/metrics`).
+async fn log_event_drops(client: ExperimentsClient) {
+    let mut seen = client.status().events.map(|c| c.dropped).unwrap_or_default();
+    let mut ticks = tokio::time::interval(Duration::from_secs(10));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticks.tick().await;
+        let Some(counters) = client.status().events else { return };
+        let now = counters.dropped;
+        if now.total() > seen.total() {
+            tracing::warn!(
+                dropped = now.total().saturating_sub(seen.total()),
+                queue_full = now.queue_full.saturating_sub(seen.queue_full),
+                rejected_by_sink = now.rejected_by_sink.saturating_sub(seen.rejected_by_sink),
+                retry_budget_exhausted =
+                    now.retry_budget_exhausted.saturating_sub(seen.retry_budget_exhausted),
+                too_large = now.too_large.saturating_sub(seen.too_large),
+                encode_error = now.encode_error.saturating_sub(seen.encode_error),
+                "events dropped in the last interval"
+            );
+        }
+        seen = now;
     }
 }
 
