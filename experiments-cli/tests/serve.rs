@@ -1,0 +1,154 @@
+//! `experiments serve` as a process: the listening line, evaluations over HTTP, SIGTERM
+//! with every event delivered and the accounting line, and the exit status of a settings
+//! document or an address it cannot use.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn serve(settings: &Path, listen: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_experiments"));
+    c.args(["serve", "--settings"]).arg(settings).args(["--listen", listen]);
+    c.env("RUST_LOG", "warn").env("NO_COLOR", "1");
+    c
+}
+
+/// Starts the server and reads its address from the `listening on` line.
+fn start(settings: &Path) -> (Child, String) {
+    let mut child = serve(settings, "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("experiments serve: listening on http://")
+        .unwrap_or_else(|| panic!("not the listening line: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// One HTTP/1.1 POST, the connection closed after it: (status, JSON body).
+fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn example_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/example-experiments.json"),
+        dir.path().join("experiments.json"),
+    )
+    .unwrap();
+    dir
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+}
+
+/// Variants over OFREP, then SIGTERM: the accounting line counts every request and every
+/// event, all delivered to the collector the settings name; exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_then_stops_with_every_event_delivered() {
+    let collector = experiments_http::collector::Collector::start("k", b"secret").await.unwrap();
+    let dir = example_dir();
+    let settings = dir.path().join("serve.json");
+    let document = r#"{"config": {"path": "experiments.json"},
+ "sink": {"http": {"url": "URL", "key_name": "k", "secret": "c2VjcmV0", "format": "v2"}},
+ "serve": {"shutdown_timeout": "5s"}}"#;
+    std::fs::write(&settings, document.replace("URL", &collector.url())).unwrap();
+    let (mut child, addr) = start(&settings);
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut variants = 0;
+        for i in 0..200 {
+            let body = format!(r#"{{"context": {{"targetingKey": "t2_{i}", "logged_in": true}}}}"#);
+            let (status, answer) = post(&addr, "/ofrep/v1/evaluate/flags/legacy_search", &body);
+            assert_eq!(status, 200, "{answer}");
+            if answer["variant"].is_string() {
+                assert_eq!(answer["value"], answer["variant"]);
+                variants += 1;
+            } else {
+                assert!(answer.get("value").is_none(), "{answer}");
+            }
+        }
+        let (status, answer) = post(&addr, "/ofrep/v1/evaluate/flags/nope", "{}");
+        assert_eq!((status, answer["errorCode"].as_str()), (404, Some("FLAG_NOT_FOUND")));
+        sigterm(&child);
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        (variants, status, stderr)
+    })
+    .await
+    .unwrap();
+    let (variants, status, stderr) = outcome;
+    assert!(variants > 20, "legacy_search gives most logged-in users a variant: {variants}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "requests=201 events={variants} delivered={variants} dropped=0 remaining=0 \
+             drained=true"
+        ),
+        "{stderr}"
+    );
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert_eq!(collector.distinct(), variants);
+    assert_eq!(collector.bad_signatures(), 0);
+}
+
+/// A settings document it cannot use, or an address in use: exit 2, saying why.
+#[test]
+fn serve_refuses_what_it_cannot_run_with() {
+    let dir = example_dir();
+    let settings = dir.path().join("serve.json");
+    std::fs::write(
+        &settings,
+        r#"{"config": {"path": "experiments.json"}, "sink": "none", "serve": {"max_body_bytes": 0}}"#,
+    )
+    .unwrap();
+    let o = serve(&settings, "127.0.0.1:0").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("serve.max_body_bytes"), "{stderr}");
+
+    std::fs::write(&settings, r#"{"config": {"path": "experiments.json"}, "sink": "none"}"#)
+        .unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = serve(&settings, &addr).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+
+    std::fs::write(
+        &settings,
+        r#"{"config": {"path": "missing.json", "timeout": "200ms"}, "sink": "none"}"#,
+    )
+    .unwrap();
+    let o = serve(&settings, "127.0.0.1:0").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing.json"), "{stderr}");
+}
