@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod decider;
 pub mod fuzz;
 pub mod serve_bench;
+pub mod serve_process;
 pub mod services;
 pub mod sinks;
 

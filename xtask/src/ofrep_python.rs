@@ -17,11 +17,9 @@
 //! K skipped`; exits 1 on any disagreement, 2 when the run itself fails.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Command, ExitCode};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use experiments_core::{
     Config, Experiments, ForcedReason, Inputs, NoopHandler, Observer, Step, Value,
@@ -30,6 +28,9 @@ use experiments_decider::{
     DecideError, DynamicConfigType, Manifest, WrapperContext, WrapperError, WrapperRequest,
 };
 use serde_json::{Map, json};
+use xtask::serve_process::{
+    Accounting, Profile, ServeProcess, StartError, build_cli, repo_root, target_dir,
+};
 
 const USAGE: &str = "usage: cargo xtask ofrep-python --python PATH [--vectors DIR] \
                      [--decider-vectors DIR]";
@@ -78,33 +79,6 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map_or_else(|| root.join("target"), |t| root.join(t))
-}
-
-/// `cargo build -p experiments-cli`; the path of the `experiments` binary.
-fn build_cli(root: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("ofrep-python: cargo build -p experiments-cli");
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--quiet", "-p", "experiments-cli"])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build -p experiments-cli failed ({status})"));
-    }
-    let bin = target_dir(root).join("debug").join("experiments");
-    if bin.is_file() { Ok(bin) } else { Err(format!("{} not found", bin.display())) }
-}
-
 // ---------------------------------------------------------------------------------------
 // Servers
 // ---------------------------------------------------------------------------------------
@@ -119,25 +93,14 @@ struct ServerSpec {
     auth: bool,
 }
 
-/// A running `experiments serve`; killed if dropped while still running.
+/// A running `experiments serve` and the name of its spec (for messages).
 struct Server {
     name: String,
-    url: String,
-    child: Child,
-    /// Event lines on standard output after the `listening` line.
-    stdout: Option<std::thread::JoinHandle<usize>>,
-    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
+    process: ServeProcess,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
+/// Writes the spec's settings next to the other work files and starts its server, which
+/// logs warnings only.
 fn start(bin: &Path, work: &Path, spec: &ServerSpec) -> Result<Server, String> {
     let mut serve = json!({});
     if spec.auth {
@@ -150,76 +113,17 @@ fn start(bin: &Path, work: &Path, spec: &ServerSpec) -> Result<Server, String> {
     });
     let settings_path = work.join(format!("{}.settings.json", spec.name));
     write_json(&settings_path, &settings)?;
-    let mut child = Command::new(bin)
-        .args(["serve", "--settings"])
-        .arg(&settings_path)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let stderr =
-        std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect());
-    let (first, listening) = mpsc::channel();
-    let stdout = std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-        let _ = first.send(lines.next());
-        lines.count()
-    });
-    let mut server = Server {
-        name: spec.name.clone(),
-        url: String::new(),
-        child,
-        stdout: Some(stdout),
-        stderr: Some(stderr),
-    };
-    let line = listening.recv_timeout(Duration::from_secs(60)).ok().flatten().unwrap_or_default();
-    match line.strip_prefix("experiments serve: listening on ") {
-        Some(url) => server.url = url.trim().to_owned(),
-        None => {
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-            let err = server.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-            return Err(format!("{}: did not start: {line:?} {}", spec.name, err.join("\n")));
-        }
-    }
-    Ok(server)
-}
-
-/// What a stopped server reported.
-struct Stopped {
-    exit: Option<i32>,
-    accounting: BTreeMap<String, String>,
-    accounting_line: String,
-    event_lines: usize,
-}
-
-/// SIGTERM, then the exit status, the accounting line and the event lines.
-fn stop(mut server: Server) -> Result<Stopped, String> {
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .map_err(|e| format!("cannot run kill: {e}"))?;
-    if !killed.success() {
-        return Err(format!("kill -TERM {pid} failed ({killed})"));
-    }
-    let status = server.child.wait().map_err(|e| format!("{}: {e}", server.name))?;
-    let event_lines = server.stdout.take().and_then(|h| h.join().ok()).unwrap_or(0);
-    let stderr = server.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-    let accounting_line =
-        stderr.iter().rev().find(|l| l.starts_with("requests=")).cloned().unwrap_or_default();
-    let accounting = accounting_line
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    Ok(Stopped { exit: status.code(), accounting, accounting_line, event_lines })
+    let process =
+        ServeProcess::start(bin, &settings_path, &[("RUST_LOG", "warn")]).map_err(|e| match e {
+            StartError::Spawn(e) => e,
+            StartError::NotListening { first_line, stderr } => format!(
+                "{}: did not start: {:?} {}",
+                spec.name,
+                first_line.unwrap_or_default(),
+                stderr.tail_text()
+            ),
+        })?;
+    Ok(Server { name: spec.name.clone(), process })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -911,7 +815,7 @@ fn run_checks(
     decider_vectors: &Path,
 ) -> Result<bool, String> {
     let script = root.join("experiments-serve/tests/ofrep_python/check.py");
-    let bin = build_cli(root)?;
+    let bin = build_cli(root, Profile::Debug, "ofrep-python")?;
     let work = target_dir(root).join("ofrep-python");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -930,7 +834,7 @@ fn run_checks(
         .groups
         .iter()
         .map(|g| {
-            json!({"name": g.name, "url": servers[g.server].url, "headers": g.headers,
+            json!({"name": g.name, "url": servers[g.server].process.url(), "headers": g.headers,
                         "cases": g.cases})
         })
         .collect();
@@ -939,7 +843,7 @@ fn run_checks(
         .iter()
         .map(|r| {
             let mut check = r.check.clone();
-            check["url"] = Value::from(servers[r.server].url.as_str());
+            check["url"] = Value::from(servers[r.server].process.url());
             check
         })
         .collect();
@@ -967,43 +871,36 @@ fn run_checks(
 
     // Every server's accounting: each request the script made, nothing lost.
     for (i, server) in servers.into_iter().enumerate() {
-        let url = server.url.clone();
-        let name = server.name.clone();
-        let stopped = stop(server)?;
-        let made = result["requests"][&url].as_u64().unwrap_or(0);
-        let a = &stopped.accounting;
-        let field = |k: &str| a.get(k).and_then(|v| v.parse::<u64>().ok());
+        let Server { name, process } = server;
+        let made = result["requests"][&process.url()].as_u64().unwrap_or(0);
+        let stopped = process.stop();
+        let exit = stopped.exit.map_err(|e| format!("{name}: {e}"))?.code();
+        let accounting_line = stopped.stderr.accounting.unwrap_or_default();
+        let a = Accounting::parse(&accounting_line).ok();
         let mut problems = Vec::new();
-        if stopped.exit != Some(0) {
-            problems.push(format!("exit status {:?}", stopped.exit));
+        if exit != Some(0) {
+            problems.push(format!("exit status {exit:?}"));
         }
-        if field("requests") != Some(made) {
+        if a.map(|a| a.requests) != Some(made) {
             problems.push(format!("{made} requests made"));
         }
-        if a.get("drained").map(String::as_str) != Some("true")
-            || field("dropped") != Some(0)
-            || field("remaining") != Some(0)
-        {
+        if !a.is_some_and(|a| a.drained && a.dropped == 0 && a.remaining == 0) {
             problems.push("not drained, or events lost".into());
         }
         if plan.servers[i].sink == "stdout" {
-            let events = field("events").unwrap_or(0);
+            let events = a.map_or(0, |a| a.events);
             if events == 0
-                || field("delivered") != Some(events)
-                || stopped.event_lines as u64 != events
+                || a.map(|a| a.delivered) != Some(events)
+                || stopped.stdout_lines as u64 != events
             {
-                problems.push(format!("{} event lines on stdout", stopped.event_lines));
+                problems.push(format!("{} event lines on stdout", stopped.stdout_lines));
             }
         }
         if problems.is_empty() {
             agreed += 1;
         } else {
             disagreed = disagreed.saturating_add(1);
-            eprintln!(
-                "DISAGREE {name}: accounting {:?}: {}",
-                stopped.accounting_line,
-                problems.join("; ")
-            );
+            eprintln!("DISAGREE {name}: accounting {accounting_line:?}: {}", problems.join("; "));
         }
     }
     let skipped: usize = plan.skipped.values().sum();

@@ -7,11 +7,8 @@
 //! pre-serialized halves around a fresh targeting key, and a response is only checked for
 //! its status and a `"variant":"` member.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use experiments_http::collector::Collector;
@@ -19,6 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
+
+use crate::serve_process::{Accounting, Profile, ServeProcess, build_cli, repo_root};
 
 /// The usage line of `cargo xtask bench-serve`.
 pub const USAGE: &str = "usage: cargo xtask bench-serve [--seconds N] [--connections C]";
@@ -44,10 +43,6 @@ const SECRET_BASE64: &str = "YmVuY2gtc2VjcmV0";
 const WARM_UP: Duration = Duration::from_secs(2);
 /// The longest one request may take before the connection is abandoned as broken.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// The longest the server may take to start (config load included) and to stop (its
-/// `shutdown_timeout` is 10 s for requests, 10 s again for events).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// The issue's targets on this 2-core machine (reported, not enforced: the machine is noisy).
 const TARGET_RATE: f64 = 20_000.0;
@@ -77,171 +72,6 @@ pub fn run(args: &[String]) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// The repository root (xtask's parent directory).
-fn repo_root() -> Result<PathBuf, String> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| "no repository root".to_owned())
-}
-
-/// `cargo build --release -p experiments-cli`; the path of the `experiments` binary.
-fn build_cli(root: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("bench-serve: cargo build --release -p experiments-cli");
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--release", "--quiet", "-p", "experiments-cli"])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build --release -p experiments-cli failed ({status})"));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map_or_else(|| root.join("target"), |t| root.join(t));
-    let bin = target.join("release").join("experiments");
-    if bin.is_file() { Ok(bin) } else { Err(format!("{} not found", bin.display())) }
-}
-
-/// The server process; killed (SIGKILL) if dropped while still running.
-struct ServerProcess {
-    child: Child,
-    stderr: Option<std::thread::JoinHandle<StderrSummary>>,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// What the server wrote on stderr: its last lines, the warnings and errors, and the final
-/// accounting line.
-#[derive(Default)]
-struct StderrSummary {
-    tail: std::collections::VecDeque<String>,
-    warnings: Vec<String>,
-    accounting: Option<String>,
-}
-
-/// Removes ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn read_stderr(stderr: impl std::io::Read) -> StderrSummary {
-    let mut summary = StderrSummary::default();
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        let line = strip_ansi(&line);
-        if line.starts_with("requests=") {
-            summary.accounting = Some(line.clone());
-        }
-        if (line.contains(" WARN ") || line.contains(" ERROR ")) && summary.warnings.len() < 20 {
-            summary.warnings.push(line.clone());
-        }
-        if summary.tail.len() == 20 {
-            summary.tail.pop_front();
-        }
-        summary.tail.push_back(line);
-    }
-    summary
-}
-
-/// Starts `experiments serve` and waits for its `listening on` line.
-fn start_server(bin: &Path, settings: &Path) -> Result<(ServerProcess, SocketAddr), String> {
-    let mut child = Command::new(bin)
-        .args(["serve", "--settings"])
-        .arg(settings)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut server =
-        ServerProcess { child, stderr: Some(std::thread::spawn(move || read_stderr(stderr))) };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(first)) = lines.next() {
-            let _ = tx.send(first);
-        }
-        // Keep draining: the server must never block on a full stdout pipe.
-        for _ in lines {}
-    });
-    let line = match rx.recv_timeout(START_TIMEOUT) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-            let tail = server
-                .stderr
-                .take()
-                .and_then(|h| h.join().ok())
-                .map(|s| Vec::from(s.tail).join("\n"))
-                .unwrap_or_default();
-            return Err(format!("the server did not start listening; its stderr:\n{tail}"));
-        }
-    };
-    let addr = line
-        .strip_prefix("experiments serve: listening on http://")
-        .and_then(|a| a.trim().parse().ok())
-        .ok_or_else(|| format!("unexpected first line on the server's stdout: {line:?}"))?;
-    Ok((server, addr))
-}
-
-/// The server's final accounting line, parsed.
-#[derive(Debug, Default)]
-struct Accounting {
-    requests: u64,
-    events: u64,
-    delivered: u64,
-    dropped: u64,
-    remaining: u64,
-    drained: bool,
-}
-
-fn parse_accounting(line: &str) -> Result<Accounting, String> {
-    let mut a = Accounting::default();
-    let mut seen = 0;
-    for pair in line.split_whitespace() {
-        let Some((name, value)) = pair.split_once('=') else { continue };
-        let number = || value.parse::<u64>().map_err(|_| format!("bad {name} in {line:?}"));
-        match name {
-            "requests" => a.requests = number()?,
-            "events" => a.events = number()?,
-            "delivered" => a.delivered = number()?,
-            "dropped" => a.dropped = number()?,
-            "remaining" => a.remaining = number()?,
-            "drained" => a.drained = value == "true",
-            _ => continue,
-        }
-        seen += 1;
-    }
-    if seen == 6 { Ok(a) } else { Err(format!("incomplete accounting line {line:?}")) }
 }
 
 /// What one connection saw.
@@ -385,40 +215,13 @@ fn percentile_us(sorted_ns: &[u64], p: f64) -> f64 {
     sorted_ns[rank - 1] as f64 / 1_000.0
 }
 
-/// Sends SIGTERM to the server and waits for it to exit.
-async fn stop_server(server: &mut ServerProcess) -> Result<std::process::ExitStatus, String> {
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .map_err(|e| format!("cannot run kill: {e}"))?;
-    if !killed.success() {
-        return Err(format!("kill -TERM {pid} failed ({killed})"));
-    }
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        match server.child.try_wait() {
-            Ok(Some(status)) => return Ok(status),
-            Ok(None) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Ok(None) => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                return Err(format!("the server did not exit within {STOP_TIMEOUT:?} of SIGTERM"));
-            }
-            Err(e) => return Err(format!("waiting for the server: {e}")),
-        }
-    }
-}
-
 fn bench(seconds: Duration, connections: usize) -> Result<bool, String> {
-    let root = repo_root()?;
+    let root = repo_root();
     let config = root.join(CONFIG);
     let config = config
         .canonicalize()
         .map_err(|e| format!("{}: {e} (the shared benchmark config)", config.display()))?;
-    let bin = build_cli(&root)?;
+    let bin = build_cli(&root, Profile::Release, "bench-serve")?;
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -435,7 +238,9 @@ fn bench(seconds: Duration, connections: usize) -> Result<bool, String> {
         let settings_path = dir.path().join("settings.json");
         std::fs::write(&settings_path, settings.to_string())
             .map_err(|e| format!("{}: {e}", settings_path.display()))?;
-        let (mut server, addr) = start_server(&bin, &settings_path)?;
+        let server =
+            ServeProcess::start(&bin, &settings_path, &[]).map_err(|e| e.to_string())?;
+        let addr = server.addr();
         eprintln!(
             "bench-serve: {addr} flag={FLAG} connections={connections} warm-up={WARM_UP:?} seconds={}",
             seconds.as_secs()
@@ -453,9 +258,13 @@ fn bench(seconds: Duration, connections: usize) -> Result<bool, String> {
             Err(_) => return Err(format!("the client did not finish within {deadline:?}")),
         };
 
-        let exit = stop_server(&mut server).await;
-        let stderr = server.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        let exit = match exit {
+        // `stop` blocks for the server's drain, while the collector (on this runtime)
+        // receives its last events.
+        let stopped = tokio::task::spawn_blocking(move || server.stop())
+            .await
+            .map_err(|e| format!("stopping the server: {e}"))?;
+        let stderr = stopped.stderr;
+        let exit = match stopped.exit {
             Ok(status) => status,
             Err(e) => {
                 eprintln!("bench-serve: {e}");
@@ -471,7 +280,7 @@ fn bench(seconds: Duration, connections: usize) -> Result<bool, String> {
             }
             return Err(format!("the server ({exit}) printed no accounting line"));
         };
-        let acc = parse_accounting(line)?;
+        let acc = Accounting::parse(line)?;
         // The server reports `delivered` once the collector answered; wait for the
         // collector's count to settle all the same.
         let wait_until = Instant::now() + Duration::from_secs(10);
@@ -601,21 +410,6 @@ async fn futures_join(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accounting_line() {
-        let a =
-            parse_accounting("requests=10 events=3 delivered=3 dropped=0 remaining=0 drained=true")
-                .unwrap();
-        assert_eq!((a.requests, a.events, a.delivered, a.dropped, a.remaining), (10, 3, 3, 0, 0));
-        assert!(a.drained);
-        assert!(parse_accounting("requests=10 events=3").is_err());
-    }
-
-    #[test]
-    fn ansi_stripped() {
-        assert_eq!(strip_ansi("\u{1b}[2mrequests=1\u{1b}[0m x"), "requests=1 x");
-    }
 
     #[test]
     fn secret_base64() {
