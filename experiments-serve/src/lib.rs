@@ -36,6 +36,11 @@
 //! | `GET /readyz` | `200` with the config version and age once one is loaded, else `503` |
 //! | `GET /metrics` | Prometheus text: evaluations by flag and outcome, request latency, config version and last error, pipeline counters |
 //!
+//! Every answer is JSON, errors included (`{"errorCode", "errorDetails"}`): `401` with
+//! `WWW-Authenticate: Bearer` on OFREP routes without accepted credentials, `429` with
+//! `Retry-After: 1` over `max_concurrent_requests` (OFREP routes only: probes are never
+//! refused for load), `408` over `request_timeout`, `404`/`405` for other paths and methods.
+//!
 //! Values: an experiment's variant name (a string); a decider dynamic config's value in its
 //! own type (boolean, integer, float, string, object — numbers in objects as floats, as the
 //! Python wrapper's `get_map`). Reasons and metadata are those of
