@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use xtask::bench;
 
-mod ofrep_python;
+mod ofrep_clients;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -24,6 +24,8 @@ commands:
   ofrep-python --python PATH   interop with the OpenFeature Python SDK and its OFREP provider
                                (installed in PATH's environment) against `experiments serve`;
                                non-zero exit on any disagreement with the engines
+  ofrep-js --node-dir DIR      the same with the OpenFeature JavaScript server SDK and its
+                               OFREP provider (installed in DIR/node_modules), run by `node`
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
   bench [--runs N] [--config FILE] [--decider-config FILE] [--scenario a|b|c|d|e]
                                time the shared scenarios (default ../shared/bench/experiments.json
@@ -70,7 +72,7 @@ fn main() -> ExitCode {
         Some("bench-http") => run_bench_http(&args[1..]),
         Some("bench-kafka") => run_bench_kafka(&args[1..]),
         Some("bench-serve") => xtask::serve_bench::run(&args[1..]),
-        Some("ofrep-python") => ofrep_python::run(&args[1..]),
+        Some(task @ ("ofrep-python" | "ofrep-js")) => ofrep_clients::run(task, &args[1..]),
         Some("fuzz") => xtask::fuzz::run(&args[1..]),
         Some("services") => {
             let result = match args.get(1).map(String::as_str) {

@@ -1,20 +1,47 @@
-//! `cargo xtask ofrep-python --python PATH`: interop of `experiments serve` with OFREP
-//! clients nobody here wrote, the OpenFeature Python SDK (`openfeature-sdk==0.10.0`) and its
-//! OFREP provider from PyPI (`openfeature-provider-ofrep==0.3.0`), installed in the
-//! interpreter `PATH` names.
+//! `cargo xtask ofrep-python --python PATH` and `cargo xtask ofrep-js --node-dir DIR`:
+//! interop of `experiments serve` with OFREP clients nobody here wrote, each run driving one:
 //!
-//! The task builds the CLI, writes configs (a sample of the baseplate conformance vector
-//! files, their timestamps moved so that their experiments are live now; decider documents
-//! with dynamic configs of every type; the CLI's example with a broken experiment) and starts
-//! one `experiments serve` per config on port 0 (one with credentials, one logging events on
-//! standard output). For every case it computes the expected answer by evaluating the engines
-//! directly (`experiments-core`, the `experiments-decider` wrapper) and hands the cases to
-//! `experiments-serve/tests/ofrep_python/check.py`, which evaluates them through the Python
-//! SDK and compares value, variant, reason and error code, then checks bulk evaluation, its
-//! `ETag` and `304`, and a `401`, with raw requests. Last, every server gets SIGTERM and its
-//! accounting line must show each request the script made, nothing dropped and, for the
-//! server with a sink, every event delivered. Prints `ofrep-python: N agreed, M disagreed,
-//! K skipped`; exits 1 on any disagreement, 2 when the run itself fails.
+//! - the OpenFeature Python SDK (`openfeature-sdk==0.10.0`) and its OFREP provider from PyPI
+//!   (`openfeature-provider-ofrep==0.3.0`), installed in the interpreter `PATH` names, through
+//!   `experiments-serve/tests/ofrep_python/check.py`;
+//! - the OpenFeature JavaScript server SDK (`@openfeature/server-sdk@1.23.0`) and its OFREP
+//!   provider from npm (`@openfeature/ofrep-provider@0.1.3`, `@openfeature/ofrep-core@0.1.4`),
+//!   installed in `DIR/node_modules`, through `experiments-serve/tests/ofrep_js/check.mjs`
+//!   run by `node`.
+//!
+//! Both runs share everything but the script. The task builds the CLI, writes configs (a
+//! sample of the baseplate conformance vector files, their timestamps moved so that their
+//! experiments are live now; decider documents with dynamic configs of every type; the
+//! CLI's example with a broken experiment) and starts one `experiments serve` per config on
+//! port 0 (one with credentials, one logging events on standard output). For every case it
+//! computes the expected answer by evaluating the engines directly (`experiments-core`, the
+//! `experiments-decider` wrapper) and hands the cases to the script, which evaluates them
+//! through its SDK and compares value, variant, reason, error code and metadata. The Python
+//! script also checks bulk evaluation, its `ETag` and `304`, and a `401`, with raw requests
+//! (the JavaScript run gets no raw checks: they test the server, not the client). Last,
+//! every server gets SIGTERM and its accounting line must show each request the script
+//! made, nothing dropped and, for the server with a sink, every event delivered. Prints
+//! `ofrep-python: N agreed, M disagreed, K skipped` (`ofrep-js: ...`); exits 1 on any
+//! disagreement, 2 when the run itself fails.
+//!
+//! The cases file the scripts read (`plan.json` in the work directory):
+//!
+//! ```text
+//! PLAN: {"groups": [{"name", "url", "headers": {..}|null, "cases": [CASE...]}], "raw": [RAW...]}
+//! CASE: {"id", "flag", "type": "string"|"boolean"|"integer"|"float"|"object",
+//!        "targeting_key": str|null (or another JSON value: a context the server refuses),
+//!        "attributes": {..}, "expect": EXPECT,
+//!        "needs_number_types": bool (a number a client whose integers and floats are one
+//!        type cannot carry unchanged: see `lossy_number`),
+//!        "expect_one_number_type"?: EXPECT (the answer such a client gets where it sends
+//!        other inputs, integral floats as integers, or asks a float of an integer)}
+//! EXPECT: {"error": null|"FLAG_NOT_FOUND"|..., "value"?: V (absent: no value, the caller's
+//!          default applies), "variant": str|null, "reasons": [REASON...]}
+//! RAW: {"kind": "bulk", "url", "headers", "context", "other_context", "keys": [..],
+//!       "expect": {flag: EXPECT}} | {"kind": "unauthorized", "url", "context"}
+//! RESULT: {"agreed", "disagreed", "by_kind": {..}, "requests": {url: HTTP requests made},
+//!          "failures": [..], "skipped"?: {why: count}, "client"?: "what ran"}
+//! ```
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -32,12 +59,9 @@ use xtask::serve_process::{
     Accounting, Profile, ServeProcess, StartError, build_cli, repo_root, target_dir,
 };
 
-const USAGE: &str = "usage: cargo xtask ofrep-python --python PATH [--vectors DIR] \
-                     [--decider-vectors DIR]";
-
 /// The API key and bearer token of the server with credentials.
-const API_KEY: &str = "k-ofrep-python";
-const BEARER: &str = "t-ofrep-python";
+const API_KEY: &str = "k-ofrep-interop";
+const BEARER: &str = "t-ofrep-interop";
 
 /// Every `CALL_STRIDE`-th `variant` call of the baseplate vector files whose index is 1
 /// modulo 3 (one file of each of the 13 themes, not the ones the Rust client's test samples).
@@ -47,33 +71,85 @@ const CALL_STRIDE: usize = 2;
 const CONTEXT_STRIDE: usize = 3;
 const MAX_CONTEXTS: usize = 6;
 
-/// Runs the task: 0 when everything agreed, 1 on a disagreement, 2 when it could not run.
-pub fn run(args: &[String]) -> ExitCode {
-    let mut python = None;
+/// The OFREP client a run drives, and where it is installed.
+enum Client {
+    /// The Python interpreter whose environment holds the SDK and the provider.
+    Python(PathBuf),
+    /// The npm prefix whose `node_modules` holds the SDK and the provider.
+    Js(PathBuf),
+}
+
+impl Client {
+    /// The task's name, the prefix of its messages.
+    fn task(&self) -> &'static str {
+        match self {
+            Client::Python(_) => "ofrep-python",
+            Client::Js(_) => "ofrep-js",
+        }
+    }
+
+    /// Whether the plan gets the raw bulk / `304` / `401` checks (only the Python script
+    /// makes them: they test the server, once is enough).
+    fn raw_checks(&self) -> bool {
+        matches!(self, Client::Python(_))
+    }
+
+    /// The command that runs the client's script over the plan into the result file.
+    fn command(&self, root: &Path, plan: &Path, result: &Path) -> Command {
+        let mut command = match self {
+            Client::Python(python) => {
+                let mut c = Command::new(python);
+                c.arg(root.join("experiments-serve/tests/ofrep_python/check.py"));
+                c
+            }
+            Client::Js(dir) => {
+                let mut c = Command::new("node");
+                c.arg(root.join("experiments-serve/tests/ofrep_js/check.mjs")).arg(dir);
+                c
+            }
+        };
+        command.arg(plan).arg(result);
+        command
+    }
+}
+
+/// Runs `cargo xtask TASK` (`ofrep-python` or `ofrep-js`): 0 when everything agreed, 1 on a
+/// disagreement, 2 when it could not run.
+pub fn run(task: &str, args: &[String]) -> ExitCode {
+    let usage = format!(
+        "usage: cargo xtask {task} {} [--vectors DIR] [--decider-vectors DIR]",
+        if task == "ofrep-js" { "--node-dir DIR" } else { "--python PATH" }
+    );
+    let mut client = None;
     let root = repo_root();
     let mut vectors = root.join("../shared/conformance/vectors");
     let mut decider_vectors = root.join("../shared/decider/vectors");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match (a.as_str(), it.next()) {
-            ("--python", Some(p)) => python = Some(PathBuf::from(p)),
+            ("--python", Some(p)) if task == "ofrep-python" => {
+                client = Some(Client::Python(PathBuf::from(p)));
+            }
+            ("--node-dir", Some(d)) if task == "ofrep-js" => {
+                client = Some(Client::Js(PathBuf::from(d)));
+            }
             ("--vectors", Some(d)) => vectors = PathBuf::from(d),
             ("--decider-vectors", Some(d)) => decider_vectors = PathBuf::from(d),
             _ => {
-                eprintln!("{USAGE}");
+                eprintln!("{usage}");
                 return ExitCode::from(2);
             }
         }
     }
-    let Some(python) = python else {
-        eprintln!("{USAGE}");
+    let Some(client) = client else {
+        eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    match run_checks(&root, &python, &vectors, &decider_vectors) {
+    match run_checks(&root, &client, &vectors, &decider_vectors) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("ofrep-python: {e}");
+            eprintln!("{}: {e}", client.task());
             ExitCode::from(2)
         }
     }
@@ -127,12 +203,15 @@ fn start(bin: &Path, work: &Path, spec: &ServerSpec) -> Result<Server, String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// What a Python client can send
+// What a client can send
 // ---------------------------------------------------------------------------------------
 
-/// Whether the provider's `urljoin(base, f"evaluate/flags/{flag}")` reaches the server with
-/// `flag` unchanged: `requests` escapes spaces and non-ASCII, but `?` and `#` cut the path,
-/// `/` splits it, `%XX` is left for the server to decode, dot segments are resolved.
+/// Whether a provider's URL reaches the server with `flag` unchanged: Python's
+/// `urljoin(base, f"evaluate/flags/{flag}")` and JavaScript's
+/// `` `${baseUrl}/ofrep/v1/evaluate/flags/${flag}` `` through fetch's URL parser both escape
+/// spaces and non-ASCII, but `?` and `#` cut the path, `/` (and `\`, for fetch) splits it,
+/// `%XX` is left for the server to decode, dot segments are resolved. (Fetch also trims
+/// spaces at the end of the URL: the JavaScript script skips such keys.)
 fn url_safe(flag: &str) -> bool {
     !flag.is_empty()
         && flag != "."
@@ -162,7 +241,7 @@ fn carryable(v: &Value) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The Python evaluation context of baseplate inputs: a non-empty `user_id` string as the
+/// The OpenFeature evaluation context of baseplate inputs: a non-empty `user_id` string as the
 /// targeting key (the provider drops an empty one), every other input as an attribute of
 /// its JSON type. The server sorts attributes by name and adds the targeting key last, so
 /// inputs whose order matters (two names equal but for case) cannot be carried.
@@ -189,7 +268,7 @@ fn baseplate_context(inputs: &Map<String, Value>) -> Result<(Value, Value), &'st
     Ok((key, attributes))
 }
 
-/// The Python evaluation context of `DeciderContext` kwargs: a non-empty `user_id` string
+/// The OpenFeature evaluation context of `DeciderContext` kwargs: a non-empty `user_id` string
 /// as the targeting key, the other keywords (not `None`) and the extracted fields as
 /// attributes (the server sends keyword names to those keywords and every other name to the
 /// extracted fields).
@@ -323,7 +402,7 @@ fn decide_code(e: &WrapperError, key: bool) -> Value {
     }
 }
 
-/// The Python getter for a decider flag and its expected answer: the wrapper's
+/// The getter for a decider flag and its expected answer: the wrapper's
 /// (`reddit_decider.Decider`) own getters over the same manifest; a dynamic config in the
 /// type of its value.
 fn expect_decider(
@@ -416,8 +495,69 @@ impl Plan {
 }
 
 fn case(id: String, flag: &str, kind: &str, context: (Value, Value), expect: Value) -> Value {
+    let needs_number_types = lossy_number(&context.0, true)
+        || lossy_number(&context.1, true)
+        || expect.get("value").is_some_and(|v| lossy_number(v, false));
     json!({"id": id, "flag": flag, "type": kind, "targeting_key": context.0,
-           "attributes": context.1, "expect": expect})
+           "attributes": context.1, "expect": expect, "needs_number_types": needs_number_types})
+}
+
+/// The largest integer a client whose integers and floats are one type (JavaScript's
+/// `number`, an IEEE double) carries exactly, and its negation the smallest.
+const SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Whether `v` holds a number a client with one number type cannot carry unchanged: an
+/// integer beyond ±[`SAFE_INTEGER`] (rounded) and, in what it sends (`sent`), a float with an
+/// integral value beyond it (which [`as_one_number_type`] does not model).
+fn lossy_number(v: &Value, sent: bool) -> bool {
+    match v {
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => u > SAFE_INTEGER,
+            (None, Some(i), _) => i.unsigned_abs() > SAFE_INTEGER,
+            (None, None, Some(x)) => sent && x.fract() == 0.0 && x.abs() > SAFE_INTEGER as f64,
+            _ => true,
+        },
+        Value::Array(items) => items.iter().any(|v| lossy_number(v, sent)),
+        Value::Object(m) => m.values().any(|v| lossy_number(v, sent)),
+        _ => false,
+    }
+}
+
+/// Inputs as a client with one number type sends them (`JSON.stringify`): a float with an
+/// integral value within ±[`SAFE_INTEGER`] becomes an integer (`-0.0` is `0`); `None` when
+/// nothing changes, so that the answer it gets is the case's own.
+fn as_one_number_type(inputs: &Map<String, Value>) -> Option<Map<String, Value>> {
+    fn convert(v: &Value) -> Value {
+        match v {
+            Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(x) if x.fract() == 0.0 && x.abs() <= SAFE_INTEGER as f64 => {
+                    Value::from(x as i64)
+                }
+                _ => v.clone(),
+            },
+            Value::Array(items) => Value::Array(items.iter().map(convert).collect()),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), convert(v))).collect())
+            }
+            _ => v.clone(),
+        }
+    }
+    let converted: Map<String, Value> =
+        inputs.iter().map(|(k, v)| (k.clone(), convert(v))).collect();
+    (converted != *inputs).then_some(converted)
+}
+
+/// The case with the answer a client with one number type gets where it differs (`expect`:
+/// computed from [`as_one_number_type`]'s inputs, or a float asked of an integer); a value
+/// that client cannot read exactly makes the case one it cannot carry.
+fn with_one_number_type(mut case: Value, expect: Option<Value>) -> Value {
+    if let Some(expect) = expect {
+        if expect.get("value").is_some_and(|v| lossy_number(v, false)) {
+            case["needs_number_types"] = Value::Bool(true);
+        }
+        case["expect_one_number_type"] = expect;
+    }
+    case
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
@@ -489,7 +629,7 @@ fn decider_keys(manifest: &Manifest) -> Vec<String> {
     keys
 }
 
-/// The OFREP context object of a Python context.
+/// The OFREP context object of an OpenFeature context.
 fn ofrep_context((key, attributes): &(Value, Value)) -> Value {
     let mut m = attributes.as_object().cloned().unwrap_or_default();
     if let Value::String(k) = key {
@@ -543,9 +683,14 @@ fn add_baseplate(plan: &mut Plan, work: &Path, vectors: &Path) -> Result<(), Str
                     continue;
                 }
             };
-            let expect =
-                expect_baseplate(&config, at, flag, &Inputs::from(inputs), context.0.is_string());
-            cases.push(case(format!("#{ci}"), flag, "string", context, expect));
+            let key = context.0.is_string();
+            let one = as_one_number_type(&inputs)
+                .map(|i| expect_baseplate(&config, at, flag, &Inputs::from(i), key));
+            let expect = expect_baseplate(&config, at, flag, &Inputs::from(inputs), key);
+            cases.push(with_one_number_type(
+                case(format!("#{ci}"), flag, "string", context, expect),
+                one,
+            ));
         }
         if plan.raw.is_empty()
             && let Some(first) = cases.first()
@@ -653,23 +798,30 @@ fn add_decider(plan: &mut Plan, work: &Path, root: &Path, vectors: &Path) -> Res
                 }
             };
             let key = context.0.is_string();
+            let one_kwargs = as_one_number_type(kwargs);
             for flag in &flags {
                 if !url_safe(flag) {
                     plan.skip("a flag key the provider cannot put in a URL");
                     continue;
                 }
                 let (kind, expect) = expect_decider(&manifest, kwargs, flag, key);
-                cases.push(case(format!("#{ci}"), flag, kind, context.clone(), expect.clone()));
-                // A float asked of an integer config: the provider's own type check refuses
-                // the server's integer (the wrapper's get_float would convert it).
+                let one = one_kwargs.as_ref().map(|k| expect_decider(&manifest, k, flag, key).1);
+                cases.push(with_one_number_type(
+                    case(format!("#{ci}"), flag, kind, context.clone(), expect.clone()),
+                    one.clone(),
+                ));
+                // A float asked of an integer config: the Python provider's own type check
+                // refuses the server's integer (the wrapper's get_float would convert it); a
+                // client with one number type gets the integer's answer.
                 if kind == "integer" && expect.get("value").is_some() && ci == 0 {
-                    cases.push(case(
+                    let float = case(
                         format!("#{ci}"),
                         flag,
                         "float",
                         context.clone(),
                         error("TYPE_MISMATCH"),
-                    ));
+                    );
+                    cases.push(with_one_number_type(float, Some(one.unwrap_or(expect))));
                 }
             }
             if first && ci == 0 {
@@ -810,13 +962,18 @@ fn add_example(plan: &mut Plan, root: &Path) -> Result<(), String> {
 
 fn run_checks(
     root: &Path,
-    python: &Path,
+    client: &Client,
     vectors: &Path,
     decider_vectors: &Path,
 ) -> Result<bool, String> {
-    let script = root.join("experiments-serve/tests/ofrep_python/check.py");
-    let bin = build_cli(root, Profile::Debug, "ofrep-python")?;
-    let work = target_dir(root).join("ofrep-python");
+    let task = client.task();
+    if let Client::Js(dir) = client
+        && !dir.join("node_modules/@openfeature/ofrep-provider/package.json").is_file()
+    {
+        return Err(format!("no @openfeature/ofrep-provider in {}/node_modules", dir.display()));
+    }
+    let bin = build_cli(root, Profile::Debug, task)?;
+    let work = target_dir(root).join(format!("{task}-run"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let work = work.canonicalize().map_err(|e| format!("{}: {e}", work.display()))?;
@@ -825,6 +982,9 @@ fn run_checks(
     add_baseplate(&mut plan, &work, vectors)?;
     add_decider(&mut plan, &work, root, decider_vectors)?;
     add_example(&mut plan, root)?;
+    if !client.raw_checks() {
+        plan.raw.clear();
+    }
 
     let mut servers = Vec::new();
     for spec in &plan.servers {
@@ -849,7 +1009,7 @@ fn run_checks(
         .collect();
     let cases: usize = plan.groups.iter().map(|g| g.cases.len()).sum();
     eprintln!(
-        "ofrep-python: {cases} cases in {} groups on {} servers, {} raw checks",
+        "{task}: {cases} cases in {} groups on {} servers, {} raw checks",
         groups.len(),
         servers.len(),
         raw.len()
@@ -857,17 +1017,17 @@ fn run_checks(
     let plan_path = work.join("plan.json");
     let result_path = work.join("result.json");
     write_json(&plan_path, &json!({"groups": groups, "raw": raw}))?;
-    let status = Command::new(python)
-        .arg(&script)
-        .arg(&plan_path)
-        .arg(&result_path)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let mut command = client.command(root, &plan_path, &result_path);
+    let status =
+        command.status().map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
     let result = read_json(&result_path)
-        .map_err(|e| format!("{} ended with {status} and no result: {e}", script.display()))?;
+        .map_err(|e| format!("{command:?} ended with {status} and no result: {e}"))?;
     let mut agreed = result["agreed"].as_u64().unwrap_or(0);
     let mut disagreed = result["disagreed"].as_u64().unwrap_or(u64::MAX);
-    eprintln!("ofrep-python: outcomes {}", result["by_kind"]);
+    if let Some(what) = result["client"].as_str() {
+        eprintln!("{task}: {what}");
+    }
+    eprintln!("{task}: outcomes {}", result["by_kind"]);
 
     // Every server's accounting: each request the script made, nothing lost.
     for (i, server) in servers.into_iter().enumerate() {
@@ -903,10 +1063,16 @@ fn run_checks(
             eprintln!("DISAGREE {name}: accounting {accounting_line:?}: {}", problems.join("; "));
         }
     }
-    let skipped: usize = plan.skipped.values().sum();
-    if skipped > 0 {
-        eprintln!("ofrep-python: skipped {:?}", plan.skipped);
+    // What the plan could not carry, then what the client's script could not.
+    let mut skipped: BTreeMap<String, usize> =
+        plan.skipped.iter().map(|(why, n)| ((*why).to_owned(), *n)).collect();
+    for (why, n) in result["skipped"].as_object().into_iter().flatten() {
+        *skipped.entry(why.clone()).or_default() += n.as_u64().unwrap_or(0) as usize;
     }
-    println!("ofrep-python: {agreed} agreed, {disagreed} disagreed, {skipped} skipped");
+    let total: usize = skipped.values().sum();
+    if total > 0 {
+        eprintln!("{task}: skipped {skipped:?}");
+    }
+    println!("{task}: {agreed} agreed, {disagreed} disagreed, {total} skipped");
     Ok(disagreed == 0 && status.success())
 }
