@@ -1,7 +1,8 @@
 //! A real `experiments serve` child process for the tasks that talk to one over loopback
 //! (`cargo xtask bench-serve`, `cargo xtask ofrep-python`, `cargo xtask ofrep-js`): building
-//! the CLI, starting the server on port 0 and learning its address from the `listening on` line, collecting its
-//! stderr on a thread, stopping it with SIGTERM and reading its final accounting line.
+//! the CLI, starting the server on port 0 and learning its address from the `listening on`
+//! line, collecting its stderr on a thread, stopping it with SIGTERM and reading its final
+//! accounting line.
 
 use std::collections::VecDeque;
 use std::fmt;
