@@ -2,7 +2,7 @@
 //! [`ExperimentsProvider::evaluate`] inside the request's experiments scope.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
@@ -70,8 +70,8 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
 
 /// Reads the request body within the size limit (the whole request runs under the
 /// server's timeout).
-async fn read_body(request: Request, limit: usize) -> Result<Bytes, Failure> {
-    match Limited::new(request.into_body(), limit).collect().await {
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Failure> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Failure::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -243,7 +243,7 @@ pub(crate) async fn evaluate_flag(
             return failure.response(None);
         }
     };
-    let ctx = match read_body(request, shared.settings.max_body_bytes)
+    let ctx = match read_body(request.into_body(), shared.settings.max_body_bytes)
         .await
         .and_then(|body| request_context(&body))
         .and_then(evaluation_context)
@@ -270,15 +270,33 @@ pub(crate) async fn evaluate_flag(
 
 /// The entity tag of a bulk answer: the served config's digest and version and the
 /// context, canonical (object members sorted), hashed.
-fn bulk_etag(request: &RequestExperiments, context: &Map<String, Value>) -> Option<String> {
+fn bulk_etag(request: &RequestExperiments, context: &Map<String, Value>) -> Option<HeaderValue> {
     let snapshot = request.snapshot()?;
     let mut hash = Sha256::new();
     hash.update(snapshot.digest.as_bytes());
     hash.update(snapshot.version.to_le_bytes());
-    canonical(&Value::Object(context.clone()), &mut hash);
-    let digest = hash.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("\"{hex}\""))
+    canonical_object(context, &mut hash);
+    Some(entity_tag(&hash.finalize()))
+}
+
+/// A strong entity tag: the first 16 bytes of a SHA-256 digest in hex, quoted.
+fn entity_tag(digest: &[u8]) -> HeaderValue {
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    // Quoted hex is always a valid header value.
+    HeaderValue::from_str(&format!("\"{hex}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// Feeds an object to `hash` in the canonical form of [`canonical`].
+fn canonical_object(m: &Map<String, Value>, hash: &mut Sha256) {
+    let mut members: Vec<(&String, &Value)> = m.iter().collect();
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    hash.update(b"{");
+    hash.update((members.len() as u64).to_le_bytes());
+    for (k, v) in members {
+        hash.update((k.len() as u64).to_le_bytes());
+        hash.update(k.as_bytes());
+        canonical(v, hash);
+    }
 }
 
 /// Feeds `v` to `hash` in a canonical form: object members sorted by name, every string and
@@ -286,17 +304,7 @@ fn bulk_etag(request: &RequestExperiments, context: &Map<String, Value>) -> Opti
 /// more than 128 deep.
 fn canonical(v: &Value, hash: &mut Sha256) {
     match v {
-        Value::Object(m) => {
-            let mut members: Vec<(&String, &Value)> = m.iter().collect();
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            hash.update(b"{");
-            hash.update((members.len() as u64).to_le_bytes());
-            for (k, v) in members {
-                hash.update((k.len() as u64).to_le_bytes());
-                hash.update(k.as_bytes());
-                canonical(v, hash);
-            }
-        }
+        Value::Object(m) => canonical_object(m, hash),
         Value::Array(items) => {
             hash.update(b"[");
             hash.update((items.len() as u64).to_le_bytes());
@@ -313,23 +321,30 @@ fn canonical(v: &Value, hash: &mut Sha256) {
     }
 }
 
-/// Whether an `If-None-Match` header names `etag` (a list, weak tags compared weakly, or
-/// `*`).
-fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-    let etag = bare(etag);
-    headers
+/// `304` with the tag when an `If-None-Match` header names `etag` (in a list, a weak tag
+/// compared weakly, or `*`).
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> Option<Response> {
+    fn bare(t: &str) -> &str {
+        t.trim().trim_start_matches("W/")
+    }
+    let tag = bare(etag.to_str().ok()?);
+    let named = headers
         .get_all(IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|list| list.split(',').any(|t| t.trim() == "*" || bare(t) == etag))
+        .any(|list| list.split(',').any(|t| t.trim() == "*" || bare(t) == tag));
+    named.then(|| {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().insert(ETAG, etag.clone());
+        response
+    })
 }
 
 /// `POST /ofrep/v1/evaluate/flags`: every flag of the config for one context, with an
 /// `ETag`; `304` while the config and the context are those of `If-None-Match`.
 pub(crate) async fn evaluate_bulk(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let headers = request.headers().clone();
-    let context = match read_body(request, shared.settings.max_body_bytes)
+    let (parts, body) = request.into_parts();
+    let context = match read_body(body, shared.settings.max_body_bytes)
         .await
         .and_then(|body| request_context(&body))
     {
@@ -348,10 +363,7 @@ pub(crate) async fn evaluate_bulk(State(shared): State<Arc<Shared>>, request: Re
         )
         .response(None);
     };
-    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    if none_match(&headers, &etag) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(ETAG, etag_value);
+    if let Some(response) = not_modified(&parts.headers, &etag) {
         return response;
     }
     let ctx = match evaluation_context(context) {
@@ -375,13 +387,12 @@ pub(crate) async fn evaluate_bulk(State(shared): State<Arc<Shared>>, request: Re
         })
         .collect();
     let mut response = json_response(StatusCode::OK, &serde_json::json!({ "flags": flags }));
-    response.headers_mut().insert(ETAG, etag_value);
+    response.headers_mut().insert(ETAG, etag);
     response
 }
 
-/// `GET /ofrep/v1/configuration`: the protocol's configuration extension (name and
-/// capabilities), with an `ETag` and `304`.
-pub(crate) async fn configuration(headers: HeaderMap) -> Response {
+/// The configuration extension's answer and its tag: the same for the process's life.
+static CONFIGURATION: LazyLock<(Bytes, HeaderValue)> = LazyLock::new(|| {
     let body = serde_json::json!({
         "name": "experiments",
         "capabilities": {
@@ -395,17 +406,19 @@ pub(crate) async fn configuration(headers: HeaderMap) -> Response {
         }
     });
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    let etag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let etag = format!("\"{etag}\"");
-    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    if none_match(&headers, &etag) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(ETAG, etag_value);
+    let etag = entity_tag(&Sha256::digest(&bytes));
+    (Bytes::from(bytes), etag)
+});
+
+/// `GET /ofrep/v1/configuration`: the protocol's configuration extension (name and
+/// capabilities), with an `ETag` and `304`.
+pub(crate) async fn configuration(headers: HeaderMap) -> Response {
+    let (body, etag) = &*CONFIGURATION;
+    if let Some(response) = not_modified(&headers, etag) {
         return response;
     }
-    let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
+    let mut response = (StatusCode::OK, Body::from(body.clone())).into_response();
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
-    response.headers_mut().insert(ETAG, etag_value);
+    response.headers_mut().insert(ETAG, etag.clone());
     response
 }
