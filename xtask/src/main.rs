@@ -26,6 +26,8 @@ commands:
                                non-zero exit on any disagreement with the engines
   ofrep-js --node-dir DIR      the same with the OpenFeature JavaScript server SDK and its
                                OFREP provider (installed in DIR/node_modules), run by `node`
+  ofrep-rust                   the same with the OpenFeature Rust OFREP provider from crates.io
+                               (open-feature-ofrep 0.1.2), linked in and run in-process
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
   bench [--runs N] [--config FILE] [--decider-config FILE] [--scenario a|b|c|d|e]
                                time the shared scenarios (default ../shared/bench/experiments.json
@@ -72,7 +74,9 @@ fn main() -> ExitCode {
         Some("bench-http") => run_bench_http(&args[1..]),
         Some("bench-kafka") => run_bench_kafka(&args[1..]),
         Some("bench-serve") => xtask::serve_bench::run(&args[1..]),
-        Some(task @ ("ofrep-python" | "ofrep-js")) => ofrep_clients::run(task, &args[1..]),
+        Some(task @ ("ofrep-python" | "ofrep-js" | "ofrep-rust")) => {
+            ofrep_clients::run(task, &args[1..])
+        }
         Some("fuzz") => xtask::fuzz::run(&args[1..]),
         Some("services") => {
             let result = match args.get(1).map(String::as_str) {

@@ -1,5 +1,6 @@
-//! `cargo xtask ofrep-python --python PATH` and `cargo xtask ofrep-js --node-dir DIR`:
-//! interop of `experiments serve` with OFREP clients nobody here wrote, each run driving one:
+//! `cargo xtask ofrep-python --python PATH`, `cargo xtask ofrep-js --node-dir DIR` and
+//! `cargo xtask ofrep-rust`: interop of `experiments serve` with OFREP clients nobody here
+//! wrote, each run driving one:
 //!
 //! - the OpenFeature Python SDK (`openfeature-sdk==0.10.0`) and its OFREP provider from PyPI
 //!   (`openfeature-provider-ofrep==0.3.0`), installed in the interpreter `PATH` names, through
@@ -7,9 +8,12 @@
 //! - the OpenFeature JavaScript server SDK (`@openfeature/server-sdk@1.23.0`) and its OFREP
 //!   provider from npm (`@openfeature/ofrep-provider@0.1.3`, `@openfeature/ofrep-core@0.1.4`),
 //!   installed in `DIR/node_modules`, through `experiments-serve/tests/ofrep_js/check.mjs`
-//!   run by `node`.
+//!   run by `node`;
+//! - the OpenFeature Rust OFREP provider from crates.io (`open-feature-ofrep` 0.1.2 over
+//!   `open-feature` 0.3.0, dependencies of this crate), evaluated in-process by
+//!   [`rust_client`] (its own answers stated in [`rust_case`]).
 //!
-//! Both runs share everything but the script. The task builds the CLI, writes configs (a
+//! The runs share everything but the client. The task builds the CLI, writes configs (a
 //! sample of the baseplate conformance vector files, their timestamps moved so that their
 //! experiments are live now; decider documents with dynamic configs of every type; the
 //! CLI's example with a broken experiment) and starts one `experiments serve` per config on
@@ -21,8 +25,8 @@
 //! (the JavaScript run gets no raw checks: they test the server, not the client). Last,
 //! every server gets SIGTERM and its accounting line must show each request the script
 //! made, nothing dropped and, for the server with a sink, every event delivered. Prints
-//! `ofrep-python: N agreed, M disagreed, K skipped` (`ofrep-js: ...`); exits 1 on any
-//! disagreement, 2 when the run itself fails.
+//! `ofrep-python: N agreed, M disagreed, K skipped` (`ofrep-js: ...`, `ofrep-rust: ...`);
+//! exits 1 on any disagreement, 2 when the run itself fails.
 //!
 //! The cases file the scripts read (`plan.json` in the work directory):
 //!
@@ -34,7 +38,10 @@
 //!        "needs_number_types": bool (a number a client whose integers and floats are one
 //!        type cannot carry unchanged: see `lossy_number`),
 //!        "expect_one_number_type"?: EXPECT (the answer such a client gets where it sends
-//!        other inputs, integral floats as integers, or asks a float of an integer)}
+//!        other inputs, integral floats as integers, or asks a float of an integer),
+//!        "expect_as_integer"?: EXPECT (a float asked of an integer config: the integer
+//!        getter's own answer, for a client whose float getter reads integers),
+//!        "unauthorized"?: true (the server refuses the group's credentials: a 401)}
 //! EXPECT: {"error": null|"FLAG_NOT_FOUND"|..., "value"?: V (absent: no value, the caller's
 //!          default applies), "variant": str|null, "reasons": [REASON...]}
 //! RAW: {"kind": "bulk", "url", "headers", "context", "other_context", "keys": [..],
@@ -54,6 +61,13 @@ use experiments_core::{
 use experiments_decider::{
     DecideError, DynamicConfigType, Manifest, WrapperContext, WrapperError, WrapperRequest,
 };
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use open_feature::provider::{FeatureProvider, ResolutionDetails};
+use open_feature::{
+    EvaluationContext, EvaluationContextFieldValue, EvaluationErrorCode, EvaluationReason,
+    StructValue,
+};
+use open_feature_ofrep::{OfrepOptions, OfrepProvider};
 use serde_json::{Map, json};
 use xtask::serve_process::{
     Accounting, Profile, ServeProcess, StartError, build_cli, repo_root, target_dir,
@@ -77,6 +91,8 @@ enum Client {
     Python(PathBuf),
     /// The npm prefix whose `node_modules` holds the SDK and the provider.
     Js(PathBuf),
+    /// The crates.io provider, linked into this task: [`rust_client`].
+    Rust,
 }
 
 impl Client {
@@ -85,6 +101,7 @@ impl Client {
         match self {
             Client::Python(_) => "ofrep-python",
             Client::Js(_) => "ofrep-js",
+            Client::Rust => "ofrep-rust",
         }
     }
 
@@ -94,8 +111,9 @@ impl Client {
         matches!(self, Client::Python(_))
     }
 
-    /// The command that runs the client's script over the plan into the result file.
-    fn command(&self, root: &Path, plan: &Path, result: &Path) -> Command {
+    /// The command that runs the client's script over the plan into the result file (`None`:
+    /// the client runs in-process).
+    fn command(&self, root: &Path, plan: &Path, result: &Path) -> Option<Command> {
         let mut command = match self {
             Client::Python(python) => {
                 let mut c = Command::new(python);
@@ -107,20 +125,25 @@ impl Client {
                 c.arg(root.join("experiments-serve/tests/ofrep_js/check.mjs")).arg(dir);
                 c
             }
+            Client::Rust => return None,
         };
         command.arg(plan).arg(result);
-        command
+        Some(command)
     }
 }
 
-/// Runs `cargo xtask TASK` (`ofrep-python` or `ofrep-js`): 0 when everything agreed, 1 on a
-/// disagreement, 2 when it could not run.
+/// Runs `cargo xtask TASK` (`ofrep-python`, `ofrep-js` or `ofrep-rust`): 0 when everything
+/// agreed, 1 on a disagreement, 2 when it could not run.
 pub fn run(task: &str, args: &[String]) -> ExitCode {
     let usage = format!(
-        "usage: cargo xtask {task} {} [--vectors DIR] [--decider-vectors DIR]",
-        if task == "ofrep-js" { "--node-dir DIR" } else { "--python PATH" }
+        "usage: cargo xtask {task} {}[--vectors DIR] [--decider-vectors DIR]",
+        match task {
+            "ofrep-js" => "--node-dir DIR ",
+            "ofrep-python" => "--python PATH ",
+            _ => "",
+        }
     );
-    let mut client = None;
+    let mut client = (task == "ofrep-rust").then_some(Client::Rust);
     let root = repo_root();
     let mut vectors = root.join("../shared/conformance/vectors");
     let mut decider_vectors = root.join("../shared/decider/vectors");
@@ -814,13 +837,14 @@ fn add_decider(plan: &mut Plan, work: &Path, root: &Path, vectors: &Path) -> Res
                 // refuses the server's integer (the wrapper's get_float would convert it); a
                 // client with one number type gets the integer's answer.
                 if kind == "integer" && expect.get("value").is_some() && ci == 0 {
-                    let float = case(
+                    let mut float = case(
                         format!("#{ci}"),
                         flag,
                         "float",
                         context.clone(),
                         error("TYPE_MISMATCH"),
                     );
+                    float["expect_as_integer"] = expect.clone();
                     cases.push(with_one_number_type(float, Some(one.unwrap_or(expect))));
                 }
             }
@@ -906,6 +930,7 @@ fn add_example(plan: &mut Plan, root: &Path) -> Result<(), String> {
         .map(|c| {
             let mut c = c.clone();
             c["expect"] = error("GENERAL");
+            c["unauthorized"] = Value::Bool(true);
             c
         })
         .collect();
@@ -1017,11 +1042,21 @@ fn run_checks(
     let plan_path = work.join("plan.json");
     let result_path = work.join("result.json");
     write_json(&plan_path, &json!({"groups": groups, "raw": raw}))?;
-    let mut command = client.command(root, &plan_path, &result_path);
-    let status =
-        command.status().map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
-    let result = read_json(&result_path)
-        .map_err(|e| format!("{command:?} ended with {status} and no result: {e}"))?;
+    let (result, ran) = match client.command(root, &plan_path, &result_path) {
+        Some(mut command) => {
+            let status = command
+                .status()
+                .map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
+            let result = read_json(&result_path)
+                .map_err(|e| format!("{command:?} ended with {status} and no result: {e}"))?;
+            (result, status.success())
+        }
+        None => {
+            let result = rust_client(&groups)?;
+            write_json(&result_path, &result)?;
+            (result, true)
+        }
+    };
     let mut agreed = result["agreed"].as_u64().unwrap_or(0);
     let mut disagreed = result["disagreed"].as_u64().unwrap_or(u64::MAX);
     if let Some(what) = result["client"].as_str() {
@@ -1074,5 +1109,254 @@ fn run_checks(
         eprintln!("{task}: skipped {skipped:?}");
     }
     println!("{task}: {agreed} agreed, {disagreed} disagreed, {total} skipped");
-    Ok(disagreed == 0 && status.success())
+    Ok(disagreed == 0 && ran)
+}
+
+// ---------------------------------------------------------------------------------------
+// The Rust client, in-process
+// ---------------------------------------------------------------------------------------
+
+/// What `cargo xtask ofrep-rust` drives (this crate's dependencies, pinned in its
+/// `Cargo.toml`).
+const RUST_CLIENT: &str = "open-feature-ofrep 0.1.2 over open-feature 0.3.0, in-process";
+
+/// An answer of the Rust provider: a value of its getter's type, or its error code.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Struct(StructValue),
+    Error(EvaluationErrorCode),
+}
+
+/// What the Rust provider should do with a case: its context, its answer (with a value: the
+/// variant too; the reason is always `STATIC` and there is no metadata) and the outcome's
+/// name for the tally.
+struct RustCase {
+    context: EvaluationContext,
+    answer: Answer,
+    variant: Option<String>,
+    kind: String,
+}
+
+/// The Rust provider's case for a plan case, or why it cannot be asked (`Err(Ok(why))`: a
+/// skip) or has no stated answer (`Err(Err(problem))`: a disagreement). Where the plan's
+/// `expect` (what the protocol means, and what the Python client gives) is not this client's
+/// answer, the difference is the provider's own (`open-feature-ofrep` 0.1.2, `resolver.rs`)
+/// and stated here, nowhere else.
+fn rust_case(c: &Value) -> Result<RustCase, Result<&'static str, String>> {
+    let flag = c["flag"].as_str().unwrap_or_default();
+    if flag.ends_with(|ch: char| ch <= ' ') {
+        // It formats `{base}/ofrep/v1/evaluate/flags/{flag}` with the key unescaped and
+        // reqwest's URL parser (WHATWG) trims spaces from the end: the server would get
+        // another key. (The rest of what a URL cannot carry the plan skips: `url_safe`.)
+        return Err(Ok("a flag key with spaces at the end, which the URL parser trims"));
+    }
+    // Its context holds a string targeting key and scalar custom fields: `null`, lists and
+    // objects it cannot send (a structure goes out as its `Debug` text), nor an integer
+    // beyond `i64`. Integers and floats stay apart (`1.0` is sent as `1.0`), so the plan's
+    // `expect` holds, not `expect_one_number_type`.
+    let mut context = EvaluationContext::default();
+    match &c["targeting_key"] {
+        Value::Null => {}
+        Value::String(k) => context.targeting_key = Some(k.clone()),
+        _ => return Err(Ok("a targeting key that is not a string, which its context cannot hold")),
+    }
+    for (name, v) in c["attributes"].as_object().into_iter().flatten() {
+        let field = match v {
+            Value::Bool(b) => EvaluationContextFieldValue::Bool(*b),
+            Value::String(s) => EvaluationContextFieldValue::String(s.clone()),
+            Value::Number(n) => match (n.is_f64(), n.as_i64(), n.as_f64()) {
+                (false, Some(i), _) => EvaluationContextFieldValue::Int(i),
+                (true, _, Some(x)) => EvaluationContextFieldValue::Float(x),
+                _ => return Err(Ok("an integer input beyond i64, which its context cannot hold")),
+            },
+            Value::Null => return Err(Ok("a null input, which its context cannot hold")),
+            _ => return Err(Ok("a list or object input, which it sends as Debug text")),
+        };
+        context.custom_fields.insert(name.clone(), field);
+    }
+    let kind = c["type"].as_str().unwrap_or_default();
+    let mut exp = &c["expect"];
+    let mut plan_kind = exp["error"].as_str().unwrap_or("value").to_owned();
+    if kind == "float" && exp["error"] == "TYPE_MISMATCH" {
+        // Its float getter reads the answer with `as_f64`, which takes an integer: where the
+        // Python provider answers TYPE_MISMATCH, it gets the integer config's answer.
+        exp = &c["expect_as_integer"];
+        plan_kind = "float of an integer".into();
+    }
+    if exp["error"].is_null() && exp.get("value").is_none() {
+        plan_kind = "no value".into();
+    }
+    let error = |code| (Answer::Error(code), None);
+    let (answer, variant) = if c["unauthorized"] == true {
+        // A 401 (or 403): a General error of its own text.
+        error(EvaluationErrorCode::General("authentication/authorization error".into()))
+    } else {
+        match (exp["error"].as_str(), exp.get("value")) {
+            // A 404.
+            (Some("FLAG_NOT_FOUND"), _) => error(EvaluationErrorCode::FlagNotFound),
+            // The server answers these codes with a 400, and it reads every 400 as
+            // InvalidContext whatever the body's `errorCode`.
+            (Some("INVALID_CONTEXT" | "PARSE_ERROR" | "TARGETING_KEY_MISSING" | "GENERAL"), _) => {
+                error(EvaluationErrorCode::InvalidContext)
+            }
+            (Some(code), _) => return Err(Err(format!("no answer stated for {code}"))),
+            // The protocol's code-default answer (200, no `value`): its getters read the
+            // missing `value` as `null`, which none converts: ParseError. The caller's default
+            // applies either way, as the server means it to.
+            (None, None) => error(EvaluationErrorCode::ParseError),
+            // A value, read by the getter's converter (`as_bool`, `as_i64`, `as_f64`, `as_str`,
+            // a structure through `into_feature_value`); one it does not convert (an integer
+            // beyond `i64` for the integer getter) is a ParseError.
+            (None, Some(v)) => {
+                let answer = match kind {
+                    "boolean" => v.as_bool().map(Answer::Bool),
+                    "integer" => v.as_i64().map(Answer::Int),
+                    "float" => v.as_f64().map(Answer::Float),
+                    "string" => v.as_str().map(|s| Answer::Str(s.to_owned())),
+                    "object" => v.as_object().map(|m| Answer::Struct(struct_value(m))),
+                    _ => return Err(Err(format!("no getter for type {kind:?}"))),
+                };
+                match answer {
+                    Some(a) => (a, exp["variant"].as_str().map(str::to_owned)),
+                    None => error(EvaluationErrorCode::ParseError),
+                }
+            }
+        }
+    };
+    let label = match &answer {
+        Answer::Error(code) => format!("{code:?}"),
+        _ => "value".into(),
+    };
+    Ok(RustCase { context, answer, variant, kind: format!("{plan_kind} -> {label}") })
+}
+
+/// A JSON object as the provider reads a structure (`into_feature_value`): integers that fit
+/// `i64` as integers, other numbers as floats, `null` as an empty string.
+fn struct_value(m: &Map<String, Value>) -> StructValue {
+    fn feature_value(v: &Value) -> open_feature::Value {
+        use open_feature::Value as V;
+        match v {
+            Value::Null => V::String(String::new()),
+            Value::Bool(b) => V::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => V::Int(i),
+                None => V::Float(n.as_f64().unwrap_or_default()),
+            },
+            Value::String(s) => V::String(s.clone()),
+            Value::Array(items) => V::Array(items.iter().map(feature_value).collect()),
+            Value::Object(m) => V::Struct(struct_value(m)),
+        }
+    }
+    let mut s = StructValue::default();
+    for (k, v) in m {
+        s.add_field(k, feature_value(v));
+    }
+    s
+}
+
+/// With a value: the answer's variant, reason and whether it had metadata.
+type ValueDetails = (Option<String>, Option<EvaluationReason>, bool);
+
+/// One evaluation through the provider's getter for `kind`: the answer and, with a value,
+/// the variant, reason and metadata.
+async fn rust_evaluate(
+    provider: &OfrepProvider,
+    kind: &str,
+    flag: &str,
+    context: &EvaluationContext,
+) -> (Answer, Option<ValueDetails>) {
+    fn split<T>(
+        r: open_feature::EvaluationResult<ResolutionDetails<T>>,
+        f: fn(T) -> Answer,
+    ) -> (Answer, Option<ValueDetails>) {
+        match r {
+            Ok(d) => (f(d.value), Some((d.variant, d.reason, d.flag_metadata.is_some()))),
+            Err(e) => (Answer::Error(e.code), None),
+        }
+    }
+    match kind {
+        "boolean" => split(provider.resolve_bool_value(flag, context).await, Answer::Bool),
+        "integer" => split(provider.resolve_int_value(flag, context).await, Answer::Int),
+        "float" => split(provider.resolve_float_value(flag, context).await, Answer::Float),
+        "object" => split(provider.resolve_struct_value(flag, context).await, Answer::Struct),
+        _ => split(provider.resolve_string_value(flag, context).await, Answer::Str),
+    }
+}
+
+/// Evaluates the plan's groups (with their servers' URLs) through the crates.io provider, one
+/// per group with its headers, and compares each answer with [`rust_case`]'s: the answer,
+/// and with a value the variant, reason `STATIC` and no metadata. Returns the scripts'
+/// RESULT.
+fn rust_client(groups: &[Value]) -> Result<Value, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(async {
+        let (mut agreed, mut failures) = (0u64, Vec::new());
+        let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+        let mut skipped: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut requests: BTreeMap<String, u64> = BTreeMap::new();
+        for group in groups {
+            let url = group["url"].as_str().unwrap_or_default();
+            let mut headers = HeaderMap::new();
+            for (name, value) in group["headers"].as_object().into_iter().flatten() {
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+                let value = HeaderValue::from_str(value.as_str().unwrap_or_default())
+                    .map_err(|e| e.to_string())?;
+                headers.insert(name, value);
+            }
+            let options = OfrepOptions { base_url: url.to_owned(), headers, ..Default::default() };
+            let provider = OfrepProvider::new(options).await.map_err(|e| format!("{url}: {e}"))?;
+            for c in group["cases"].as_array().into_iter().flatten() {
+                let what = format!("{} {} {} ({})", group["name"], c["id"], c["flag"], c["type"]);
+                let case = match rust_case(c) {
+                    Ok(case) => case,
+                    Err(Ok(why)) => {
+                        *skipped.entry(why).or_default() += 1;
+                        continue;
+                    }
+                    Err(Err(problem)) => {
+                        failures.push(format!("{what}: {problem}"));
+                        continue;
+                    }
+                };
+                let flag = c["flag"].as_str().unwrap_or_default();
+                let kind = c["type"].as_str().unwrap_or_default();
+                let (answer, details) = rust_evaluate(&provider, kind, flag, &case.context).await;
+                *requests.entry(url.to_owned()).or_default() += 1;
+                let mut problems = Vec::new();
+                if answer != case.answer {
+                    problems.push(format!("{answer:?}, expected {:?}", case.answer));
+                } else if let Some((variant, reason, metadata)) = details {
+                    if variant != case.variant {
+                        problems.push(format!("variant {variant:?}, expected {:?}", case.variant));
+                    }
+                    if reason != Some(EvaluationReason::Static) {
+                        problems.push(format!("reason {reason:?}, expected STATIC"));
+                    }
+                    if metadata {
+                        problems.push("metadata, where it drops it".into());
+                    }
+                }
+                if problems.is_empty() {
+                    agreed += 1;
+                    *by_kind.entry(case.kind).or_default() += 1;
+                } else {
+                    failures.push(format!("{what}: {}", problems.join("; ")));
+                }
+            }
+        }
+        for line in failures.iter().take(30) {
+            eprintln!("DISAGREE {line}");
+        }
+        Ok(json!({"agreed": agreed, "disagreed": failures.len(), "by_kind": by_kind,
+                  "requests": requests, "failures": failures, "skipped": skipped,
+                  "client": RUST_CLIENT}))
+    })
 }
