@@ -247,12 +247,13 @@ impl ConfigSettings {
         }
     }
 
-    /// The file path or the URL, for messages.
+    /// The file path, or the URL with its secrets redacted (`HttpSourceSettings::shown_url`),
+    /// for messages and status pages.
     pub fn source_name(&self) -> String {
         match &self.source {
             SourceSettings::File(w) => w.path.display().to_string(),
             #[cfg(feature = "http-config")]
-            SourceSettings::Http(h) => format!("{h:?}"),
+            SourceSettings::Http(h) => h.shown_url(),
         }
     }
 

@@ -185,6 +185,18 @@ fn quoted_name(name: &str) -> String {
 }
 
 impl HttpSourceSettings {
+    /// The URL as status pages and logs show it: credentials in the userinfo and the query
+    /// replaced by `<redacted>`, the fragment dropped.
+    ///
+    /// ```
+    /// # use experiments_watch::HttpSourceSettings;
+    /// let s = HttpSourceSettings::new("https://user:pw@config.internal/e.json?token=x");
+    /// assert_eq!(s.shown_url(), "https://<redacted>@config.internal/e.json?<redacted>");
+    /// ```
+    pub fn shown_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
     /// Default settings for `url`.
     pub fn new(url: impl Into<String>) -> Self {
         HttpSourceSettings {
@@ -300,7 +312,7 @@ pub struct HttpSource(pub HttpSourceSettings);
 
 impl ConfigSource for HttpSource {
     fn describe(&self) -> String {
-        redact_url(&self.0.url)
+        self.0.shown_url()
     }
 
     fn limits(&self) -> StoreLimits {
@@ -317,7 +329,7 @@ impl ConfigSource for HttpSource {
         let poller = Poller {
             client,
             url,
-            shown_url: redact_url(&settings.url),
+            shown_url: settings.shown_url(),
             poll_interval: settings.poll_interval.min(MAX_WAIT),
             request_timeout: settings.request_timeout.min(MAX_WAIT),
             connect_timeout: settings.connect_timeout.min(MAX_WAIT),
