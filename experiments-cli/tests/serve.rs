@@ -19,11 +19,12 @@ fn serve(settings: &Path, listen: &str) -> Command {
 
 /// Starts the server and reads its address from the `listening on` line.
 fn start(settings: &Path) -> (Child, String) {
-    let mut child = serve(settings, "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    start_command(serve(settings, "127.0.0.1:0"))
+}
+
+/// Starts `command` (an [`serve`] command) and reads the address it listens on.
+fn start_command(mut command: Command) -> (Child, String) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     let addr = line
@@ -36,11 +37,16 @@ fn start(settings: &Path) -> (Child, String) {
 
 /// One HTTP/1.1 POST, the connection closed after it: (status, JSON body).
 fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
+    post_with(addr, path, "", body)
+}
+
+/// [`post`] with extra header lines (each ending in `\r\n`).
+fn post_with(addr: &str, path: &str, headers: &str, body: &str) -> (u16, Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -116,6 +122,44 @@ async fn serve_answers_then_stops_with_every_event_delivered() {
     assert!(status.success(), "{status:?}: {stderr}");
     assert_eq!(collector.distinct(), variants);
     assert_eq!(collector.bad_signatures(), 0);
+}
+
+/// Credentials named by `{"env"}` and `{"file"}` (relative to the settings file) are read at
+/// start and accepted; anything else is refused; an unset variable keeps it from starting.
+#[test]
+fn serve_takes_credentials_from_the_environment_and_files() {
+    let dir = example_dir();
+    let settings = dir.path().join("serve.json");
+    std::fs::write(dir.path().join("token.txt"), "t-from-file\n").unwrap();
+    std::fs::write(
+        &settings,
+        r#"{"config": {"path": "experiments.json"}, "sink": "none",
+            "serve": {"auth": {"api_keys": [{"env": "EXPERIMENTS_TEST_KEY"}],
+                               "bearer_tokens": [{"file": "token.txt"}]}}}"#,
+    )
+    .unwrap();
+    let mut command = serve(&settings, "127.0.0.1:0");
+    command.env("EXPERIMENTS_TEST_KEY", "k-from-env");
+    let (mut child, addr) = start_command(command);
+    let path = "/ofrep/v1/evaluate/flags/legacy_search";
+    let body = r#"{"context": {"targetingKey": "t2_1"}}"#;
+    for (headers, expected) in [
+        ("X-API-Key: k-from-env\r\n", 200),
+        ("Authorization: Bearer t-from-file\r\n", 200),
+        ("", 401),
+        ("X-API-Key: EXPERIMENTS_TEST_KEY\r\n", 401),
+        ("Authorization: Bearer token.txt\r\n", 401),
+    ] {
+        let (status, answer) = post_with(&addr, path, headers, body);
+        assert_eq!(status, expected, "{headers:?}: {answer}");
+    }
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+
+    let o = serve(&settings, "127.0.0.1:0").env_remove("EXPERIMENTS_TEST_KEY").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("serve.auth.api_keys: entry 0: environment variable"), "{stderr}");
 }
 
 /// A settings document it cannot use, or an address in use: exit 2, saying why.

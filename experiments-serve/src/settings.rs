@@ -82,16 +82,91 @@ impl Default for ServeSettings {
 /// Credentials callers must present: an `X-API-Key` header or an `Authorization: Bearer`
 /// token (OFREP's two schemes), compared in constant time. Either list may be empty, not
 /// both.
+///
+/// In the settings document each credential is a string, or is read when the settings are:
+/// `{"env": "NAME"}` takes an environment variable's value, `{"file": "path"}` a file's
+/// contents without the trailing line break (a relative path is relative to the settings
+/// file), so the secret itself need not be in the document.
+///
+/// ```
+/// use experiments_serve::ServeSettings;
+///
+/// let s = ServeSettings::from_value(serde_json::json!({
+///     "auth": {"api_keys": ["k-literal"], "bearer_tokens": [{"file": "/run/secrets/ofrep"}]}
+/// }));
+/// // Read when the settings are: a missing file is an error naming the field.
+/// let err = s.unwrap_err().to_string();
+/// assert!(err.starts_with("serve.auth.bearer_tokens: entry 0: /run/secrets/ofrep: "), "{err}");
+/// # Ok::<(), experiments_sdk::SettingsError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AuthSettings {
     /// Accepted `X-API-Key` values.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "credentials")]
     pub api_keys: Vec<String>,
     /// Accepted bearer tokens.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "credentials")]
     pub bearer_tokens: Vec<String>,
+}
+
+/// The largest credential file read: a secret is short, a mistaken path may not be.
+const MAX_CREDENTIAL_FILE: u64 = 64 * 1024;
+
+/// A credential as the settings document gives it.
+#[derive(Deserialize)]
+#[serde(untagged, deny_unknown_fields, expecting = "a string, {\"env\": NAME} or {\"file\": PATH}")]
+enum CredentialEntry {
+    Literal(String),
+    Env { env: String },
+    File { file: std::path::PathBuf },
+}
+
+/// Deserializes a credential list, resolving `{"env"}` and `{"file"}` entries.
+fn credentials<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    use serde::de::Error;
+    let entries = Vec::<CredentialEntry>::deserialize(d)?;
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| match entry {
+            CredentialEntry::Literal(secret) => Ok(secret),
+            CredentialEntry::Env { env } => std::env::var(&env).map_err(|e| {
+                D::Error::custom(format_args!("entry {i}: environment variable {env}: {e}"))
+            }),
+            CredentialEntry::File { file } => read_credential_file(&file)
+                .map_err(|e| D::Error::custom(format_args!("entry {i}: {}: {e}", file.display()))),
+        })
+        .collect()
+}
+
+/// A credential file's contents without the trailing line break; refuses files over
+/// [`MAX_CREDENTIAL_FILE`] and text that is not UTF-8.
+fn read_credential_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_CREDENTIAL_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CREDENTIAL_FILE {
+        return Err(std::io::Error::other(format!("larger than {MAX_CREDENTIAL_FILE} bytes")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8"))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Makes the relative `{"file": PATH}` credentials of a `"serve"` section relative to `dir`.
+fn resolve_credential_files(serve: &mut Value, dir: &Path) {
+    let Some(auth) = serve.get_mut("auth").and_then(Value::as_object_mut) else { return };
+    for list in ["api_keys", "bearer_tokens"] {
+        let Some(entries) = auth.get_mut(list).and_then(Value::as_array_mut) else { continue };
+        for entry in entries {
+            if let Some(Value::String(file)) = entry.get_mut("file")
+                && Path::new(file.as_str()).is_relative()
+            {
+                *file = dir.join(file.as_str()).to_string_lossy().into_owned();
+            }
+        }
+    }
 }
 
 impl AuthSettings {
@@ -177,9 +252,14 @@ impl ServeSettings {
 pub fn read_settings_file(
     path: impl AsRef<Path>,
 ) -> Result<(Settings, ServeSettings), SettingsError> {
+    let path = path.as_ref();
     let (settings, mut sections) = Settings::from_file_with_sections(path, &["serve"])?;
     let serve = match sections.remove("serve") {
-        Some(value) => ServeSettings::from_value(value)?,
+        Some(mut value) => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            resolve_credential_files(&mut value, dir);
+            ServeSettings::from_value(value)?
+        }
         None => ServeSettings::default(),
     };
     Ok((settings, serve))
@@ -219,10 +299,43 @@ mod tests {
         let path = dir.path().join("serve.json");
         std::fs::write(&path, &readme[start..end]).unwrap();
         let (settings, serve) = read_settings_file(&path).unwrap();
-        assert!(settings.config.source_name().contains("https://config.internal/experiments.json"));
+        assert_eq!(settings.config.source_name(), "https://config.internal/experiments.json");
         assert_eq!(serve.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(serve.auth.as_ref().map(|a| a.api_keys.len()), Some(1));
         assert_eq!(serve.metrics_max_flags, 1000);
+    }
+
+    #[test]
+    fn credentials_come_from_files_relative_to_the_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "k-1\r\n").unwrap();
+        std::fs::write(dir.path().join("big"), vec![b'k'; 70_000]).unwrap();
+        std::fs::write(dir.path().join("latin1"), b"k\xe9").unwrap();
+        let path = dir.path().join("settings.json");
+        let write = |auth: &str| {
+            let doc = format!(r#"{{"config": {{"path": "e.json"}}, "serve": {{"auth": {auth}}}}}"#);
+            std::fs::write(&path, doc).unwrap();
+        };
+        write(r#"{"api_keys": [{"file": "key"}, "k-2"]}"#);
+        let (_, serve) = read_settings_file(&path).unwrap();
+        assert_eq!(serve.auth.unwrap().api_keys, ["k-1", "k-2"]);
+        for (auth, expected) in [
+            (r#"{"api_keys": [{"file": "big"}]}"#, "larger than 65536 bytes"),
+            (r#"{"api_keys": [{"file": "latin1"}]}"#, "not UTF-8"),
+            (r#"{"api_keys": ["k", {"file": "absent"}]}"#, "entry 1: "),
+            (r#"{"bearer_tokens": [{"file": "key", "env": "X"}]}"#, "a string, {\"env\""),
+            (r#"{"bearer_tokens": [7]}"#, "a string, {\"env\""),
+            (r#"{"bearer_tokens": [{"env": "EXPERIMENTS_SURELY_UNSET_VAR"}]}"#, "entry 0: "),
+        ] {
+            write(auth);
+            let err = read_settings_file(&path).unwrap_err();
+            assert!(err.field.starts_with("serve.auth."), "{auth}: {err}");
+            assert!(err.to_string().contains(expected), "{auth}: {err}");
+        }
+        // An empty file is an empty credential, refused like an empty string.
+        std::fs::write(dir.path().join("key"), "\n").unwrap();
+        write(r#"{"api_keys": [{"file": "key"}]}"#);
+        assert_eq!(read_settings_file(&path).unwrap_err().field, "serve.auth.api_keys");
     }
 
     #[test]
