@@ -53,5 +53,10 @@ mod ofrep;
 mod server;
 mod settings;
 
+/// The strict `/metrics` reader the unit tests share with `tests/http.rs`.
+#[cfg(test)]
+#[path = "../tests/support/prometheus.rs"]
+mod prometheus;
+
 pub use server::{ServeError, ServeReport, Server};
 pub use settings::{AuthSettings, DEFAULT_LISTEN, ServeSettings, read_settings_file};

@@ -599,92 +599,20 @@ fn escape_label_value(out: &mut String, value: &str) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::HashSet;
     use std::time::Duration;
 
     use experiments_sdk::events::{PipelineSettings, StdoutSink};
     use experiments_sdk::watch::{FailureKind, LoadFailure};
     use experiments_sdk::{ClientStatus, Config, ExperimentsClient, Inputs, SinkSettings};
-    use prom_text_format_parser::{Scrape, Type, ValueType};
+    use prom_text_format_parser::Type;
 
     use super::Metrics;
+    use crate::prometheus::{Parsed, named, parse, value};
 
     const CONFIG: &str = r#"{"rollout": {"id": 3, "name": "rollout", "owner": "team",
       "type": "feature_rollout", "version": "1", "start_ts": 0, "stop_ts": 4102444800,
       "experiment": {"experiment_version": 2, "variants": [{"name": "on", "size": 1.0}]}}}"#;
-
-    /// One parsed sample: its full name (`_bucket`, `_sum`, `_count` put back for
-    /// histograms), the family's type, its labels unescaped, its value.
-    #[derive(Debug)]
-    struct Parsed {
-        name: String,
-        kind: Type,
-        labels: BTreeMap<String, String>,
-        value: f64,
-    }
-
-    /// A label value as written (escaped) back to the string it stands for.
-    fn unescape(raw: &str) -> String {
-        let mut out = String::new();
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some(c @ ('\\' | '"')) => out.push(c),
-                other => panic!("bad escape \\{other:?} in {raw:?}"),
-            }
-        }
-        out
-    }
-
-    /// The samples of `text`, read by a strict parser of the text format (escapes, names,
-    /// floats, family grouping); every family must have HELP and TYPE, appear once, and
-    /// hold no duplicate series.
-    fn parse(text: &str) -> Vec<Parsed> {
-        let scrape = Scrape::parse(text).unwrap_or_else(|e| panic!("{e:?} in\n{text}"));
-        let mut families = HashSet::new();
-        let mut series = HashSet::new();
-        let mut samples = Vec::new();
-        for metric in scrape.metrics {
-            assert!(families.insert(metric.name.clone()), "{} twice", metric.name);
-            assert!(metric.help_desc.is_some(), "{} has no HELP", metric.name);
-            assert_ne!(metric.kind, Type::Untyped, "{} has no TYPE", metric.name);
-            for s in metric.samples {
-                let suffix = match (metric.kind, s.value.value_type) {
-                    (Type::Histogram, ValueType::Sample) => "_bucket",
-                    (_, ValueType::Sum) => "_sum",
-                    (_, ValueType::Count) => "_count",
-                    _ => "",
-                };
-                let labels: BTreeMap<String, String> =
-                    s.labels.iter().map(|l| (l.key.clone(), unescape(&l.value))).collect();
-                let name = format!("{}{suffix}", metric.name);
-                assert!(series.insert((name.clone(), labels.clone())), "{name} {labels:?} twice");
-                samples.push(Parsed {
-                    name,
-                    kind: metric.kind,
-                    labels,
-                    value: s.value.value.as_f64(),
-                });
-            }
-        }
-        samples
-    }
-
-    /// The value of the one sample named `name` with exactly `labels`.
-    fn value(samples: &[Parsed], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let want: BTreeMap<String, String> =
-            labels.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect();
-        samples.iter().find(|s| s.name == name && s.labels == want).map(|s| s.value)
-    }
-
-    fn named<'a>(samples: &'a [Parsed], name: &'a str) -> impl Iterator<Item = &'a Parsed> {
-        samples.iter().filter(move |s| s.name == name)
-    }
 
     /// The status of a real client serving [`CONFIG`], with a pipeline writing nowhere or
     /// none; the client is returned too so its store can be fed.

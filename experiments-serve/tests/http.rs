@@ -17,12 +17,15 @@ use experiments_sdk::watch::{
 };
 use experiments_sdk::{Config, DeciderContext, ExperimentsClient, Inputs, SinkSettings, Startup};
 use experiments_serve::{ServeError, ServeReport, ServeSettings, Server};
-use prom_text_format_parser::{Scrape, Type, ValueType};
+use prom_text_format_parser::Type;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+#[path = "support/prometheus.rs"]
+mod prometheus;
 
 const EXAMPLE_EXPERIMENTS: &str =
     include_str!("../../experiments-cli/src/example-experiments.json");
@@ -1130,44 +1133,6 @@ async fn idle_keep_alive_connections_are_closed() {
 // 6. Operations
 // ---------------------------------------------------------------------------------------
 
-/// One parsed sample: its full name (`_bucket`, `_sum`, `_count` put back for histograms),
-/// the family's type, its labels, its value.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    kind: Type,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse_metrics(text: &str) -> Vec<Sample> {
-    let scrape = Scrape::parse(text).unwrap_or_else(|e| panic!("{e:?} in\n{text}"));
-    let mut samples = Vec::new();
-    for metric in scrape.metrics {
-        for s in metric.samples {
-            let suffix = match (metric.kind, s.value.value_type) {
-                (Type::Histogram, ValueType::Sample) => "_bucket",
-                (_, ValueType::Sum) => "_sum",
-                (_, ValueType::Count) => "_count",
-                _ => "",
-            };
-            samples.push(Sample {
-                name: format!("{}{suffix}", metric.name),
-                kind: metric.kind,
-                labels: s.labels.iter().map(|l| (l.key.clone(), l.value.clone())).collect(),
-                value: s.value.value.as_f64(),
-            });
-        }
-    }
-    samples
-}
-
-fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<String, String> =
-        labels.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())).collect();
-    samples.iter().find(|s| s.name == name && s.labels == want).map(|s| s.value)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {
     let sink = Counting::new();
@@ -1206,28 +1171,52 @@ async fn health_readiness_and_metrics() {
     let content_type = a.header("content-type").unwrap();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let text = a.text();
-    let samples = parse_metrics(&text);
-    assert_eq!(metric(&samples, "experiments_config_version", &[]), Some(1.0), "{text}");
-    assert_eq!(metric(&samples, "experiments_config_health", &[("health", "ready")]), Some(1.0));
+    let samples = prometheus::parse(&text);
+    assert_eq!(prometheus::value(&samples, "experiments_config_version", &[]), Some(1.0), "{text}");
+    assert_eq!(
+        prometheus::value(&samples, "experiments_config_health", &[("health", "ready")]),
+        Some(1.0)
+    );
     let evals = "experiments_serve_evaluations_total";
     for (outcome, count) in &outcomes {
-        let got = metric(&samples, evals, &[("flag", "feed_ranking"), ("outcome", outcome)]);
+        let got =
+            prometheus::value(&samples, evals, &[("flag", "feed_ranking"), ("outcome", outcome)]);
         assert_eq!(got, Some(*count as f64), "{outcome}: {text}");
     }
     assert_eq!(
-        metric(&samples, evals, &[("flag", "feed_ranking"), ("outcome", "TARGETING_KEY_MISSING")]),
+        prometheus::value(
+            &samples,
+            evals,
+            &[("flag", "feed_ranking"), ("outcome", "TARGETING_KEY_MISSING")]
+        ),
         Some(1.0)
     );
-    assert_eq!(metric(&samples, evals, &[("flag", ""), ("outcome", "FLAG_NOT_FOUND")]), Some(3.0));
+    assert_eq!(
+        prometheus::value(&samples, evals, &[("flag", ""), ("outcome", "FLAG_NOT_FOUND")]),
+        Some(3.0)
+    );
     assert!(samples.iter().filter(|s| s.name == evals).all(|s| s.kind == Type::Counter));
     let requests = "experiments_serve_requests_total";
-    assert_eq!(metric(&samples, requests, &[("route", "evaluate"), ("code", "200")]), Some(25.0));
-    assert_eq!(metric(&samples, requests, &[("route", "evaluate"), ("code", "404")]), Some(3.0));
-    assert_eq!(metric(&samples, requests, &[("route", "evaluate"), ("code", "400")]), Some(1.0));
-    assert_eq!(metric(&samples, requests, &[("route", "healthz"), ("code", "200")]), Some(1.0));
+    assert_eq!(
+        prometheus::value(&samples, requests, &[("route", "evaluate"), ("code", "200")]),
+        Some(25.0)
+    );
+    assert_eq!(
+        prometheus::value(&samples, requests, &[("route", "evaluate"), ("code", "404")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        prometheus::value(&samples, requests, &[("route", "evaluate"), ("code", "400")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        prometheus::value(&samples, requests, &[("route", "healthz"), ("code", "200")]),
+        Some(1.0)
+    );
     // The latency histogram: cumulative buckets ending at +Inf = count.
     let route = [("route", "evaluate")];
-    let count = metric(&samples, "experiments_serve_request_duration_seconds_count", &route);
+    let count =
+        prometheus::value(&samples, "experiments_serve_request_duration_seconds_count", &route);
     assert_eq!(count, Some(29.0), "{text}");
     let buckets: Vec<(f64, f64)> = samples
         .iter()
@@ -1244,12 +1233,19 @@ async fn health_readiness_and_metrics() {
             .any(|s| s.name == "experiments_serve_request_duration_seconds_sum" && s.value > 0.0)
     );
     // The pipeline's counters.
-    let accepted = metric(&samples, "experiments_events_accepted_total", &[]);
+    let accepted = prometheus::value(&samples, "experiments_events_accepted_total", &[]);
     assert_eq!(accepted, Some(bucketed as f64), "{text}");
-    assert_eq!(metric(&samples, "experiments_events_delivered_total", &[]), Some(bucketed as f64));
-    assert_eq!(metric(&samples, "experiments_events_in_flight", &[]), Some(0.0));
     assert_eq!(
-        metric(&samples, "experiments_events_dropped_total", &[("reason", "queue_full")]),
+        prometheus::value(&samples, "experiments_events_delivered_total", &[]),
+        Some(bucketed as f64)
+    );
+    assert_eq!(prometheus::value(&samples, "experiments_events_in_flight", &[]), Some(0.0));
+    assert_eq!(
+        prometheus::value(
+            &samples,
+            "experiments_events_dropped_total",
+            &[("reason", "queue_full")]
+        ),
         Some(0.0)
     );
     assert!(!text.contains("experiments_config_last_error"), "{text}");
@@ -1295,9 +1291,12 @@ async fn readiness_is_503_until_a_config_loads() {
     let a = server.post("/ofrep/v1/evaluate/flags", "{}").await;
     assert_eq!((a.status, &a.json()["errorCode"]), (503, &json!("PROVIDER_NOT_READY")));
     let text = server.get("/metrics").await.text();
-    let samples = parse_metrics(&text);
-    assert_eq!(metric(&samples, "experiments_config_health", &[("health", "empty")]), Some(1.0));
-    assert_eq!(metric(&samples, "experiments_config_version", &[]), None, "{text}");
+    let samples = prometheus::parse(&text);
+    assert_eq!(
+        prometheus::value(&samples, "experiments_config_health", &[("health", "empty")]),
+        Some(1.0)
+    );
+    assert_eq!(prometheus::value(&samples, "experiments_config_version", &[]), None, "{text}");
 
     // The file appears: ready.
     std::fs::write(&path, baseplate_doc()).unwrap();
