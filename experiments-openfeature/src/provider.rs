@@ -204,7 +204,28 @@ impl ExperimentsProvider {
         &self,
         ctx: &EvaluationContext,
     ) -> Vec<(String, Result<Evaluation, EvaluationError>)> {
-        let prepared = Prepared::new(ctx);
+        self.evaluate_every_flag(Prepared::new(ctx))
+    }
+
+    /// [`ExperimentsProvider::evaluate_all`] without exposure events, for callers that
+    /// fetch every flag ahead of use (OFREP's bulk evaluation, a client-side cache), where
+    /// logging would count users who never see a variant as exposed to it: baseplate
+    /// experiments log no bucketing event (`bucketing_event_override=False`), decider
+    /// features are decided as `get_variant_without_expose`, which still logs holdout
+    /// events, as reddit-decider does.
+    pub fn evaluate_all_without_exposure(
+        &self,
+        ctx: &EvaluationContext,
+    ) -> Vec<(String, Result<Evaluation, EvaluationError>)> {
+        let mut prepared = Prepared::new(ctx);
+        prepared.expose = false;
+        self.evaluate_every_flag(prepared)
+    }
+
+    fn evaluate_every_flag(
+        &self,
+        prepared: Prepared<'_>,
+    ) -> Vec<(String, Result<Evaluation, EvaluationError>)> {
         let snapshot = match &prepared.current {
             Some(r) => r.snapshot().cloned(),
             None => self.client.snapshot(),
@@ -308,7 +329,7 @@ impl ExperimentsProvider {
             .map_err(|e| error(EvaluationErrorCode::InvalidContext, e.clone()))?;
         let mut trace = BaseplateTrace::default();
         let variant = request
-            .variant_traced(flag, inputs, None, &mut trace)
+            .variant_traced(flag, inputs, (!prepared.expose).then_some(false), &mut trace)
             .map_err(|e| engine_error(format!("{}: {e}", e.python_exception())))?
             .0
             .map(str::to_owned);
@@ -407,10 +428,12 @@ impl ExperimentsProvider {
                 Some(current) => self.client.decider_request_in(current, wctx.clone()),
                 None => self.client.decider_request(wctx.clone(), None),
             });
-            let variant = request
-                .try_get_variant(flag, &Map::new())
-                .map_err(|e| wrapper_error(&e, no_key))?
-                .map(str::to_owned);
+            let variant = if prepared.expose {
+                request.try_get_variant(flag, &Map::new())
+            } else {
+                request.try_get_variant_without_expose(flag)
+            };
+            let variant = variant.map_err(|e| wrapper_error(&e, no_key))?.map(str::to_owned);
             let (reason, why) = trace.reason(variant.is_some());
             return Ok(Resolution { answer: Answer::Variant(variant), reason, why, metadata });
         }
@@ -482,6 +505,9 @@ struct Prepared<'c> {
     inputs: OnceCell<Result<Inputs, String>>,
     decider: OnceCell<Result<(WrapperContext, DeciderCoreContext), String>>,
     decider_request: OnceCell<DeciderRequest>,
+    /// Whether evaluations log their exposure events (all but
+    /// [`ExperimentsProvider::evaluate_all_without_exposure`]).
+    expose: bool,
 }
 
 impl<'c> Prepared<'c> {
@@ -492,6 +518,7 @@ impl<'c> Prepared<'c> {
             inputs: OnceCell::new(),
             decider: OnceCell::new(),
             decider_request: OnceCell::new(),
+            expose: true,
         }
     }
 }

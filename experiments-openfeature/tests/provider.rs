@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use experiments_openfeature::{
-    ExperimentsProvider, NO_VARIANT, NoVariant, PROVIDER_NAME, ProviderEvent, no_variant_reason,
+    Evaluation, ExperimentsProvider, NO_VARIANT, NoVariant, PROVIDER_NAME, ProviderEvent,
+    no_variant_reason,
 };
 use experiments_sdk::events::{
     Batch, Encoding, EventSink, ExportOutcome, PipelineSettings, SinkProfile, async_trait,
@@ -17,8 +18,8 @@ use experiments_sdk::watch::{
 use experiments_sdk::{Config, CorrelationId, ExperimentsClient, Inputs, Startup};
 use open_feature::provider::{FeatureProvider, ProviderStatus};
 use open_feature::{
-    Client, EvaluationContext, EvaluationContextFieldValue, EvaluationErrorCode, EvaluationReason,
-    FlagMetadataValue, OpenFeature, StructValue, Value,
+    Client, EvaluationContext, EvaluationContextFieldValue, EvaluationError, EvaluationErrorCode,
+    EvaluationReason, FlagMetadataValue, OpenFeature, StructValue, Value,
 };
 
 const BASEPLATE: &str = r#"{
@@ -667,4 +668,56 @@ async fn a_scoped_request_keeps_its_snapshot() {
     assert_eq!((old.as_str(), meta), ("on", FlagMetadataValue::Int(1)));
     let e = flags.get_string_details("rollout", Some(&user("t2_1")), None).await.unwrap_err();
     assert_eq!(e.code, EvaluationErrorCode::FlagNotFound, "outside: the new config");
+}
+
+/// `evaluate_all_without_exposure` answers what `evaluate_all` answers, flag by flag, and
+/// logs no exposure, in both dialects; `evaluate_all` logs what the client's own calls for
+/// every flag log.
+#[tokio::test]
+async fn evaluating_every_flag_without_exposure_logs_nothing() {
+    type Outcome = Result<(Option<serde_json::Value>, Option<String>, EvaluationReason), String>;
+    fn outcomes(all: Vec<(String, Result<Evaluation, EvaluationError>)>) -> Vec<(String, Outcome)> {
+        let outcome = |r: Result<Evaluation, EvaluationError>| {
+            r.map(|e| (e.value, e.variant, e.reason)).map_err(|e| format!("{:?}", e.code))
+        };
+        all.into_iter().map(|(key, r)| (key, outcome(r))).collect()
+    }
+    for decider in [false, true] {
+        let sink = Collect::new(if decider { Encoding::V2 } else { Encoding::Json });
+        let client = if decider {
+            decider_client(Arc::clone(&sink)).await
+        } else {
+            baseplate_client(Arc::clone(&sink)).await
+        };
+        let provider = ExperimentsProvider::new(client.clone());
+        let mut exposures = 0;
+        for i in 0..20 {
+            let id = format!("t2_{i}");
+            let quiet = outcomes(provider.evaluate_all_without_exposure(&user(&id)));
+            flush(&client).await;
+            assert_eq!(sink.take().len(), 0, "decider={decider}: no exposure");
+            let logged = outcomes(provider.evaluate_all(&user(&id)));
+            assert_eq!(quiet, logged, "decider={decider}");
+            assert!(quiet.len() > 3, "{quiet:?}");
+            flush(&client).await;
+            let by_provider = sink.take().len();
+            // The same flags through the client's own calls.
+            if decider {
+                let ctx = experiments_sdk::DeciderContext::builder().user_id(&id).build();
+                let request = client.decider_request(ctx, None);
+                for (key, _) in &logged {
+                    request.get_variant(key, &serde_json::Map::new());
+                }
+            } else {
+                let inputs = Inputs::new().with("user_id", id.as_str());
+                for (key, _) in &logged {
+                    let _ = client.request().variant(key, &inputs);
+                }
+            }
+            flush(&client).await;
+            assert_eq!(by_provider, sink.take().len(), "decider={decider}: {id}");
+            exposures += by_provider;
+        }
+        assert!(exposures >= 20, "decider={decider}: {exposures}");
+    }
 }

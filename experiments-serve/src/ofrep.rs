@@ -341,7 +341,8 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> Option<Response> {
 }
 
 /// `POST /ofrep/v1/evaluate/flags`: every flag of the config for one context, with an
-/// `ETag`; `304` while the config and the context are those of `If-None-Match`.
+/// `ETag`; `304` while the config and the context are those of `If-None-Match`. Exposures
+/// are logged unless `serve.bulk_exposures` is false.
 pub(crate) async fn evaluate_bulk(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let context = match read_body(body, shared.settings.max_body_bytes)
@@ -370,9 +371,12 @@ pub(crate) async fn evaluate_bulk(State(shared): State<Arc<Shared>>, request: Re
         Ok(ctx) => ctx,
         Err(failure) => return failure.response(None),
     };
-    let flags: Vec<Value> = shared
-        .provider
-        .evaluate_all(&ctx)
+    let evaluations = if shared.settings.bulk_exposures {
+        shared.provider.evaluate_all(&ctx)
+    } else {
+        shared.provider.evaluate_all_without_exposure(&ctx)
+    };
+    let flags: Vec<Value> = evaluations
         .into_iter()
         .map(|(key, evaluation)| match evaluation {
             Ok(evaluation) => {

@@ -60,6 +60,12 @@ pub struct ServeSettings {
     pub shutdown_timeout: Duration,
     /// Distinct flags the metrics label separately (`1000`); the rest count as `_other`.
     pub metrics_max_flags: usize,
+    /// Whether bulk evaluation logs an exposure for every variant it returns (`true`, as
+    /// single evaluations do). Client-side providers fetch every flag ahead of use, so an
+    /// analysis counting exposures may want `false`: variants are then decided without
+    /// exposure (baseplate's `bucketing_event_override=False`, decider's
+    /// `get_variant_without_expose`, which still logs holdout events).
+    pub bulk_exposures: bool,
 }
 
 impl Default for ServeSettings {
@@ -75,6 +81,7 @@ impl Default for ServeSettings {
             idle_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             metrics_max_flags: 1000,
+            bulk_exposures: true,
         }
     }
 }

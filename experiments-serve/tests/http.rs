@@ -850,6 +850,33 @@ async fn bulk_evaluation_has_etags_and_304_evaluates_nothing() {
     server.shutdown().await;
 }
 
+/// `bulk_exposures: false`: the same answers as with exposures, and nothing logged; single
+/// evaluations still log theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_evaluation_can_leave_exposures_to_the_caller() {
+    let sink = Counting::new();
+    let client = baseplate_client(Some(Arc::clone(&sink))).await;
+    let quiet = serve(client.clone(), json!({"bulk_exposures": false})).await;
+    let logging = serve(client.clone(), json!({})).await;
+    let (user, variant) = bucketed_user("feed_ranking").await;
+    let body = json!({"context": {"targetingKey": user, "app_name": "ios"}}).to_string();
+    let a = quiet.post("/ofrep/v1/evaluate/flags", body.clone()).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    flush(&client).await;
+    assert_eq!(sink.take().len(), 0, "bulk_exposures: false logs nothing");
+    let b = logging.post("/ofrep/v1/evaluate/flags", body.clone()).await;
+    assert_eq!(a.json(), b.json(), "the same answers either way");
+    assert_eq!(a.header("etag"), b.header("etag"));
+    flush(&client).await;
+    assert!(!sink.take().is_empty(), "the default logs the bulk exposures");
+    let a = quiet.post("/ofrep/v1/evaluate/flags/feed_ranking", body).await;
+    assert_eq!(a.json()["variant"], variant.as_str());
+    flush(&client).await;
+    assert_eq!(sink.take().len(), 1, "single evaluations log their exposure");
+    quiet.shutdown().await;
+    logging.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // 3. Per-request scope
 // ---------------------------------------------------------------------------------------
