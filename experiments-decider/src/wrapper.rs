@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::context::{Context, ContextError, StringField};
-use crate::decide::{Decision, NoTrace};
+use crate::decide::{Decision, NoTrace, Observer};
 use crate::error::DecideError;
 use crate::event::{DecisionKind, EventStamp, Exposure, OwnedExposure};
 use crate::format::push_py_json;
@@ -1061,10 +1061,11 @@ impl<'m, H: WrapperHandler, S: BorrowMut<WrapperState>> WrapperRequest<'m, H, S>
         name: &str,
         ctx: Arc<Context>,
         exposure_kwargs: Option<&Map<String, Value>>,
+        observer: &mut impl Observer,
     ) -> Result<Option<&'m str>, WrapperError> {
         let m = self.internal()?;
         let feature = m.get_feature(name)?;
-        let decision = m.decide(feature, &ctx, &mut NoTrace)?;
+        let decision = m.decide(feature, &ctx, observer)?;
         let variant = decision
             .variant()
             .and_then(|v| feature.variants().iter().map(|x| x.name()).find(|name| *name == v));
@@ -1097,10 +1098,22 @@ impl<'m, H: WrapperHandler, S: BorrowMut<WrapperState>> WrapperRequest<'m, H, S>
         experiment_name: &str,
         exposure_kwargs: &Map<String, Value>,
     ) -> Result<Option<&'m str>, WrapperError> {
+        self.try_get_variant_traced(experiment_name, exposure_kwargs, &mut NoTrace)
+    }
+
+    /// [`WrapperRequest::try_get_variant`] with every step of the decision reported to
+    /// `observer` (an [`Explanation`](crate::Explanation) records them): why the variant is
+    /// what it is, from the one decision that also logs its events.
+    pub fn try_get_variant_traced(
+        &mut self,
+        experiment_name: &str,
+        exposure_kwargs: &Map<String, Value>,
+        observer: &mut impl Observer,
+    ) -> Result<Option<&'m str>, WrapperError> {
         check_params(exposure_kwargs, &["self", "experiment_name"])?;
         self.internal()?;
         let ctx = self.context()?;
-        self.decide_and_log("get_variant", experiment_name, ctx, Some(exposure_kwargs))
+        self.decide_and_log("get_variant", experiment_name, ctx, Some(exposure_kwargs), observer)
     }
 
     /// `get_variant_without_expose(experiment_name)` (SPEC \[W03\]): the variant; only the
@@ -1115,9 +1128,19 @@ impl<'m, H: WrapperHandler, S: BorrowMut<WrapperState>> WrapperRequest<'m, H, S>
         &mut self,
         experiment_name: &str,
     ) -> Result<Option<&'m str>, WrapperError> {
+        self.try_get_variant_without_expose_traced(experiment_name, &mut NoTrace)
+    }
+
+    /// [`WrapperRequest::try_get_variant_without_expose`] with every step of the decision
+    /// reported to `observer`.
+    pub fn try_get_variant_without_expose_traced(
+        &mut self,
+        experiment_name: &str,
+        observer: &mut impl Observer,
+    ) -> Result<Option<&'m str>, WrapperError> {
         self.internal()?;
         let ctx = self.context()?;
-        self.decide_and_log("get_variant_without_expose", experiment_name, ctx, None)
+        self.decide_and_log("get_variant_without_expose", experiment_name, ctx, None, observer)
     }
 
     /// `expose(experiment_name, variant_name, **exposure_kwargs)` (SPEC \[W04\]): one record
@@ -1212,6 +1235,7 @@ impl<'m, H: WrapperHandler, S: BorrowMut<WrapperState>> WrapperRequest<'m, H, S>
             experiment_name,
             ctx,
             Some(exposure_kwargs),
+            &mut NoTrace,
         )
     }
 
@@ -1241,7 +1265,8 @@ impl<'m, H: WrapperHandler, S: BorrowMut<WrapperState>> WrapperRequest<'m, H, S>
     ) -> Result<Option<&'m str>, WrapperError> {
         let t: IdentifierType = identifier_type.as_ref().parse()?;
         let ctx = self.identifier_context(identifier, t)?;
-        self.decide_and_log("get_variant_for_identifier_without_expose", experiment_name, ctx, None)
+        let op = "get_variant_for_identifier_without_expose";
+        self.decide_and_log(op, experiment_name, ctx, None, &mut NoTrace)
     }
 
     /// Every range feature's decision on `ctx` (`choose_all`; failing decisions left out):

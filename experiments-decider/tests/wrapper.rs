@@ -667,3 +667,35 @@ fn v2_of_wrapper_events_equals_the_engines() {
     // The fallback correlation id is the caller's when the context has none.
     assert_eq!(f.handler()[0].correlation_id(Uuid::from_u128(7)), Uuid::from_u128(7));
 }
+
+/// The traced forms decide once: the variant and the records of the untraced forms, and
+/// the steps `Manifest::choose_traced` reports for the same context.
+#[test]
+fn traced_forms_report_the_steps_of_the_decision_they_log() {
+    let m = manifest();
+    let ctx = user().context().unwrap_or_else(|e| panic!("{e}"));
+    for name in ["child", "held", "plain", "forced", "by_device", "none"] {
+        let mut direct = experiments_decider::Explanation::default();
+        let chosen = m.choose_traced(name, &ctx, &mut direct).map(|d| d.variant().is_some());
+        for expose in [true, false] {
+            let mut plain = WrapperRequest::new(Some(&m), user(), Vec::new());
+            let mut traced = WrapperRequest::new(Some(&m), user(), Vec::new());
+            let mut why = experiments_decider::Explanation::default();
+            let (a, b) = if expose {
+                (
+                    plain.try_get_variant(name, &Map::new()),
+                    traced.try_get_variant_traced(name, &Map::new(), &mut why),
+                )
+            } else {
+                (
+                    plain.try_get_variant_without_expose(name),
+                    traced.try_get_variant_without_expose_traced(name, &mut why),
+                )
+            };
+            assert_eq!(a, b, "{name} expose={expose}");
+            assert_eq!(summary(plain.handler()), summary(traced.handler()), "{name}");
+            assert_eq!(why.steps, direct.steps, "{name} expose={expose}");
+            assert!(!why.steps.is_empty() || chosen.is_err(), "{name}: {chosen:?}");
+        }
+    }
+}

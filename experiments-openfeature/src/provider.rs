@@ -405,12 +405,24 @@ impl ExperimentsProvider {
             if !matches!(kind, Kind::Bool | Kind::String | Kind::Any) {
                 return Err(mismatch(flag, kind, "a decider experiment (string or boolean)"));
             }
+            // One decider request per prepared context: its exposures share the request's
+            // correlation id (inside a scope) and its parsed context. The one decision that
+            // logs the exposures also gives the steps the reason comes from.
+            let request = prepared.decider_request.get_or_init(|| match &prepared.current {
+                Some(current) => self.client.decider_request_in(current, wctx.clone()),
+                None => self.client.decider_request(wctx.clone(), None),
+            });
             let mut trace = DeciderTrace::new(feature.name());
-            match manifest.choose_traced(flag, core_ctx, &mut trace) {
-                Ok(_) => {}
-                Err(DecideError::MissingBucketingField(_) | DecideError::MissingBucketVal)
-                    if !no_key =>
-                {
+            let variant = if prepared.expose {
+                request.try_get_variant_traced(flag, &Map::new(), &mut trace)
+            } else {
+                request.try_get_variant_without_expose_traced(flag, &mut trace)
+            };
+            let variant = match variant {
+                Ok(variant) => variant.map(str::to_owned),
+                Err(WrapperError::Decide(
+                    DecideError::MissingBucketingField(_) | DecideError::MissingBucketVal,
+                )) if !no_key => {
                     // The wrapper's `get_variant` gives `None` here, as baseplate does for a
                     // missing bucketing field.
                     return Ok(Resolution {
@@ -420,20 +432,8 @@ impl ExperimentsProvider {
                         metadata,
                     });
                 }
-                Err(e) => return Err(decide_error(&e, no_key)),
-            }
-            // One decider request per prepared context: its exposures share the request's
-            // correlation id (inside a scope) and its parsed context.
-            let request = prepared.decider_request.get_or_init(|| match &prepared.current {
-                Some(current) => self.client.decider_request_in(current, wctx.clone()),
-                None => self.client.decider_request(wctx.clone(), None),
-            });
-            let variant = if prepared.expose {
-                request.try_get_variant(flag, &Map::new())
-            } else {
-                request.try_get_variant_without_expose(flag)
+                Err(e) => return Err(wrapper_error(&e, no_key)),
             };
-            let variant = variant.map_err(|e| wrapper_error(&e, no_key))?.map(str::to_owned);
             let (reason, why) = trace.reason(variant.is_some());
             return Ok(Resolution { answer: Answer::Variant(variant), reason, why, metadata });
         }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use experiments_decider::{
-    DynamicConfigInfo, EventStamp, ExperimentConfig, IdentifierType, Manifest, VariantInfo,
-    WrapperContext, WrapperError, WrapperEvent, WrapperHandler, WrapperRequest, WrapperState,
+    DynamicConfigInfo, EventStamp, ExperimentConfig, IdentifierType, Manifest, Observer,
+    VariantInfo, WrapperContext, WrapperError, WrapperEvent, WrapperHandler, WrapperRequest,
+    WrapperState,
 };
 use experiments_events::{EncodeError, Encoding, Pipeline, SinkEvent};
 use experiments_watch::Snapshot;
@@ -220,6 +221,28 @@ impl DeciderRequest {
         exposure_kwargs: &Map<String, Value>,
     ) -> Result<Option<&str>, WrapperError> {
         self.run(|r| r.try_get_variant(experiment, exposure_kwargs))
+    }
+
+    /// [`DeciderRequest::try_get_variant`] with every step of the decision reported to
+    /// `observer` (an [`Explanation`](experiments_decider::Explanation) records them): the
+    /// variant, its exposures and why, from one decision.
+    pub fn try_get_variant_traced(
+        &self,
+        experiment: &str,
+        exposure_kwargs: &Map<String, Value>,
+        observer: &mut impl Observer,
+    ) -> Result<Option<&str>, WrapperError> {
+        self.run(|r| r.try_get_variant_traced(experiment, exposure_kwargs, observer))
+    }
+
+    /// [`DeciderRequest::try_get_variant_without_expose`] with every step of the decision
+    /// reported to `observer`.
+    pub fn try_get_variant_without_expose_traced(
+        &self,
+        experiment: &str,
+        observer: &mut impl Observer,
+    ) -> Result<Option<&str>, WrapperError> {
+        self.run(|r| r.try_get_variant_without_expose_traced(experiment, observer))
     }
 
     /// `get_variant_without_expose`: logs only holdout events.
