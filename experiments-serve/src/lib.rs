@@ -59,4 +59,4 @@ mod settings;
 mod prometheus;
 
 pub use server::{ServeError, ServeReport, Server};
-pub use settings::{AuthSettings, DEFAULT_LISTEN, ServeSettings, read_settings_file};
+pub use settings::{AuthSettings, CorsSettings, DEFAULT_LISTEN, ServeSettings, read_settings_file};

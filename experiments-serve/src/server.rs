@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderName, IF_NONE_MATCH, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,10 +27,31 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::metrics::Metrics;
 use crate::ofrep::{self, json_response};
-use crate::settings::ServeSettings;
+use crate::settings::{CorsSettings, ServeSettings};
+
+/// OFREP's API key header.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// The CORS layer for `settings` (validated: every origin is a valid header value).
+fn cors_layer(settings: &CorsSettings) -> CorsLayer {
+    let origins = if settings.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            settings.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([CONTENT_TYPE, IF_NONE_MATCH, AUTHORIZATION, X_API_KEY])
+        .expose_headers([ETAG, RETRY_AFTER])
+        .max_age(settings.max_age)
+}
 
 /// What every handler shares.
 pub(crate) struct Shared {
@@ -147,15 +170,21 @@ impl Server {
             .layer(ExperimentsLayer::new(shared.client.clone()))
             .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), authenticate))
             .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), limit));
-        Router::new()
+        let app = Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .merge(ofrep)
             .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .layer(middleware::from_fn_with_state(Arc::clone(&shared), observe))
-            .with_state(shared)
+            .method_not_allowed_fallback(method_not_allowed);
+        // Around the routing (`OPTIONS` is no route's method): preflights are answered before
+        // authentication and limits, and refusals carry the headers a browser needs to read
+        // them. Inside `observe`, so preflights are counted.
+        let app = match &shared.settings.cors {
+            Some(cors) => app.layer(cors_layer(cors)),
+            None => app,
+        };
+        app.layer(middleware::from_fn_with_state(Arc::clone(&shared), observe)).with_state(shared)
     }
 
     /// Serves on `listener` until `shutdown` completes; then stops accepting, lets
@@ -374,7 +403,7 @@ async fn authenticate(State(shared): State<Arc<Shared>>, request: Request, next:
         return next.run(request).await;
     }
     let headers = request.headers();
-    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let api_key = headers.get(X_API_KEY).and_then(|v| v.to_str().ok());
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -60,6 +60,9 @@ pub struct ServeSettings {
     pub shutdown_timeout: Duration,
     /// Distinct flags the metrics label separately (`1000`); the rest count as `_other`.
     pub metrics_max_flags: usize,
+    /// Cross-origin access for OFREP clients in browsers (absent: no CORS headers, so only
+    /// same-origin pages and non-browser clients can call).
+    pub cors: Option<CorsSettings>,
     /// Whether bulk evaluation logs an exposure for every variant it returns (`true`, as
     /// single evaluations do). Client-side providers fetch every flag ahead of use, so an
     /// analysis counting exposures may want `false`: variants are then decided without
@@ -82,6 +85,7 @@ impl Default for ServeSettings {
             shutdown_timeout: Duration::from_secs(10),
             metrics_max_flags: 1000,
             bulk_exposures: true,
+            cors: None,
         }
     }
 }
@@ -176,6 +180,74 @@ fn resolve_credential_files(serve: &mut Value, dir: &Path) {
     }
 }
 
+/// Which web origins may call the server from a browser (CORS), for OpenFeature's web OFREP
+/// provider: preflights are answered before routing, authentication and limits, answers
+/// carry `Access-Control-Allow-Origin` for an allowed `Origin` and expose `ETag` (the bulk
+/// cache) and `Retry-After`. Allowed request headers: `Content-Type`, `If-None-Match`,
+/// `Authorization`, `X-API-Key`.
+///
+/// ```
+/// use experiments_serve::ServeSettings;
+///
+/// let s = ServeSettings::from_value(serde_json::json!({
+///     "cors": {"allowed_origins": ["https://app.example.com"], "max_age": "10m"}
+/// }))?;
+/// assert_eq!(s.cors.unwrap().allowed_origins, ["https://app.example.com"]);
+/// let err = ServeSettings::from_value(serde_json::json!({
+///     "cors": {"allowed_origins": ["https://app.example.com/path"]}
+/// })).unwrap_err();
+/// assert!(err.to_string().starts_with("serve.cors.allowed_origins: "), "{err}");
+/// # Ok::<(), experiments_sdk::SettingsError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CorsSettings {
+    /// Origins as browsers send them (`scheme://host[:port]`, no path), or `["*"]` for any.
+    pub allowed_origins: Vec<String>,
+    /// How long browsers may cache a preflight answer (`1h`).
+    #[serde(default = "default_cors_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+fn default_cors_max_age() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl CorsSettings {
+    /// Refuses an empty list, `*` among other origins, and anything that is not an origin.
+    fn validate(&self) -> Result<(), SettingsError> {
+        let field = "serve.cors.allowed_origins";
+        if self.allowed_origins.is_empty() {
+            return Err(SettingsError::new(field, "give at least one origin, or [\"*\"]"));
+        }
+        if self.allowed_origins.iter().any(|o| o == "*") {
+            if self.allowed_origins.len() > 1 {
+                return Err(SettingsError::new(field, "\"*\" allows every origin: give it alone"));
+            }
+            return Ok(());
+        }
+        for origin in &self.allowed_origins {
+            if !is_origin(origin) {
+                return Err(SettingsError::new(
+                    field,
+                    format!("{origin:?} is not an origin (scheme://host[:port], without a path)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `scheme://host[:port]` in the form browsers send in `Origin`: a lowercase `http` or
+/// `https` scheme, a host of visible ASCII without `/`, `?`, `#`, `@` or spaces.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, host)) = origin.split_once("://") else { return false };
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_graphic() && !b"/?#@\\".contains(&b))
+}
+
 impl AuthSettings {
     /// Credentials accepting these API keys and bearer tokens.
     pub fn new(api_keys: Vec<String>, bearer_tokens: Vec<String>) -> Self {
@@ -230,6 +302,9 @@ impl ServeSettings {
         }
         if self.targeting_key_field.is_empty() {
             return Err(SettingsError::new("serve.targeting_key_field", "must not be empty"));
+        }
+        if let Some(cors) = &self.cors {
+            cors.validate()?;
         }
         if let Some(auth) = &self.auth {
             if auth.api_keys.is_empty() && auth.bearer_tokens.is_empty() {
@@ -290,6 +365,20 @@ mod tests {
             (json!({"auth": {"api_keys": [""]}}), "serve.auth.api_keys"),
             (json!({"auth": {"tokens": ["x"]}}), "serve.auth.tokens"),
             (json!({"colour": "blue"}), "serve.colour"),
+            (json!({"cors": {}}), "serve.cors"),
+            (json!({"cors": {"allowed_origins": []}}), "serve.cors.allowed_origins"),
+            (
+                json!({"cors": {"allowed_origins": ["*", "https://a.b"]}}),
+                "serve.cors.allowed_origins",
+            ),
+            (json!({"cors": {"allowed_origins": ["a.b"]}}), "serve.cors.allowed_origins"),
+            (json!({"cors": {"allowed_origins": ["ftp://a.b"]}}), "serve.cors.allowed_origins"),
+            (json!({"cors": {"allowed_origins": ["https://"]}}), "serve.cors.allowed_origins"),
+            (json!({"cors": {"allowed_origins": ["https://a.b/"]}}), "serve.cors.allowed_origins"),
+            (json!({"cors": {"allowed_origins": ["https://u@a.b"]}}), "serve.cors.allowed_origins"),
+            (json!({"cors": {"allowed_origins": ["https://a.b\n"]}}), "serve.cors.allowed_origins"),
+            (json!({"cors": {"allowed_origins": ["https://ä.b"]}}), "serve.cors.allowed_origins"),
+            (json!({"cors": {"allowed_origins": ["*"], "max_age": "x"}}), "serve.cors.max_age"),
             (json!(["not", "an", "object"]), "serve"),
         ] {
             let err = ServeSettings::from_value(doc.clone()).unwrap_err();
@@ -310,6 +399,29 @@ mod tests {
         assert_eq!(serve.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(serve.auth.as_ref().map(|a| a.api_keys.len()), Some(1));
         assert_eq!(serve.metrics_max_flags, 1000);
+        assert!(serve.cors.is_some() && serve.bulk_exposures);
+    }
+
+    /// The workspace README shows the `serve` section with every field at its default.
+    #[test]
+    fn the_workspace_readme_serve_document_is_accepted_as_written() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        // Absent from a packaged crate: nothing to check there.
+        let Ok(readme) = readme else { return };
+        let block = readme
+            .split("```json\n")
+            .skip(1)
+            .filter_map(|b| b.split_once("```").map(|(json, _)| json))
+            .find(|json| json.contains("\"serve\""))
+            .expect("a JSON block with a serve section");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.json");
+        std::fs::write(&path, block).unwrap();
+        let (_, serve) = read_settings_file(&path).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let mut expected = ServeSettings::default();
+        expected.auth = serve.auth.clone();
+        expected.cors = serve.cors.clone();
+        assert_eq!(serve, expected, "every other field shown with its default");
     }
 
     #[test]

@@ -1004,6 +1004,96 @@ async fn credentials_guard_the_ofrep_routes_only() {
     server.shutdown().await;
 }
 
+/// With `cors`, a browser's preflight is answered before authentication, an allowed
+/// origin's answers (refusals included) let it read the body and the `ETag`; another
+/// origin gets no CORS header. Without `cors`, no CORS header at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_lets_the_allowed_web_origins_call() {
+    let app = "https://app.example.com";
+    let server = serve(
+        baseplate_client(None).await,
+        json!({"auth": {"api_keys": ["k"]}, "cors": {"allowed_origins": [app], "max_age": "10m"}}),
+    )
+    .await;
+    let bulk = server.url("/ofrep/v1/evaluate/flags");
+    let preflight = |origin: &'static str| {
+        server.send(
+            server
+                .http
+                .request(reqwest::Method::OPTIONS, &bulk)
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "content-type,if-none-match,x-api-key"),
+        )
+    };
+    let a = preflight(app).await;
+    assert_eq!(a.status, 200, "no credentials needed: {a:?}");
+    assert_eq!(a.header("access-control-allow-origin"), Some(app));
+    assert_eq!(a.header("access-control-max-age"), Some("600"));
+    let methods = a.header("access-control-allow-methods").unwrap_or_default().to_owned();
+    assert!(methods.contains("POST") && methods.contains("GET"), "{methods}");
+    let allowed = a.header("access-control-allow-headers").unwrap_or_default().to_lowercase();
+    for h in ["content-type", "if-none-match", "x-api-key", "authorization"] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    let a = preflight("https://evil.example").await;
+    assert_eq!(a.header("access-control-allow-origin"), None, "{a:?}");
+
+    let post = |origin: &'static str, key: Option<&'static str>| {
+        let mut r = server.http.post(&bulk).header("origin", origin).body("{}");
+        if let Some(key) = key {
+            r = r.header("x-api-key", key);
+        }
+        server.send(r)
+    };
+    let a = post(app, Some("k")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.header("access-control-allow-origin"), Some(app));
+    let exposed = a.header("access-control-expose-headers").unwrap_or_default().to_lowercase();
+    assert!(exposed.contains("etag") && exposed.contains("retry-after"), "{exposed}");
+    let a = post(app, None).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.header("access-control-allow-origin"), Some(app), "a refusal is readable");
+    let a = post("https://evil.example", Some("k")).await;
+    assert_eq!(a.header("access-control-allow-origin"), None);
+    // The same rules on every endpoint (a status page may read `/readyz`).
+    let a = server.send(server.http.get(server.url("/readyz")).header("origin", app)).await;
+    assert_eq!((a.status, a.header("access-control-allow-origin")), (200, Some(app)));
+    server.shutdown().await;
+
+    let server = serve(baseplate_client(None).await, json!({})).await;
+    let a = server
+        .send(
+            server
+                .http
+                .request(reqwest::Method::OPTIONS, server.url("/ofrep/v1/evaluate/flags"))
+                .header("origin", app)
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    assert_eq!(a.status, 405, "no CORS without settings: {a:?}");
+    assert_eq!(a.header("access-control-allow-origin"), None);
+    let a = server
+        .send(
+            server
+                .http
+                .post(server.url("/ofrep/v1/evaluate/flags"))
+                .header("origin", app)
+                .body("{}"),
+        )
+        .await;
+    assert_eq!((a.status, a.header("access-control-allow-origin")), (200, None));
+    server.shutdown().await;
+
+    let any =
+        serve(baseplate_client(None).await, json!({"cors": {"allowed_origins": ["*"]}})).await;
+    let a = any
+        .send(any.http.post(any.url("/ofrep/v1/evaluate/flags")).header("origin", app).body("{}"))
+        .await;
+    assert_eq!(a.header("access-control-allow-origin"), Some("*"));
+    any.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. Limits
 // ---------------------------------------------------------------------------------------
