@@ -418,9 +418,11 @@ mod tests {
         let path = dir.path().join("serve.json");
         std::fs::write(&path, block).unwrap();
         let (_, serve) = read_settings_file(&path).unwrap_or_else(|e| panic!("{e}\n{block}"));
-        let mut expected = ServeSettings::default();
-        expected.auth = serve.auth.clone();
-        expected.cors = serve.cors.clone();
+        let expected = ServeSettings {
+            auth: serve.auth.clone(),
+            cors: serve.cors.clone(),
+            ..ServeSettings::default()
+        };
         assert_eq!(serve, expected, "every other field shown with its default");
     }
 
