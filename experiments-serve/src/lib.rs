@@ -46,7 +46,9 @@
 //! Python wrapper's `get_map`). Reasons and metadata are those of
 //! [`experiments_openfeature`]. Each request is one experiments scope (its own bucketing
 //! event dedupe, its correlation id from `traceparent` or `x-request-id`); bulk evaluations
-//! log the exposures of every flag they answer (a `304` evaluates nothing and logs none).
+//! log the exposures of every flag they answer unless `bulk_exposures` is false (a `304`
+//! evaluates nothing and logs none). With `cors` ([`CorsSettings`]), browsers on the allowed
+//! origins may call too.
 
 mod metrics;
 mod ofrep;
