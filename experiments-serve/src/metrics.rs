@@ -64,8 +64,8 @@ fn outcome_index(outcome: &str) -> usize {
 }
 
 /// The `route` label values; an unlisted route is counted under the last one, `other`.
-const ROUTES: [&str; 7] =
-    ["evaluate", "bulk", "configuration", "healthz", "readyz", "metrics", "other"];
+const ROUTES: [&str; 8] =
+    ["evaluate", "bulk", "configuration", "healthz", "readyz", "metrics", "preflight", "other"];
 const N_ROUTES: usize = ROUTES.len();
 
 /// The index of `route` in [`ROUTES`] (the `other` slot for a string not listed).
@@ -77,6 +77,7 @@ fn route_index(route: &str) -> usize {
         "healthz" => 3,
         "readyz" => 4,
         "metrics" => 5,
+        "preflight" => 6,
         _ => N_ROUTES - 1,
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderName, IF_NONE_MATCH, RETRY_AFTER, WWW_AUTHENTICATE,
+    ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderName, IF_NONE_MATCH,
+    RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -329,9 +330,15 @@ async fn idle(active: &AtomicUsize) {
     }
 }
 
-/// The metrics label of a request's route.
-fn route_of(path: &str) -> &'static str {
-    match path {
+/// The metrics label of a request's route: CORS preflights (`OPTIONS` with
+/// `Access-Control-Request-Method`) apart, whatever their path.
+fn route_of(request: &Request) -> &'static str {
+    if request.method() == Method::OPTIONS
+        && request.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return "preflight";
+    }
+    match request.uri().path() {
         "/ofrep/v1/evaluate/flags" => "bulk",
         "/ofrep/v1/configuration" => "configuration",
         "/healthz" => "healthz",
@@ -362,7 +369,7 @@ impl Drop for Active<'_> {
 /// shutdown waits for), the request metrics and a debug log line.
 async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = route_of(request.uri().path());
+    let route = route_of(&request);
     let active = Active::enter(&shared.active);
     let response =
         match tokio::time::timeout(shared.settings.request_timeout, next.run(request)).await {

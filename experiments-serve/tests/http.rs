@@ -1059,6 +1059,11 @@ async fn cors_lets_the_allowed_web_origins_call() {
     // The same rules on every endpoint (a status page may read `/readyz`).
     let a = server.send(server.http.get(server.url("/readyz")).header("origin", app)).await;
     assert_eq!((a.status, a.header("access-control-allow-origin")), (200, Some(app)));
+    // Preflights are counted apart from the evaluations.
+    let samples = prometheus::parse(&server.get("/metrics").await.text());
+    let requests = "experiments_serve_requests_total";
+    let count = |route| prometheus::value(&samples, requests, &[("route", route), ("code", "200")]);
+    assert_eq!((count("preflight"), count("bulk")), (Some(2.0), Some(2.0)));
     server.shutdown().await;
 
     let server = serve(baseplate_client(None).await, json!({})).await;
