@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use xtask::bench;
 
 mod ofrep_clients;
+mod ofrep_web;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -28,6 +29,10 @@ commands:
                                OFREP provider (installed in DIR/node_modules), run by `node`
   ofrep-rust                   the same with the OpenFeature Rust OFREP provider from crates.io
                                (open-feature-ofrep 0.1.2), linked in and run in-process
+  ofrep-web --node-dir DIR --chromium PATH
+                               the same with the OpenFeature web SDK and its OFREP web provider
+                               (DIR/node_modules, bundled by its esbuild) in headless Chromium,
+                               across origins (CORS), and refused from an origin not allowed
   services up|down             install if missing, start / stop the Kafka broker on 127.0.0.1:9092
   bench [--runs N] [--config FILE] [--decider-config FILE] [--scenario a|b|c|d|e]
                                time the shared scenarios (default ../shared/bench/experiments.json
@@ -74,7 +79,7 @@ fn main() -> ExitCode {
         Some("bench-http") => run_bench_http(&args[1..]),
         Some("bench-kafka") => run_bench_kafka(&args[1..]),
         Some("bench-serve") => xtask::serve_bench::run(&args[1..]),
-        Some(task @ ("ofrep-python" | "ofrep-js" | "ofrep-rust")) => {
+        Some(task @ ("ofrep-python" | "ofrep-js" | "ofrep-rust" | "ofrep-web")) => {
             ofrep_clients::run(task, &args[1..])
         }
         Some("fuzz") => xtask::fuzz::run(&args[1..]),

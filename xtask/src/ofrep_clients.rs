@@ -1,6 +1,6 @@
-//! `cargo xtask ofrep-python --python PATH`, `cargo xtask ofrep-js --node-dir DIR` and
-//! `cargo xtask ofrep-rust`: interop of `experiments serve` with OFREP clients nobody here
-//! wrote, each run driving one:
+//! `cargo xtask ofrep-python --python PATH`, `cargo xtask ofrep-js --node-dir DIR`,
+//! `cargo xtask ofrep-rust` and `cargo xtask ofrep-web --node-dir DIR --chromium PATH`:
+//! interop of `experiments serve` with OFREP clients nobody here wrote, each run driving one:
 //!
 //! - the OpenFeature Python SDK (`openfeature-sdk==0.10.0`) and its OFREP provider from PyPI
 //!   (`openfeature-provider-ofrep==0.3.0`), installed in the interpreter `PATH` names, through
@@ -11,7 +11,12 @@
 //!   run by `node`;
 //! - the OpenFeature Rust OFREP provider from crates.io (`open-feature-ofrep` 0.1.2 over
 //!   `open-feature` 0.3.0, dependencies of this crate), evaluated in-process by
-//!   [`rust_client`] (its own answers stated in [`rust_case`]).
+//!   [`rust_client`] (its own answers stated in [`rust_case`]);
+//! - the OpenFeature web SDK (`@openfeature/web-sdk@1.10.0`) and its OFREP web provider
+//!   (`@openfeature/ofrep-web-provider@0.4.3`), installed in `DIR/node_modules` with esbuild,
+//!   in headless Chromium (`PATH`) through `experiments-serve/tests/ofrep_web/check.mjs`
+//!   ([`web_client`], `ofrep_web.rs`): it evaluates from bulk answers, across origins, so the
+//!   servers allow the page's origin (CORS) and a second origin must be refused.
 //!
 //! The runs share everything but the client. The task builds the CLI, writes configs (a
 //! sample of the baseplate conformance vector files, their timestamps moved so that their
@@ -25,13 +30,15 @@
 //! (the JavaScript run gets no raw checks: they test the server, not the client). Last,
 //! every server gets SIGTERM and its accounting line must show each request the script
 //! made, nothing dropped and, for the server with a sink, every event delivered. Prints
-//! `ofrep-python: N agreed, M disagreed, K skipped` (`ofrep-js: ...`, `ofrep-rust: ...`);
+//! `ofrep-python: N agreed, M disagreed, K skipped` (`ofrep-js: ...`, `ofrep-rust: ...`,
+//! `ofrep-web: ...`; a browser's preflights are counted from each server's `/metrics`);
 //! exits 1 on any disagreement, 2 when the run itself fails.
 //!
 //! The cases file the scripts read (`plan.json` in the work directory):
 //!
 //! ```text
-//! PLAN: {"groups": [{"name", "url", "headers": {..}|null, "cases": [CASE...]}], "raw": [RAW...]}
+//! PLAN: {"groups": [{"name", "url", "headers": {..}|null, "keys": [every flag of the config],
+//!         "cases": [CASE...]}], "raw": [RAW...]}
 //! CASE: {"id", "flag", "type": "string"|"boolean"|"integer"|"float"|"object",
 //!        "targeting_key": str|null (or another JSON value: a context the server refuses),
 //!        "attributes": {..}, "expect": EXPECT,
@@ -55,6 +62,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::ofrep_web::{self, PageServer};
 use experiments_core::{
     Config, Experiments, ForcedReason, Inputs, NoopHandler, Observer, Step, Value,
 };
@@ -93,6 +101,9 @@ enum Client {
     Js(PathBuf),
     /// The crates.io provider, linked into this task: [`rust_client`].
     Rust,
+    /// The npm prefix whose `node_modules` holds the web SDK, the web provider and esbuild,
+    /// and the Chromium that runs the page: [`web_client`].
+    Web { node_dir: PathBuf, chromium: PathBuf },
 }
 
 impl Client {
@@ -102,6 +113,7 @@ impl Client {
             Client::Python(_) => "ofrep-python",
             Client::Js(_) => "ofrep-js",
             Client::Rust => "ofrep-rust",
+            Client::Web { .. } => "ofrep-web",
         }
     }
 
@@ -112,7 +124,7 @@ impl Client {
     }
 
     /// The command that runs the client's script over the plan into the result file (`None`:
-    /// the client runs in-process).
+    /// the task drives the client itself).
     fn command(&self, root: &Path, plan: &Path, result: &Path) -> Option<Command> {
         let mut command = match self {
             Client::Python(python) => {
@@ -125,7 +137,7 @@ impl Client {
                 c.arg(root.join("experiments-serve/tests/ofrep_js/check.mjs")).arg(dir);
                 c
             }
-            Client::Rust => return None,
+            Client::Rust | Client::Web { .. } => return None,
         };
         command.arg(plan).arg(result);
         Some(command)
@@ -140,10 +152,12 @@ pub fn run(task: &str, args: &[String]) -> ExitCode {
         match task {
             "ofrep-js" => "--node-dir DIR ",
             "ofrep-python" => "--python PATH ",
+            "ofrep-web" => "--node-dir DIR --chromium PATH ",
             _ => "",
         }
     );
     let mut client = (task == "ofrep-rust").then_some(Client::Rust);
+    let (mut web_dir, mut chromium) = (None, None);
     let root = repo_root();
     let mut vectors = root.join("../shared/conformance/vectors");
     let mut decider_vectors = root.join("../shared/decider/vectors");
@@ -156,6 +170,8 @@ pub fn run(task: &str, args: &[String]) -> ExitCode {
             ("--node-dir", Some(d)) if task == "ofrep-js" => {
                 client = Some(Client::Js(PathBuf::from(d)));
             }
+            ("--node-dir", Some(d)) if task == "ofrep-web" => web_dir = Some(PathBuf::from(d)),
+            ("--chromium", Some(p)) if task == "ofrep-web" => chromium = Some(PathBuf::from(p)),
             ("--vectors", Some(d)) => vectors = PathBuf::from(d),
             ("--decider-vectors", Some(d)) => decider_vectors = PathBuf::from(d),
             _ => {
@@ -163,6 +179,9 @@ pub fn run(task: &str, args: &[String]) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if let (Some(node_dir), Some(chromium)) = (web_dir, chromium) {
+        client = Some(Client::Web { node_dir, chromium });
     }
     let Some(client) = client else {
         eprintln!("{usage}");
@@ -199,11 +218,19 @@ struct Server {
 }
 
 /// Writes the spec's settings next to the other work files and starts its server, which
-/// logs warnings only.
-fn start(bin: &Path, work: &Path, spec: &ServerSpec) -> Result<Server, String> {
+/// logs warnings only and, given a page's origin, lets browsers there call it.
+fn start(
+    bin: &Path,
+    work: &Path,
+    spec: &ServerSpec,
+    origin: Option<&str>,
+) -> Result<Server, String> {
     let mut serve = json!({});
     if spec.auth {
         serve["auth"] = json!({"api_keys": [API_KEY], "bearer_tokens": [BEARER]});
+    }
+    if let Some(origin) = origin {
+        serve["cors"] = json!({"allowed_origins": [origin]});
     }
     let settings = json!({
         "config": {"path": spec.config, "dialect": spec.dialect},
@@ -489,6 +516,8 @@ struct Group {
     name: String,
     server: usize,
     headers: Value,
+    /// Every flag of the server's config (what its bulk answer holds).
+    keys: Vec<String>,
     cases: Vec<Value>,
 }
 
@@ -740,7 +769,8 @@ fn add_baseplate(plan: &mut Plan, work: &Path, vectors: &Path) -> Result<(), Str
                               "keys": keys, "expect": expect}),
             });
         }
-        plan.groups.push(Group { name: name.clone(), server, headers: Value::Null, cases });
+        let keys = baseplate_keys(&config);
+        plan.groups.push(Group { name: name.clone(), server, headers: Value::Null, keys, cases });
     }
     Ok(())
 }
@@ -867,7 +897,8 @@ fn add_decider(plan: &mut Plan, work: &Path, root: &Path, vectors: &Path) -> Res
             }
         }
         first = false;
-        plan.groups.push(Group { name, server, headers: Value::Null, cases });
+        let keys = decider_keys(&manifest);
+        plan.groups.push(Group { name, server, headers: Value::Null, keys, cases });
     }
     Ok(())
 }
@@ -934,28 +965,33 @@ fn add_example(plan: &mut Plan, root: &Path) -> Result<(), String> {
             c
         })
         .collect();
+    let keys = baseplate_keys(&config);
     plan.groups.push(Group {
         name: "example without credentials".into(),
         server,
         headers: Value::Null,
+        keys: keys.clone(),
         cases: unauthorized.clone(),
     });
     plan.groups.push(Group {
         name: "example with a wrong key".into(),
         server,
         headers: json!({"X-API-Key": "k-wrong"}),
+        keys: keys.clone(),
         cases: unauthorized,
     });
     plan.groups.push(Group {
         name: "example with the bearer token".into(),
         server,
         headers: json!({"Authorization": format!("Bearer {BEARER}")}),
+        keys: keys.clone(),
         cases: cases.iter().step_by(3).cloned().collect(),
     });
     plan.groups.push(Group {
         name: "example with the API key".into(),
         server,
         headers: json!({"X-API-Key": API_KEY}),
+        keys,
         cases,
     });
     let context = contexts[1].clone();
@@ -997,6 +1033,9 @@ fn run_checks(
     {
         return Err(format!("no @openfeature/ofrep-provider in {}/node_modules", dir.display()));
     }
+    if let Client::Web { node_dir, .. } = client {
+        ofrep_web::check_node_dir(node_dir)?;
+    }
     let bin = build_cli(root, Profile::Debug, task)?;
     let work = target_dir(root).join(format!("{task}-run"));
     let _ = std::fs::remove_dir_all(&work);
@@ -1011,16 +1050,24 @@ fn run_checks(
         plan.raw.clear();
     }
 
+    // The web page's origins come first: the servers allow the one it is served from.
+    let page = match client {
+        Client::Web { node_dir, .. } => {
+            ofrep_web::build_page(root, node_dir, &work)?;
+            Some(ofrep_web::PageServer::start(&work)?)
+        }
+        _ => None,
+    };
     let mut servers = Vec::new();
     for spec in &plan.servers {
-        servers.push(start(&bin, &work, spec)?);
+        servers.push(start(&bin, &work, spec, page.as_ref().map(|p| p.origin.as_str()))?);
     }
     let groups: Vec<Value> = plan
         .groups
         .iter()
         .map(|g| {
             json!({"name": g.name, "url": servers[g.server].process.url(), "headers": g.headers,
-                        "cases": g.cases})
+                        "keys": g.keys, "cases": g.cases})
         })
         .collect();
     let raw: Vec<Value> = plan
@@ -1052,7 +1099,12 @@ fn run_checks(
             (result, status.success())
         }
         None => {
-            let result = rust_client(&groups)?;
+            let result = match (client, &page) {
+                (Client::Web { node_dir, chromium }, Some(page)) => {
+                    web_client(page, node_dir, chromium, &work, &servers)?
+                }
+                _ => rust_client(&groups)?,
+            };
             write_json(&result_path, &result)?;
             (result, true)
         }
@@ -1067,7 +1119,11 @@ fn run_checks(
     // Every server's accounting: each request the script made, nothing lost.
     for (i, server) in servers.into_iter().enumerate() {
         let Server { name, process } = server;
-        let made = result["requests"][&process.url()].as_u64().unwrap_or(0);
+        let mut made = result["requests"][&process.url()].as_u64().unwrap_or(0);
+        if page.is_some() {
+            // The browser's preflights, and the scrape that counts them.
+            made += ofrep_web::preflights(process.addr())? + 1;
+        }
         let stopped = process.stop();
         let exit = stopped.exit.map_err(|e| format!("{name}: {e}"))?.code();
         let accounting_line = stopped.stderr.accounting.unwrap_or_default();
@@ -1110,6 +1166,47 @@ fn run_checks(
     }
     println!("{task}: {agreed} agreed, {disagreed} disagreed, {total} skipped");
     Ok(disagreed == 0 && ran)
+}
+
+// ---------------------------------------------------------------------------------------
+// The web client, in a browser
+// ---------------------------------------------------------------------------------------
+
+/// Runs the page over the plan (`plan.json` beside it) from the origin the servers allow,
+/// then from another origin against the first server: the browser must keep the answers
+/// from the provider there (one more check, `refused from another origin`).
+fn web_client(
+    page: &PageServer,
+    node_dir: &Path,
+    chromium: &Path,
+    work: &Path,
+    servers: &[Server],
+) -> Result<Value, String> {
+    let url = format!("{}/index.html", page.origin);
+    let mut result = page.run_page(chromium, &work.join("chromium"), &url, "/result")?;
+    if let Some(error) = result.get("error") {
+        return Err(format!("the page failed: {}", error.as_str().unwrap_or_default()));
+    }
+    let first = servers.first().ok_or("no server")?.process.url();
+    let url = format!("{}/index.html?refused={first}", page.other_origin);
+    let refused = page.run_page(chromium, &work.join("chromium-refused"), &url, "/refused")?;
+    if refused["refused"] == true {
+        result["agreed"] = Value::from(result["agreed"].as_u64().unwrap_or(0) + 1);
+        result["by_kind"]["refused from another origin"] = Value::from(1);
+    } else {
+        let failure = format!("another origin was not refused: {refused}");
+        eprintln!("DISAGREE {failure}");
+        result["disagreed"] = Value::from(result["disagreed"].as_u64().unwrap_or(0) + 1);
+        if let Some(failures) = result["failures"].as_array_mut() {
+            failures.push(Value::from(failure));
+        }
+    }
+    let browser = result["client"].as_str().unwrap_or("a browser").to_owned();
+    result["client"] = Value::from(format!("{browser}; {}", ofrep_web::versions(node_dir)));
+    for line in result["failures"].as_array().into_iter().flatten().take(30) {
+        eprintln!("DISAGREE {}", line.as_str().unwrap_or_default());
+    }
+    Ok(result)
 }
 
 // ---------------------------------------------------------------------------------------

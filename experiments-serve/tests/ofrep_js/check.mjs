@@ -17,6 +17,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
+import { METHODS, checkDetails, contextOf, defaultFor, show } from './compare.mjs';
+
 const [nodeDir, planPath, resultPath] = process.argv.slice(2);
 if (!resultPath) {
   console.error('usage: node check.mjs DIR PLAN.json RESULT.json');
@@ -35,40 +37,8 @@ const PACKAGES = [
   '@openfeature/ofrep-core',
 ];
 
-// Defaults no answer of the configs under test can equal (check.py's).
-const DEFAULTS = {
-  string: '\u2063default\u2063',
-  integer: -987654321987,
-  float: -1.2345e-300,
-  object: { '\u2063default': true },
-};
-
-// JavaScript has one number type: integers and floats are both asked with getNumberDetails.
-const METHODS = {
-  string: 'getStringDetails',
-  boolean: 'getBooleanDetails',
-  integer: 'getNumberDetails',
-  float: 'getNumberDetails',
-  object: 'getObjectDetails',
-};
-
 // What ofrep-core 0.1.4 throws for a 200 without `value` (`isEvaluationSuccessResponse`).
 const UNEXPECTED_FORMAT = 'The OFREP response does not match the expected format';
-
-/** JSON equality with JavaScript's types: numbers are one type (1 === 1.0), booleans apart. */
-function same(a, b) {
-  if (typeof a !== typeof b || Array.isArray(a) !== Array.isArray(b)) return false;
-  if (a === null || b === null) return a === b;
-  if (Array.isArray(a)) return a.length === b.length && a.every((x, i) => same(x, b[i]));
-  if (typeof a === 'object') {
-    const keys = Object.keys(a);
-    return (
-      keys.length === Object.keys(b).length &&
-      keys.every((k) => Object.hasOwn(b, k) && same(a[k], b[k]))
-    );
-  }
-  return a === b;
-}
 
 /**
  * The answer this client should give for a case, or why it cannot be asked. Where the plan's
@@ -103,61 +73,6 @@ function expectationFor(c) {
     };
   }
   return { exp, kind: exp.error ?? ('value' in exp ? 'value' : 'no value') };
-}
-
-function defaultFor(c, exp) {
-  if (c.type === 'boolean') {
-    // The opposite of the expected value: a silent default cannot pass for a value.
-    return typeof exp.value === 'boolean' ? !exp.value : false;
-  }
-  return DEFAULTS[c.type];
-}
-
-const show = (v) => (v === undefined ? 'undefined' : JSON.stringify(v));
-
-/** What differs between an OpenFeature evaluation and the expectation (empty: agreed). */
-function checkDetails(exp, details, fallback) {
-  const problems = [];
-  const gotError = details.errorCode ?? null;
-  if (gotError !== exp.error) {
-    problems.push(`errorCode ${show(gotError)} (${details.errorMessage}), expected ${show(exp.error)}`);
-    return problems;
-  }
-  if (exp.error !== null) {
-    if (!same(details.value, fallback)) {
-      problems.push(`value ${show(details.value)} on an error, expected the default`);
-    }
-    if (details.reason !== 'ERROR') problems.push(`reason ${show(details.reason)} on an error`);
-    if (exp.message !== undefined && details.errorMessage !== exp.message) {
-      problems.push(`errorMessage ${show(details.errorMessage)}, expected ${show(exp.message)}`);
-    }
-    return problems;
-  }
-  if ('value' in exp) {
-    if (!same(details.value, exp.value)) {
-      problems.push(`value ${show(details.value)}, expected ${show(exp.value)}`);
-    }
-  } else if (!same(details.value, fallback)) {
-    problems.push(`value ${show(details.value)}, expected the caller's default (no value)`);
-  }
-  // Strict: `null` is not `undefined` (a missing `variant` member would be the latter).
-  if (details.variant !== exp.variant) {
-    problems.push(`variant ${show(details.variant)}, expected ${show(exp.variant)}`);
-  }
-  if (!exp.reasons.includes(details.reason)) {
-    problems.push(`reason ${show(details.reason)}, expected one of ${show(exp.reasons)}`);
-  }
-  if (!Object.hasOwn(details.flagMetadata ?? {}, 'config_version')) {
-    problems.push(`metadata ${show(details.flagMetadata)} without config_version`);
-  }
-  return problems;
-}
-
-/** The evaluation context of a case: its attributes and, unless null, its targeting key. */
-function contextOf(c) {
-  const context = { ...c.attributes };
-  if (c.targeting_key !== null) context.targetingKey = c.targeting_key;
-  return context;
 }
 
 function versions() {
