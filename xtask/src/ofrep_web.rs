@@ -106,8 +106,13 @@ impl PageServer {
             let (site, posted) = (site.to_path_buf(), Arc::clone(&posted));
             std::thread::spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    // One request per connection; a broken one only loses itself.
-                    let _ = answer(stream, &site, &posted);
+                    // One request per connection, each on its own thread: a connection the
+                    // browser opens ahead and leaves idle holds up no other.
+                    let (site, posted) = (site.clone(), Arc::clone(&posted));
+                    std::thread::spawn(move || {
+                        // A broken request only loses itself.
+                        let _ = answer(stream, &site, &posted);
+                    });
                 }
             });
         }
