@@ -77,6 +77,7 @@ use open_feature::{
 };
 use open_feature_ofrep::{OfrepOptions, OfrepProvider};
 use serde_json::{Map, json};
+use xtask::conformance::collect_files;
 use xtask::serve_process::{
     Accounting, Profile, ServeProcess, StartError, build_cli, repo_root, target_dir,
 };
@@ -622,20 +623,6 @@ fn write_json(path: &Path, v: &Value) -> Result<(), String> {
     std::fs::write(path, v.to_string()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn vector_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("no vector files in {}", dir.display()));
-    }
-    Ok(files)
-}
-
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -693,7 +680,7 @@ fn ofrep_context((key, attributes): &(Value, Value)) -> Value {
 /// Baseplate groups: sampled `variant` calls of the vector files, one server each; a bulk
 /// check on the first.
 fn add_baseplate(plan: &mut Plan, work: &Path, vectors: &Path) -> Result<(), String> {
-    let files = vector_files(vectors)?;
+    let files = collect_files(&[vectors.to_path_buf()])?;
     for (i, file) in files.iter().enumerate().filter(|(i, _)| i % 3 == 1) {
         let doc = read_json(file)?;
         let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -809,7 +796,7 @@ fn add_decider(plan: &mut Plan, work: &Path, root: &Path, vectors: &Path) -> Res
             inline_contexts(),
         ),
     ];
-    for file in vector_files(vectors)? {
+    for file in collect_files(&[vectors.to_path_buf()])? {
         let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
         if !["dynamic_config", "context", "mixed", "edge"].iter().any(|t| name.contains(t)) {
             continue;
