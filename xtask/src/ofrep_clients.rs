@@ -307,13 +307,24 @@ fn baseplate_context(inputs: &Map<String, Value>) -> Result<(Value, Value), &'st
         if !seen.insert(k.to_lowercase()) {
             return Err("two inputs whose names differ only in case");
         }
-        match v {
-            Value::String(s) if k == "user_id" && !s.is_empty() => key = Value::from(s.as_str()),
-            _ => {
-                attributes.insert(k.clone(), v.clone());
-            }
+        put_input(&mut key, &mut attributes, k, v);
+    }
+    context_of(key, attributes)
+}
+
+/// Puts one input into a context: a non-empty `user_id` string as the targeting key, any
+/// other input as an attribute.
+fn put_input(key: &mut Value, attributes: &mut Map<String, Value>, name: &str, value: &Value) {
+    match value {
+        Value::String(s) if name == "user_id" && !s.is_empty() => *key = Value::from(s.as_str()),
+        _ => {
+            attributes.insert(name.to_owned(), value.clone());
         }
     }
+}
+
+/// The context of `key` and `attributes`, or why a client cannot carry the attributes.
+fn context_of(key: Value, attributes: Map<String, Value>) -> Result<(Value, Value), &'static str> {
     let attributes = Value::Object(attributes);
     carryable(&attributes)?;
     Ok((key, attributes))
@@ -345,17 +356,11 @@ fn decider_context(kwargs: &Map<String, Value>) -> Result<(Value, Value), &'stat
             }
             continue;
         }
-        match v {
-            Value::Null => {}
-            Value::String(s) if k == "user_id" && !s.is_empty() => key = Value::from(s.as_str()),
-            v => {
-                attributes.insert(k.clone(), v.clone());
-            }
+        if !v.is_null() {
+            put_input(&mut key, &mut attributes, k, v);
         }
     }
-    let attributes = Value::Object(attributes);
-    carryable(&attributes)?;
-    Ok((key, attributes))
+    context_of(key, attributes)
 }
 
 // ---------------------------------------------------------------------------------------
