@@ -17,7 +17,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-import { METHODS, checkDetails, contextOf, defaultFor, show } from './compare.mjs';
+import { METHODS, Tally, checkDetails, contextOf, defaultFor, show } from './compare.mjs';
 
 const [nodeDir, planPath, resultPath] = process.argv.slice(2);
 if (!resultPath) {
@@ -89,11 +89,7 @@ async function main() {
   if (plan.raw.length > 0) {
     throw new Error('raw checks are check.py\'s: the plan of this client must have none');
   }
-  let agreed = 0;
-  const failures = [];
-  const requests = {};
-  const byKind = {};
-  const skipped = {};
+  const tally = new Tally();
   for (const [gi, group] of plan.groups.entries()) {
     const domain = `group-${gi}`;
     await OpenFeature.setProviderAndWait(
@@ -104,34 +100,21 @@ async function main() {
     for (const c of group.cases) {
       const { exp, kind, skip } = expectationFor(c);
       if (skip) {
-        skipped[skip] = (skipped[skip] ?? 0) + 1;
+        tally.skip(skip);
         continue;
       }
       const fallback = defaultFor(c, exp);
       const details = await client[METHODS[c.type]](c.flag, fallback, contextOf(c));
-      requests[group.url] = (requests[group.url] ?? 0) + 1;
-      const problems = checkDetails(exp, details, fallback);
-      if (problems.length > 0) {
-        failures.push(`${group.name} ${c.id} ${show(c.flag)} (${c.type}): ${problems.join('; ')}`);
-      } else {
-        agreed += 1;
-        byKind[kind] = (byKind[kind] ?? 0) + 1;
-      }
+      tally.requests[group.url] = (tally.requests[group.url] ?? 0) + 1;
+      const label = `${group.name} ${c.id} ${show(c.flag)} (${c.type})`;
+      tally.record(kind, label, checkDetails(exp, details, fallback));
     }
   }
   await OpenFeature.close();
-  for (const line of failures.slice(0, 30)) console.error('DISAGREE', line);
-  const result = {
-    agreed,
-    disagreed: failures.length,
-    by_kind: byKind,
-    requests,
-    failures,
-    skipped,
-    client: `node ${process.version}, ${versions()}`,
-  };
+  for (const line of tally.failures.slice(0, 30)) console.error('DISAGREE', line);
+  const result = tally.result(`node ${process.version}, ${versions()}`);
   writeFileSync(resultPath, JSON.stringify(result, null, 1));
-  return failures.length > 0 ? 1 : 0;
+  return result.disagreed > 0 ? 1 : 0;
 }
 
 process.exitCode = await main();

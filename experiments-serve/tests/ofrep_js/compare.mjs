@@ -89,3 +89,40 @@ export function contextOf(c) {
   if (c.targeting_key !== null) context.targetingKey = c.targeting_key;
   return context;
 }
+
+/** A run's counters, in the RESULT format of `xtask/src/ofrep_clients.rs`. */
+export class Tally {
+  constructor(requests = {}) {
+    this.agreed = 0;
+    this.failures = [];
+    this.byKind = {};
+    this.skipped = {};
+    this.requests = requests;
+  }
+
+  skip(why) {
+    this.skipped[why] = (this.skipped[why] ?? 0) + 1;
+  }
+
+  /** One case: agreed under `kind` when there are no `problems`, else a failure. */
+  record(kind, label, problems) {
+    if (problems.length > 0) {
+      this.failures.push(`${label}: ${problems.join('; ')}`);
+    } else {
+      this.agreed += 1;
+      this.byKind[kind] = (this.byKind[kind] ?? 0) + 1;
+    }
+  }
+
+  result(client) {
+    return {
+      agreed: this.agreed,
+      disagreed: this.failures.length,
+      by_kind: this.byKind,
+      requests: this.requests,
+      failures: this.failures,
+      skipped: this.skipped,
+      client,
+    };
+  }
+}

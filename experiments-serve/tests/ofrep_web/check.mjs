@@ -18,7 +18,14 @@
 import { OpenFeature } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
 
-import { METHODS, checkDetails, contextOf, defaultFor, show } from '../ofrep_js/compare.mjs';
+import {
+  METHODS,
+  Tally,
+  checkDetails,
+  contextOf,
+  defaultFor,
+  show,
+} from '../ofrep_js/compare.mjs';
 
 // Bulk requests made, by server URL, counted as the provider makes them (preflights, which
 // the browser makes itself, are counted by the server's metrics).
@@ -73,10 +80,7 @@ async function post(path, body) {
 }
 
 async function check(plan) {
-  let agreed = 0;
-  const failures = [];
-  const byKind = {};
-  const skipped = {};
+  const tally = new Tally(requests);
   for (const [gi, group] of plan.groups.entries()) {
     const domain = `group-${gi}`;
     const provider = new OFREPWebProvider({
@@ -92,7 +96,7 @@ async function check(plan) {
     for (const c of group.cases) {
       const { exp, kind, skip, keepsPrevious } = expectationFor(c, !ready, group.keys);
       if (skip) {
-        skipped[skip] = (skipped[skip] ?? 0) + 1;
+        tally.skip(skip);
         continue;
       }
       const context = contextOf(c);
@@ -103,16 +107,9 @@ async function check(plan) {
         const after = client[METHODS[c.type]](c.flag, fallback);
         const fields = ['value', 'variant', 'reason', 'errorCode'];
         const changed = fields.filter((f) => show(before[f]) !== show(after[f]));
-        if (changed.length > 0) {
-          failures.push(
-            `${group.name} ${c.id} ${show(c.flag)}: after a refused context, ${changed
-              .map((f) => `${f} ${show(after[f])} (was ${show(before[f])})`)
-              .join('; ')}`,
-          );
-        } else {
-          agreed += 1;
-          byKind[kind] = (byKind[kind] ?? 0) + 1;
-        }
+        const label = `${group.name} ${c.id} ${show(c.flag)}: after a refused context`;
+        const problems = changed.map((f) => `${f} ${show(after[f])} (was ${show(before[f])})`);
+        tally.record(kind, label, problems);
         continue;
       }
       // A refused bulk request fails the context change (or the provider's start).
@@ -132,27 +129,14 @@ async function check(plan) {
       const details = client[METHODS[c.type]](c.flag, fallback);
       const problems = checkDetails(exp, details, fallback);
       if (problems.length > 0) {
-        const got = ` [got ${show(details.value)}, reason ${show(details.reason)}]`;
-        const change = got + (changeError === null ? '' : ` (context change: ${changeError})`);
-        failures.push(
-          `${group.name} ${c.id} ${show(c.flag)} (${c.type}): ${problems.join('; ')}${change}`,
-        );
-      } else {
-        agreed += 1;
-        byKind[kind] = (byKind[kind] ?? 0) + 1;
+        problems.push(`got ${show(details.value)}, reason ${show(details.reason)}`);
+        if (changeError !== null) problems.push(`context change: ${changeError}`);
       }
+      tally.record(kind, `${group.name} ${c.id} ${show(c.flag)} (${c.type})`, problems);
     }
   }
   await OpenFeature.close();
-  return {
-    agreed,
-    disagreed: failures.length,
-    by_kind: byKind,
-    requests,
-    failures,
-    skipped,
-    client: navigator.userAgent,
-  };
+  return tally.result(navigator.userAgent);
 }
 
 /** From an origin the server does not allow: the provider must not get the answers. */
