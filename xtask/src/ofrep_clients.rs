@@ -736,6 +736,7 @@ fn add_baseplate(plan: &mut Plan, work: &Path, vectors: &Path) -> Result<(), Str
                 one,
             ));
         }
+        let keys = baseplate_keys(&config);
         if plan.raw.is_empty()
             && let Some(first) = cases.first()
         {
@@ -745,23 +746,14 @@ fn add_baseplate(plan: &mut Plan, work: &Path, vectors: &Path) -> Result<(), Str
             if let Value::String(k) = &context.0 {
                 inputs.insert("user_id", k.as_str());
             }
-            let keys = baseplate_keys(&config);
             let expect: Map<String, Value> = keys
                 .iter()
                 .map(|k| {
                     (k.clone(), expect_baseplate(&config, at, k, &inputs, context.0.is_string()))
                 })
                 .collect();
-            let mut other = ofrep_context(&context);
-            other["targetingKey"] = Value::from("t2_another_user");
-            plan.raw.push(Raw {
-                server,
-                check: json!({"kind": "bulk", "name": name, "headers": null,
-                              "context": ofrep_context(&context), "other_context": other,
-                              "keys": keys, "expect": expect}),
-            });
+            plan.raw.push(bulk_check(server, &name, Value::Null, &context, &keys, expect));
         }
-        let keys = baseplate_keys(&config);
         plan.groups.push(Group { name: name.clone(), server, headers: Value::Null, keys, cases });
     }
     Ok(())
@@ -831,7 +823,8 @@ fn add_decider(plan: &mut Plan, work: &Path, root: &Path, vectors: &Path) -> Res
             sink: if first { "stdout" } else { "none" },
             auth: false,
         });
-        let mut flags = decider_keys(&manifest);
+        let keys = decider_keys(&manifest);
+        let mut flags = keys.clone();
         flags.push("no_such_feature".into());
         let mut cases = Vec::new();
         for (ci, kwargs) in contexts.iter().enumerate() {
@@ -871,25 +864,14 @@ fn add_decider(plan: &mut Plan, work: &Path, root: &Path, vectors: &Path) -> Res
                 }
             }
             if first && ci == 0 {
-                let expect: Map<String, Value> = decider_keys(&manifest)
-                    .into_iter()
-                    .map(|k| {
-                        let e = expect_decider(&manifest, kwargs, &k, key).1;
-                        (k, e)
-                    })
+                let expect: Map<String, Value> = keys
+                    .iter()
+                    .map(|k| (k.clone(), expect_decider(&manifest, kwargs, k, key).1))
                     .collect();
-                let mut other = ofrep_context(&context);
-                other["targetingKey"] = Value::from("t2_another_user");
-                plan.raw.push(Raw {
-                    server,
-                    check: json!({"kind": "bulk", "name": name, "headers": null,
-                                  "context": ofrep_context(&context), "other_context": other,
-                                  "keys": decider_keys(&manifest), "expect": expect}),
-                });
+                plan.raw.push(bulk_check(server, &name, Value::Null, &context, &keys, expect));
             }
         }
         first = false;
-        let keys = decider_keys(&manifest);
         plan.groups.push(Group { name, server, headers: Value::Null, keys, cases });
     }
     Ok(())
@@ -994,19 +976,33 @@ fn add_example(plan: &mut Plan, root: &Path) -> Result<(), String> {
     }
     let expect: Map<String, Value> =
         keys.iter().map(|k| (k.clone(), expect_baseplate(&config, at, k, &inputs, true))).collect();
-    let mut other = ofrep_context(&context);
-    other["targetingKey"] = Value::from("t2_another_user");
     plan.raw.push(Raw {
         server,
         check: json!({"kind": "unauthorized", "context": ofrep_context(&context)}),
     });
-    plan.raw.push(Raw {
-        server,
-        check: json!({"kind": "bulk", "name": "example", "headers": {"X-API-Key": API_KEY},
-                      "context": ofrep_context(&context), "other_context": other,
-                      "keys": keys, "expect": expect}),
-    });
+    let headers = json!({"X-API-Key": API_KEY});
+    plan.raw.push(bulk_check(server, "example", headers, &context, &keys, expect));
     Ok(())
+}
+
+/// A raw bulk check of `server`: every flag of `keys` for `context` as `expect` says, its
+/// `ETag` and `304`, and another targeting key's new tag.
+fn bulk_check(
+    server: usize,
+    name: &str,
+    headers: Value,
+    context: &(Value, Value),
+    keys: &[String],
+    expect: Map<String, Value>,
+) -> Raw {
+    let mut other = ofrep_context(context);
+    other["targetingKey"] = Value::from("t2_another_user");
+    Raw {
+        server,
+        check: json!({"kind": "bulk", "name": name, "headers": headers,
+                      "context": ofrep_context(context), "other_context": other,
+                      "keys": keys, "expect": expect}),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
